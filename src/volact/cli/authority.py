@@ -1,0 +1,13 @@
+"""`volact authority`: not built yet."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(groups: Any) -> None:
+    parser: argparse.ArgumentParser = groups.add_parser(
+        "authority", help="(authority: not built yet)"
+    )
+    parser.set_defaults(func=lambda args: 2)

@@ -1,0 +1,54 @@
+"""Helpers shared by the CLI modules: JSON output, errors, common arguments, files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from volact.errors import ConfigurationError
+from volact.profile import ProductProfile
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def emit_json(obj: Any) -> None:
+    """Print one JSON document on stdout (scripts read exactly this)."""
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def error(message: str) -> None:
+    """One line on stderr, prefixed so that a person sees where it came from."""
+    sys.stderr.write(f"volact: error: {message}\n")
+
+
+def add_home(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--home", required=True, type=Path, metavar="DIR", help=f"the {what}'s home directory"
+    )
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def read_bytes(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigurationError(f"{what} {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def read_secret_file(path: Path, what: str) -> bytes:
+    """A passphrase or secret from a file, without its trailing newline."""
+    return read_bytes(path, what).rstrip(b"\r\n")
+
+
+def load_profile(path: Path) -> ProductProfile:
+    return ProductProfile.loads(read_bytes(path, "product profile"))
