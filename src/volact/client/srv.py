@@ -1,0 +1,56 @@
+"""SRV records and host addresses as plain values, shared by discovery and the planner.
+
+No I/O: the planner chooses among these, the discovery adapter produces them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from volact.errors import ConfigurationError
+from volact.wire import DEFAULT_PORT
+
+
+@dataclass(frozen=True)
+class SrvRecord:
+    """One SRV answer (RFC 2782)."""
+
+    priority: int  #: lower is tried first
+    weight: int  #: relative share among records of the same priority
+    port: int  #: the host's TCP port
+    target: str  #: the host's name, without the trailing dot
+
+
+@dataclass(frozen=True)
+class HostAddress:
+    """A host to try: a name or IP literal and a port."""
+
+    host: str  #: DNS name or IP address (IPv6 without brackets)
+    port: int = DEFAULT_PORT  #: TCP port
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @classmethod
+    def parse(cls, text: str, default_port: int = DEFAULT_PORT) -> HostAddress:
+        """``HOST``, ``HOST:PORT``, ``[V6]`` or ``[V6]:PORT``; a bare IPv6 literal too."""
+        s = text.strip()
+        host, port_text = s, ""
+        if s.startswith("["):
+            end = s.find("]")
+            if end < 0:
+                raise ConfigurationError(f"{text!r}: unclosed '[' in an IPv6 address")
+            host, rest = s[1:end], s[end + 1 :]
+            if rest and not rest.startswith(":"):
+                raise ConfigurationError(f"{text!r}: expected ':PORT' after ']'")
+            port_text = rest[1:]
+        elif s.count(":") == 1:
+            host, port_text = s.split(":")
+        if not host:
+            raise ConfigurationError(f"{text!r}: no host name")
+        port = default_port
+        if port_text:
+            if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+                raise ConfigurationError(f"{text!r}: port must be 1..65535")
+            port = int(port_text)
+        return cls(host, port)
