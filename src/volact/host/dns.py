@@ -1,6 +1,7 @@
 """Publishing the host in DNS (RFC 2136 + TSIG). Placeholder until the DNS work lands.
 
-Interface the host server relies on (keep it): ``publish_loop``.
+Interface the host server and host status rely on (keep it): ``publish_loop`` and
+``status``.
 """
 
 from __future__ import annotations
@@ -8,11 +9,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 async def publish_loop(
     home: Path,
     *,
+    fqdn: str,
     port: int,
     addresses: Sequence[str],
     record_event: Callable[[str, str], None],
@@ -25,5 +28,10 @@ async def publish_loop(
     ``("dns_publish_failed", "corp.example: refused (NOTAUTH): bad TSIG key")``.
     Returns at once when DNS publishing is not configured or is disabled.
     """
-    del home, port, addresses, record_event
-    await stop.wait()
+    del home, fqdn, port, addresses, record_event, stop
+
+
+def status(home: Path) -> dict[str, Any]:
+    """DNS publishing settings and last outcome, for ``volact host status``."""
+    del home
+    return {"enabled": False}
