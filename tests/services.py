@@ -53,6 +53,10 @@ class ServiceError(RuntimeError):
     """A test service failed to start or stop."""
 
 
+class _PortInUse(ServiceError):
+    """Another process took the port between :func:`free_port` and the server's bind."""
+
+
 class ServiceMissing(ServiceError):
     """The program behind a test service is not installed here."""
 
@@ -327,10 +331,8 @@ class Bind9(_Service):
                 try:
                     self._launch()
                     return
-                except ServiceError as exc:
+                except _PortInUse as exc:
                     last = exc
-                    if "address in use" not in str(exc).lower():
-                        break
             assert last is not None
             raise last
         self._launch()
@@ -425,6 +427,7 @@ class Bind9(_Service):
             )
             if result.returncode != 0:
                 raise ServiceError(f"named.conf rejected:\n{result.stdout}{result.stderr}")
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             # -g: foreground, log to stderr (captured in named.log); no -u: current user.
             self._proc = subprocess.Popen(
@@ -437,16 +440,19 @@ class Bind9(_Service):
             )
         _running.add(self)
         try:
-            self._wait_ready()
+            self._wait_ready(log_start)
         except BaseException:
             self.stop()
             raise
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, log_start: int) -> None:
+        """Wait until every zone answers SOA over TCP; fail fast if named gave up on one."""
         proc = self._proc
         assert proc is not None
         deadline = time.monotonic() + START_TIMEOUT
+        pending = list(self.zones)
         last_error: object = None
+        running_since: float | None = None
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise ServiceError(
@@ -454,16 +460,32 @@ class Bind9(_Service):
                     f"log tail:\n{_tail(self.log_path)}"
                 )
             try:
-                reply = self.query(self.zones[0], "SOA", timeout=0.5)
+                reply = self.query(pending[0], "SOA", timeout=0.5)
                 if reply.rcode() == dns.rcode.NOERROR and reply.answer:
-                    return
-                last_error = dns.rcode.to_text(reply.rcode())
+                    pending.pop(0)
+                    if not pending:
+                        return
+                    continue
+                last_error = f"{pending[0]}: {dns.rcode.to_text(reply.rcode())}"
             except (OSError, EOFError, dns.exception.DNSException) as exc:
                 last_error = exc
+            with open(self.log_path, "rb") as log:
+                log.seek(log_start)
+                news = log.read()
+            if b"interface ignored" in news or b"address in use" in news:
+                raise _PortInUse(
+                    f"named could not listen on port {self.port}; log tail:\n{_tail(self.log_path)}"
+                )
+            # "running" is logged once every zone load was tried and the sockets are
+            # open: a zone still failing a moment later will not come.
+            if b"running" in news:
+                running_since = running_since or time.monotonic()
+                if time.monotonic() - running_since > 2.0:
+                    break
             time.sleep(0.05)
         raise ServiceError(
-            f"named did not answer SOA {self.zones[0]} on port {self.port} within "
-            f"{START_TIMEOUT:.0f}s (last: {last_error!r}); log tail:\n{_tail(self.log_path)}"
+            f"named did not serve zone {pending[0]} on port {self.port} "
+            f"(last: {last_error!r}); log tail:\n{_tail(self.log_path)}"
         )
 
 

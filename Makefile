@@ -1,0 +1,103 @@
+# volact: build, test and demo entry points.
+#
+#   make test        venv + system deps + ruff + mypy + pytest (PYTEST_ARGS="-k dns -x")
+#   make demo        run the end-to-end demo
+#   make bench       run the benchmarks (bench/run.py)
+#   make deps        install BIND 9 and PostgreSQL when root (else say how)
+#
+# The venv is (re)installed whenever pyproject.toml changes.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LINT_PATHS := $(wildcard src tests bench)
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+BENCH_ARGS ?=
+# When set, `make pytest` writes pytest's exit status here (used by .ci/run to tell
+# "no tests collected" (5) from a failure, which make itself reports as 2).
+PYTEST_STATUS_FILE ?=
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
+
+.PHONY: help venv deps demo test lint typecheck pytest bench clean distclean
+
+help:
+	@echo "targets: test demo bench deps lint typecheck pytest venv clean distclean"
+	@echo "  make test PYTEST_ARGS='-k dns -x'   pass options to pytest"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ ! -x $(BIN)/python ] || [ ! -x $(BIN)/pip ]; then \
+	  rm -rf $(VENV); \
+	  if ! $(PYTHON) -m venv $(VENV); then \
+	    rm -rf $(VENV); \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      echo "venv: installing python3-venv"; \
+	      $(APT_GET) update && $(APT_GET) install -y python3-venv; \
+	      $(PYTHON) -m venv $(VENV); \
+	    else \
+	      echo "venv: '$(PYTHON) -m venv' failed; install python3-venv (apt-get install python3-venv)" >&2; \
+	      exit 1; \
+	    fi; \
+	  fi; \
+	fi
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	@touch $@
+
+# System programs the test suite runs for real: BIND 9 (named) and PostgreSQL.
+deps:
+	@missing=""; \
+	if ! command -v named >/dev/null && [ ! -x /usr/sbin/named ]; then \
+	  missing="$$missing bind9 bind9-dnsutils"; \
+	fi; \
+	pg=no; \
+	if command -v initdb >/dev/null && command -v postgres >/dev/null; then pg=yes; fi; \
+	for d in /usr/lib/postgresql/*/bin; do \
+	  if [ -x "$$d/initdb" ] && [ -x "$$d/postgres" ]; then pg=yes; fi; \
+	done; \
+	if [ $$pg = no ]; then missing="$$missing postgresql"; fi; \
+	if [ -z "$$missing" ]; then \
+	  echo "deps: BIND 9 and PostgreSQL are installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "deps: installing$$missing"; \
+	  $(APT_GET) update; \
+	  $(APT_GET) install -y --no-install-recommends $$missing; \
+	else \
+	  echo "deps: missing$$missing; tests that need them will be skipped (failed under CI=true)."; \
+	  echo "deps: install with: sudo apt-get install$$missing"; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/volact demo $(DEMO_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+
+# mypy strict on the package (files from pyproject.toml), and on the test services.
+typecheck: $(STAMP)
+	$(BIN)/mypy
+	$(BIN)/mypy --strict tests/services.py
+
+pytest: $(STAMP) deps
+	@rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ -n "$(PYTEST_STATUS_FILE)" ]; then echo $$rc > "$(PYTEST_STATUS_FILE)"; fi; \
+	if [ $$rc = 5 ]; then echo "make: pytest collected no tests (exit 5)" >&2; fi; \
+	exit $$rc
+
+test: $(STAMP) deps lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist src/*.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
