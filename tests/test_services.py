@@ -53,6 +53,13 @@ def test_bind_answers_soa_for_each_zone(bind9: Bind9, address: str, tcp: bool) -
         assert str(reply.answer[0].name) == zone
 
 
+def _remove_srv(bind9: Bind9, zone: str, target: str) -> None:
+    """Delete one SRV record we added: the session server is shared by other tests."""
+    update = bind9.update(zone)
+    update.delete("_volact._tcp", "SRV", f"0 0 1688 {target}")
+    assert bind9.send(update).rcode() == dns.rcode.NOERROR
+
+
 def test_signed_update_adds_srv_record(bind9: Bind9) -> None:
     for zone in bind9.zones:
         update = bind9.update(zone)
@@ -60,11 +67,19 @@ def test_signed_update_adds_srv_record(bind9: Bind9) -> None:
         update.add("kms-add", 60, "A", "127.0.0.1")
         update.add("kms-add", 60, "AAAA", "::1")
         assert bind9.send(update).rcode() == dns.rcode.NOERROR
-
-        reply = bind9.query(f"_volact._tcp.{zone}", "SRV")
-        assert f"1688 kms-add.{zone}" in _srv_targets(reply)
-        reply = bind9.query(f"kms-add.{zone}", "A", tcp=False)
-        assert [rr.to_text() for rr in reply.answer[0]] == ["127.0.0.1"]
+        try:
+            reply = bind9.query(f"_volact._tcp.{zone}", "SRV")
+            assert f"1688 kms-add.{zone}" in _srv_targets(reply)
+            reply = bind9.query(f"kms-add.{zone}", "A", tcp=False)
+            assert [rr.to_text() for rr in reply.answer[0]] == ["127.0.0.1"]
+        finally:
+            _remove_srv(bind9, zone, f"kms-add.{zone}")
+            cleanup = bind9.update(zone)
+            cleanup.delete("kms-add")
+            bind9.send(cleanup)
+        assert f"1688 kms-add.{zone}" not in _srv_targets(
+            bind9.query(f"_volact._tcp.{zone}", "SRV")
+        )
 
 
 def test_update_with_wrong_secret_is_refused(bind9: Bind9) -> None:
@@ -104,9 +119,12 @@ def test_stop_and_start_keep_port_and_data(bind9: Bind9) -> None:
         bind9.query(zone, "SOA", timeout=1.0)
 
     bind9.start()
-    assert bind9.port == port
-    reply = bind9.query(f"_volact._tcp.{zone}", "SRV")
-    assert f"1688 kms-restart.{zone}" in _srv_targets(reply)
+    try:
+        assert bind9.port == port
+        reply = bind9.query(f"_volact._tcp.{zone}", "SRV")
+        assert f"1688 kms-restart.{zone}" in _srv_targets(reply)
+    finally:
+        _remove_srv(bind9, zone, f"kms-restart.{zone}")
 
 
 def test_key_file_is_bind_format(bind9: Bind9, tmp_path: Path) -> None:
