@@ -1,0 +1,192 @@
+"""The host's settings and the layout of its home directory.
+
+A host home holds ``host.json`` (these settings), ``profile.json`` (the vendor's
+product profile), ``host-key.pem`` (the host's Ed25519 signing key, mode 0600),
+``host-license.bin`` (the vendor-signed host license, once activated),
+``product-key.txt`` (the installed host key, mode 0600), ``store.sqlite`` (the
+durable store) and, while serving, ``serve.json`` (pid and bound addresses).
+
+This module reads and writes the settings file and validates values; it holds no
+policy (that is :mod:`volact.host.policy`) and opens no sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from volact.errors import ConfigurationError
+from volact.wire import DEFAULT_PORT
+
+CONFIG_FILE = "host.json"
+PROFILE_FILE = "profile.json"
+SIGNING_KEY_FILE = "host-key.pem"
+LICENSE_FILE = "host-license.bin"
+PRODUCT_KEY_FILE = "product-key.txt"
+STORE_FILE = "store.sqlite"
+SERVE_FILE = "serve.json"
+LOCK_FILE = "serve.lock"
+
+CONFIG_FORMAT = "volact-host-config"
+CONFIG_VERSION = 1
+
+#: Interval bounds in minutes: 15 minutes to 30 days (ms).
+MIN_INTERVAL = 15
+MAX_INTERVAL = 30 * 24 * 60
+DEFAULT_ACTIVATION_INTERVAL = 120
+DEFAULT_RENEWAL_INTERVAL = 7 * 24 * 60
+DEFAULT_MAX_CONNECTIONS = 1024
+DEFAULT_READ_TIMEOUT = 5.0
+HOST_ID_BYTES = 8
+
+
+def check_interval(minutes: int, what: str) -> int:
+    """``minutes`` if it lies within 15 minutes .. 30 days, else a clear error."""
+    if not MIN_INTERVAL <= minutes <= MAX_INTERVAL:
+        raise ConfigurationError(
+            f"{what} must be between {MIN_INTERVAL} and {MAX_INTERVAL} minutes "
+            f"(15 minutes to 30 days), not {minutes}"
+        )
+    return minutes
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """Everything an administrator can set on a host (``volact host set``)."""
+
+    host_id: bytes  #: 8 random bytes chosen at init; names this host in licenses and tickets
+    fqdn: str = "localhost"  #: the name the host publishes in DNS and sends to the authority
+    port: int = DEFAULT_PORT  #: TCP port used for listen addresses that give none
+    listen: tuple[str, ...] = ()  #: ``ADDR[:PORT]`` to listen on; empty means all interfaces
+    activation_interval: int = DEFAULT_ACTIVATION_INTERVAL  #: minutes between client retries
+    renewal_interval: int = DEFAULT_RENEWAL_INTERVAL  #: minutes between client renewals
+    count_vms: bool = True  #: whether virtual machines count toward thresholds
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  #: concurrent connections served at once
+    read_timeout: float = DEFAULT_READ_TIMEOUT  #: seconds a client has to send its request
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  #: unknown keys, kept
+
+    def __post_init__(self) -> None:
+        if len(self.host_id) != HOST_ID_BYTES:
+            raise ConfigurationError(f"host id must be {HOST_ID_BYTES} bytes")
+        if not 0 <= self.port <= 65535:
+            raise ConfigurationError(f"port must be 0..65535, not {self.port}")
+        check_interval(self.activation_interval, "the activation interval")
+        check_interval(self.renewal_interval, "the renewal interval")
+        if not 1 <= self.max_connections <= 1_000_000:
+            raise ConfigurationError("max_connections must be 1..1000000")
+        if not 0.1 <= self.read_timeout <= 600:
+            raise ConfigurationError("read_timeout must be 0.1..600 seconds")
+        if not self.fqdn or len(self.fqdn) > 253:
+            raise ConfigurationError("the host FQDN must be 1..253 characters")
+
+    def with_changes(self, **changes: Any) -> HostConfig:
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        obj = asdict(self)
+        extra = obj.pop("extra")
+        obj["host_id"] = self.host_id.hex()
+        obj["listen"] = list(self.listen)
+        return {**extra, "format": CONFIG_FORMAT, "version": CONFIG_VERSION, **obj}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> HostConfig:
+        if not isinstance(obj, dict) or obj.get("format") != CONFIG_FORMAT:
+            raise ConfigurationError(f"{CONFIG_FILE} is not a volact host configuration")
+        if obj.get("version") != CONFIG_VERSION:
+            raise ConfigurationError(f"host configuration version {obj.get('version')!r}")
+        known = {
+            "host_id", "fqdn", "port", "listen", "activation_interval",
+            "renewal_interval", "count_vms", "max_connections", "read_timeout",
+        }  # fmt: skip
+        extra = {k: v for k, v in obj.items() if k not in known | {"format", "version"}}
+        try:
+            return cls(
+                host_id=bytes.fromhex(str(obj["host_id"])),
+                fqdn=str(obj.get("fqdn", "localhost")),
+                port=int(obj.get("port", DEFAULT_PORT)),
+                listen=tuple(str(a) for a in obj.get("listen", [])),
+                activation_interval=int(
+                    obj.get("activation_interval", DEFAULT_ACTIVATION_INTERVAL)
+                ),
+                renewal_interval=int(obj.get("renewal_interval", DEFAULT_RENEWAL_INTERVAL)),
+                count_vms=bool(obj.get("count_vms", True)),
+                max_connections=int(obj.get("max_connections", DEFAULT_MAX_CONNECTIONS)),
+                read_timeout=float(obj.get("read_timeout", DEFAULT_READ_TIMEOUT)),
+                extra=extra,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(f"{CONFIG_FILE} is malformed: {exc}") from exc
+
+
+def load_config(home: Path) -> HostConfig:
+    """The host's settings; a clear error when the home is not a host home."""
+    path = home / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"{home} is not a host home (no {CONFIG_FILE}); run `volact host init --home {home}`"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"{path} is not valid JSON: {exc}") from exc
+    return HostConfig.from_json(obj)
+
+
+def save_config(home: Path, cfg: HostConfig) -> None:
+    """Write the settings atomically (a crash leaves the old or the new file)."""
+    write_atomic(home / CONFIG_FILE, (json.dumps(cfg.to_json(), indent=2) + "\n").encode())
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def parse_listen(addr: str, default_port: int) -> tuple[str, int]:
+    """``ADDR[:PORT]`` → (host, port); IPv6 literals go in brackets: ``[::1]:1688``."""
+    a = addr.strip()
+    if not a:
+        raise ConfigurationError("an empty listen address")
+    if a.startswith("["):
+        end = a.find("]")
+        if end < 0:
+            raise ConfigurationError(f"listen address {addr!r}: missing ']'")
+        host, rest = a[1:end], a[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ConfigurationError(f"listen address {addr!r}: expected ':PORT' after ']'")
+        port_text = rest[1:] if rest else ""
+    elif a.count(":") == 1:
+        host, port_text = a.split(":")
+    elif a.count(":") > 1:
+        host, port_text = a, ""  # a bare IPv6 literal
+    else:
+        host, port_text = a, ""
+    if port_text:
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ConfigurationError(f"listen address {addr!r}: bad port {port_text!r}") from None
+    else:
+        port = default_port
+    if not 0 <= port <= 65535:
+        raise ConfigurationError(f"listen address {addr!r}: port must be 0..65535")
+    return host or "0.0.0.0", port

@@ -1,0 +1,393 @@
+"""The key management host's decisions, sans-I/O: counting, thresholds, tickets.
+
+:class:`HostCore` takes a request (a wire frame or an :class:`ActivateRequest`),
+the time ``now`` and the client's address, and returns a :class:`Decision`: the
+reply to send and the record to persist. :class:`ClientIndex` is the in-memory
+count of distinct machines seen in the last 30 days; the server loads it from the
+store at start and the store persists every record, but nothing here knows about
+either. This module must not import ``socket``, ``asyncio``, ``sqlite3`` or
+``time``: the clock is the ``now`` argument, Unix seconds.
+
+Count semantics (``docs/protocol.md``): one count per host, the number of distinct
+CMIDs whose last admissible request (clock within the skew, SKU in the catalog)
+came less than 30 days ago, any SKU, with virtual machines left out when the host
+counts physical machines only. A request is compared against the threshold of its
+SKU's product group, with the requesting machine already counted.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from volact.catalog import Catalog
+from volact.documents import ActivationTicket, HostLicense, RevocationList, verify_host_license
+from volact.errors import ConfigurationError, DecodeError, Revoked
+from volact.host.config import HostConfig
+from volact.signing import SigningKey
+from volact.wire import (
+    HEADER_BYTES,
+    MAX_REQUEST_FRAME,
+    PROTOCOL_VERSION,
+    ActivateReply,
+    ActivateRequest,
+    GetLicense,
+    LicenseReply,
+    LicenseState,
+    MsgType,
+    Result,
+    decode,
+    encode,
+)
+
+DAY = 86_400
+#: A machine leaves the count when it has not been seen for this long (ms).
+COUNT_WINDOW = 30 * DAY
+#: A granted activation lasts this long from the grant (ms).
+VALIDITY = 180 * DAY
+#: A request whose client time is further than this from the host's is refused.
+MAX_CLOCK_SKEW = 4 * 3600
+_NO_HOST_ID = bytes(8)
+
+
+class ClientIndex:
+    """Distinct machines seen in the last 30 days, in memory: the host's count.
+
+    One dict (CMID → last seen) and one min-heap with exactly one entry per
+    machine. A renewal only updates the dict; when the stale heap entry reaches
+    the top it is pushed again with the newer time, so the heap never grows past
+    the number of machines and expiry costs O(log n) per departing machine.
+    """
+
+    __slots__ = ("_heap", "_last", "_vms", "window")
+
+    def __init__(self, window: int = COUNT_WINDOW) -> None:
+        self.window = window
+        self._last: dict[bytes, int] = {}
+        self._heap: list[tuple[int, bytes]] = []
+        self._vms: set[bytes] = set()
+
+    @classmethod
+    def from_rows(
+        cls, rows: list[tuple[bytes, int, bool]], *, now: int, window: int = COUNT_WINDOW
+    ) -> ClientIndex:
+        """An index from ``(cmid, last_seen, vm)`` rows (e.g. the store's clients)."""
+        index = cls(window)
+        cutoff = now - window
+        last = index._last
+        for cmid, seen, vm in rows:
+            if seen > cutoff and seen > last.get(cmid, cutoff):
+                last[cmid] = seen
+                if vm:
+                    index._vms.add(cmid)
+                else:
+                    index._vms.discard(cmid)
+        index._heap = [(t, c) for c, t in last.items()]
+        heapq.heapify(index._heap)
+        return index
+
+    def touch(self, cmid: bytes, now: int, vm: bool) -> None:
+        """Record that ``cmid`` made an admissible request at ``now``."""
+        old = self._last.get(cmid)
+        if old is None:
+            self._last[cmid] = now
+            heapq.heappush(self._heap, (now, cmid))
+        elif now > old:
+            self._last[cmid] = now  # the heap entry is refreshed lazily in expire()
+        if vm:
+            self._vms.add(cmid)
+        elif self._vms:
+            self._vms.discard(cmid)
+
+    def expire(self, now: int) -> None:
+        """Drop machines not seen for the whole window before ``now``."""
+        cutoff = now - self.window
+        heap, last = self._heap, self._last
+        while heap and heap[0][0] <= cutoff:
+            t, cmid = heapq.heappop(heap)
+            seen = last.get(cmid)
+            if seen is None:
+                continue
+            if seen > t:
+                heapq.heappush(heap, (seen, cmid))
+            else:
+                del last[cmid]
+                self._vms.discard(cmid)
+
+    def count(self, now: int, *, count_vms: bool = True) -> int:
+        """Distinct machines seen in the window ending at ``now``."""
+        self.expire(now)
+        n = len(self._last)
+        return n if count_vms else n - len(self._vms)
+
+    def last_seen(self, cmid: bytes) -> int | None:
+        return self._last.get(cmid)
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+
+class RequestRecord(NamedTuple):
+    """What the store keeps of one activation request (a tuple: written in bulk)."""
+
+    time: int  #: host time of the request, Unix seconds
+    address: str  #: the client's address as the server saw it
+    cmid: bytes  #: the client machine id (16 bytes)
+    sku: bytes  #: the SKU id (16 bytes)
+    workstation: str  #: the name the client reported
+    vm: bool  #: the client says it is a virtual machine
+    state: int  #: the client's :class:`LicenseState`
+    minutes_left: int  #: minutes left in the client's grace or validity
+    client_time: int  #: the client's clock
+    result: int  #: the :class:`Result` code sent back
+    host_count: int  #: the host's count in the reply
+    valid_until: int  #: end of the granted activation (0 unless granted)
+
+    @property
+    def renewal(self) -> bool:
+        """A grant to a machine that was already licensed (else a new activation)."""
+        return self.result == Result.OK and self.state == LicenseState.LICENSED
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one exchange: the frame to send and what to persist."""
+
+    frame: bytes  #: the whole reply frame
+    reply: ActivateReply | LicenseReply | None  #: the reply, decoded
+    record: RequestRecord | None  #: the request to persist, None for license fetches
+
+    @property
+    def must_commit(self) -> bool:
+        """A grant goes out only after its record is durable."""
+        return self.record is not None and self.record.result == Result.OK
+
+
+class HostCore:
+    """The host's policy: from a request and ``now``, a reply and a record.
+
+    ``signing_key`` and ``host_license`` are None until the host is activated;
+    the license is verified against ``vendor_public_key`` once, here, and must name
+    this host's id and public key. ``revocations`` is the vendor's list, if any.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: HostConfig,
+        catalog: Catalog,
+        signing_key: SigningKey | None,
+        host_license: bytes | None,
+        vendor_public_key: bytes | None,
+        revocations: RevocationList | None = None,
+        index: ClientIndex | None = None,
+        max_skew: int = MAX_CLOCK_SKEW,
+        validity: int = VALIDITY,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.index = index if index is not None else ClientIndex()
+        self.max_skew = max_skew
+        self.validity = validity
+        self.signing_key = signing_key
+        self.license: HostLicense | None = None
+        self.license_bytes = host_license or b""
+        self.revoked = False
+        if host_license is not None:
+            self.license = check_license(
+                host_license, config.host_id, signing_key, vendor_public_key
+            )
+            if revocations is not None:
+                try:
+                    revocations.check(self.license)
+                except Revoked:
+                    self.revoked = True
+        self._license_frame = encode(LicenseReply(self.license_bytes))
+        self._thresholds = {s.id.bytes: catalog.group(s.group).threshold for s in catalog.skus}
+        self._groups = {s.id.bytes: s.group for s in catalog.skus}
+
+    # -- the two entry points -------------------------------------------------
+
+    def handle_frame(self, data: bytes, *, now: int, address: str = "") -> bytes:
+        """A whole request frame in, a whole reply frame out (DecodeError on garbage).
+
+        The record is kept only in the in-memory count; a server persists it with
+        :meth:`decide_frame` instead.
+        """
+        return self.decide_frame(data, now=now, address=address).frame
+
+    def decide_frame(self, data: bytes, *, now: int, address: str = "") -> Decision:
+        """Decode one frame and decide; :class:`DecodeError` when it is not a request."""
+        n = len(data)
+        if n >= HEADER_BYTES and data[2] != PROTOCOL_VERSION and data[3] == MsgType.ACTIVATE:
+            # Another version's activation request: say so rather than hang up.
+            reply = self._reply(Result.UNSUPPORTED_VERSION, 0, 0)
+            return Decision(encode(reply), reply, None)
+        msg = decode(data, max_frame=MAX_REQUEST_FRAME)
+        if isinstance(msg, ActivateRequest):
+            return self.handle(msg, now=now, address=address)
+        if isinstance(msg, GetLicense):
+            return Decision(self._license_frame, None, None)
+        raise DecodeError(f"a host does not accept {type(msg).__name__} messages")
+
+    def handle(self, req: ActivateRequest, *, now: int, address: str = "") -> Decision:
+        """Decide on one activation or renewal request."""
+        sku = req.sku.bytes
+        required = self._thresholds.get(sku)
+        if abs(req.client_time - now) > self.max_skew:
+            return self._refuse(req, now, address, Result.CLOCK_SKEW, 0, required or 0)
+        if required is None:
+            return self._refuse(req, now, address, Result.UNKNOWN_SKU, 0, 0)
+        cmid = req.cmid.bytes
+        self.index.touch(cmid, now, req.vm)
+        count = self.index.count(now, count_vms=self.config.count_vms)
+        result = self.status_for(sku, now)
+        if result is Result.OK and count < required:
+            result = Result.COUNT_TOO_LOW
+        if result is not Result.OK:
+            return self._refuse(req, now, address, result, count, required)
+        assert self.signing_key is not None
+        valid_until = now + self.validity
+        cfg = self.config
+        ticket = ActivationTicket(
+            req.cmid, req.sku, req.nonce, cfg.host_id, now, valid_until,
+            cfg.activation_interval, cfg.renewal_interval, count,
+        ).sign(self.signing_key)  # fmt: skip
+        reply = ActivateReply(
+            Result.OK, count, required, cfg.activation_interval, cfg.renewal_interval,
+            cfg.host_id, ticket,
+        )  # fmt: skip
+        return Decision(encode(reply), reply, _record(req, now, address, reply, valid_until))
+
+    # -- helpers ---------------------------------------------------------------
+
+    def status_for(self, sku: bytes, now: int) -> Result:
+        """Whether this host may activate ``sku`` at all, ignoring the count."""
+        lic = self.license
+        if lic is None or self.signing_key is None:
+            return Result.HOST_NOT_ACTIVATED
+        if self.revoked:
+            return Result.HOST_REVOKED
+        if lic.expires_at is not None and now >= lic.expires_at:
+            return Result.HOST_LICENSE_EXPIRED
+        if self._groups[sku] not in lic.groups:
+            return Result.SKU_NOT_COVERED
+        return Result.OK
+
+    def count(self, now: int) -> int:
+        return self.index.count(now, count_vms=self.config.count_vms)
+
+    def thresholds(self) -> dict[str, int]:
+        return {g.name: g.threshold for g in self.catalog.groups}
+
+    @property
+    def activated(self) -> bool:
+        return self.license is not None and self.signing_key is not None
+
+    @property
+    def host_public_key(self) -> bytes | None:
+        return None if self.signing_key is None else self.signing_key.public_key
+
+    def _reply(self, result: Result, count: int, required: int) -> ActivateReply:
+        cfg = self.config
+        return ActivateReply(
+            result, count, required, cfg.activation_interval, cfg.renewal_interval,
+            cfg.host_id if self.license is not None else _NO_HOST_ID,
+        )  # fmt: skip
+
+    def _refuse(
+        self, req: ActivateRequest, now: int, address: str, result: Result, count: int,
+        required: int,
+    ) -> Decision:  # fmt: skip
+        reply = self._reply(result, count, required)
+        return Decision(encode(reply), reply, _record(req, now, address, reply, 0))
+
+
+def _record(
+    req: ActivateRequest, now: int, address: str, reply: ActivateReply, valid_until: int
+) -> RequestRecord:
+    return RequestRecord(
+        now, address, req.cmid.bytes, req.sku.bytes, req.workstation, req.vm, int(req.state),
+        req.minutes_left, req.client_time, int(reply.result), reply.count, valid_until,
+    )  # fmt: skip
+
+
+def check_license(
+    data: bytes,
+    host_id: bytes,
+    signing_key: SigningKey | None,
+    vendor_public_key: bytes | None,
+) -> HostLicense:
+    """The host license, if the vendor signed it for this host id and signing key.
+
+    Expiry is not checked here (an expired host answers with its own result code).
+    """
+    if vendor_public_key is None:
+        raise ConfigurationError("a host license needs the vendor key to check it")
+    lic, _, _ = HostLicense.decode(data)
+    verify_host_license(data, vendor_public_key, now=lic.issued_at)
+    if lic.host_id != host_id:
+        raise ConfigurationError(
+            f"the host license is for host {lic.host_id.hex()}, not this host ({host_id.hex()})"
+        )
+    if signing_key is None or lic.host_public_key != signing_key.public_key:
+        raise ConfigurationError("the host license names another host signing key")
+    return lic
+
+
+def make_test_host(
+    vendor_key: SigningKey,
+    catalog: Catalog,
+    *,
+    groups: tuple[str, ...] = ("server", "desktop"),
+    host_key: SigningKey | None = None,
+    host_id: bytes = bytes.fromhex("0123456789abcdef"),
+    issued_at: int = 0,
+    expires_at: int | None = None,
+    count_vms: bool = True,
+    activation_interval: int = 120,
+    renewal_interval: int = 10080,
+    revocations: RevocationList | None = None,
+    activated: bool = True,
+) -> HostCore:
+    """A fully activated in-memory host for tests (no files, no sockets).
+
+    The vendor key signs a host license for ``groups``; ``core.license_bytes`` is
+    that license (what a GET_LICENSE exchange returns). Wire a client to it with
+    ``core.handle_frame(frame, now=..., address=...)``.
+    """
+    key = host_key or SigningKey.from_seed(bytes(range(32)))
+    cfg = HostConfig(
+        host_id=host_id,
+        activation_interval=activation_interval,
+        renewal_interval=renewal_interval,
+        count_vms=count_vms,
+    )
+    lic = None
+    if activated:
+        lic = HostLicense(
+            vendor_key.key_id, host_id, key.public_key, b"\x42" * 12, groups, issued_at,
+            expires_at,
+        ).sign(vendor_key)  # fmt: skip
+    return HostCore(
+        config=cfg,
+        catalog=catalog,
+        signing_key=key,
+        host_license=lic,
+        vendor_public_key=vendor_key.public_key,
+        revocations=revocations,
+    )
+
+
+__all__ = [
+    "COUNT_WINDOW",
+    "MAX_CLOCK_SKEW",
+    "VALIDITY",
+    "ClientIndex",
+    "Decision",
+    "HostCore",
+    "RequestRecord",
+    "check_license",
+    "make_test_host",
+]

@@ -1,0 +1,347 @@
+"""The host's durable store: SQLite in WAL mode in the host's home.
+
+Tables: ``clients`` (one row per machine ever seen: CMID, SKU, workstation,
+address, VM flag, first and last contact, last result, valid-until), ``events``
+(every request and every host event such as DNS publishing), and two running
+totals kept with each batch so that status and reports stay fast with a million
+clients (``result_totals``, ``daily``). The schema is versioned
+(``PRAGMA user_version``) and migrated forward on open.
+
+This is a thin adapter: it writes what :mod:`volact.host.policy` decided and
+answers queries; it makes no decision. ``sqlite3`` errors become
+:class:`~volact.errors.StoreError`. A serving host holds an exclusive lock on
+``serve.lock`` so that a second host on the same home is refused clearly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from volact.errors import StoreError
+from volact.host.config import LOCK_FILE, STORE_FILE
+from volact.host.policy import RequestRecord
+from volact.wire import Result
+
+SCHEMA_VERSION = 1
+DAY = 86_400
+#: Results of requests that reach the count (the machine becomes a known client).
+_ADMISSIBLE_EXCLUDED = (Result.CLOCK_SKEW, Result.UNKNOWN_SKU, Result.UNSUPPORTED_VERSION)
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE clients (
+        cmid BLOB PRIMARY KEY,
+        sku BLOB NOT NULL,
+        workstation TEXT NOT NULL,
+        address TEXT NOT NULL,
+        vm INTEGER NOT NULL,
+        first_contact INTEGER NOT NULL,
+        last_contact INTEGER NOT NULL,
+        last_result INTEGER NOT NULL,
+        valid_until INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE INDEX clients_last_contact ON clients(last_contact);
+    CREATE INDEX clients_valid_until ON clients(valid_until);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        address TEXT,
+        workstation TEXT,
+        cmid BLOB,
+        sku BLOB,
+        vm INTEGER,
+        state INTEGER,
+        minutes_left INTEGER,
+        client_time INTEGER,
+        result INTEGER,
+        count INTEGER,
+        message TEXT
+    );
+    CREATE INDEX events_time ON events(time);
+    CREATE TABLE result_totals (result TEXT PRIMARY KEY, n INTEGER NOT NULL);
+    CREATE TABLE daily (
+        day INTEGER NOT NULL,
+        sku BLOB NOT NULL,
+        kind TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (day, sku, kind)
+    ) WITHOUT ROWID;
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+}
+
+_UPSERT_CLIENT = """
+INSERT INTO clients (cmid, sku, workstation, address, vm, first_contact, last_contact,
+                     last_result, valid_until)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (cmid) DO UPDATE SET
+    sku = excluded.sku,
+    workstation = excluded.workstation,
+    address = excluded.address,
+    vm = excluded.vm,
+    last_contact = max(last_contact, excluded.last_contact),
+    last_result = excluded.last_result,
+    valid_until = CASE WHEN excluded.valid_until > 0 THEN excluded.valid_until
+                       ELSE valid_until END
+"""
+_INSERT_REQUEST = """
+INSERT INTO events (time, kind, address, workstation, cmid, sku, vm, state, minutes_left,
+                    client_time, result, count)
+VALUES (?, 'request', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of the event log."""
+
+    time: int  #: Unix seconds
+    kind: str  #: ``request``, ``malformed``, ``dns_publish_ok``, ``serve_start``, ...
+    address: str | None  #: client address, for requests
+    workstation: str | None  #: client name, for requests
+    cmid: bytes | None  #: client machine id, for requests
+    sku: bytes | None  #: SKU id, for requests
+    vm: bool | None  #: VM flag, for requests
+    state: int | None  #: client license state, for requests
+    result: int | None  #: result code, for requests
+    count: int | None  #: host count in the reply, for requests
+    message: str | None  #: free text, for host events
+
+
+class HostStore:
+    """One connection to a host's SQLite store."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, lock_fd: int | None) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock_fd = lock_fd
+
+    @classmethod
+    def open(cls, home: Path, *, exclusive: bool = False, create: bool = True) -> HostStore:
+        """Open (and migrate) the store in ``home``.
+
+        ``exclusive`` takes the serving lock: a second serving host on the same home
+        gets a :class:`StoreError` naming the holder's pid.
+        """
+        path = home / STORE_FILE
+        if not create and not path.exists():
+            raise StoreError(f"no store at {path}: is {home} a host home?")
+        lock_fd = _lock(home) if exclusive else None
+        try:
+            conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+        except sqlite3.Error as exc:
+            _unlock(lock_fd)
+            raise StoreError(f"cannot open the store {path}: {exc}") from exc
+        store = cls(conn, path, lock_fd)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed grant survives a power cut, not just a crash.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise StoreError(
+                f"the store {path} is corrupt or not a volact store ({exc}); "
+                "restore it from a backup or move it aside"
+            ) from exc
+        return store
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        _unlock(self._lock_fd)
+        self._lock_fd = None
+
+    def __enter__(self) -> HostStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ----------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store has schema version {version}, newer than this volact "
+                f"({SCHEMA_VERSION}): upgrade volact"
+            )
+        while version < SCHEMA_VERSION:
+            version += 1
+            with self._tx():
+                for stmt in _MIGRATIONS[version].split(";"):
+                    if stmt.strip():
+                        self._conn.execute(stmt)
+                self._conn.execute(f"PRAGMA user_version={version}")
+                if version == 1:
+                    self._conn.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('installed_at', strftime('%s','now'))"
+                    )
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"the store is busy or locked: {exc}") from exc
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._conn.execute("COMMIT")
+
+    # -- writes ----------------------------------------------------------------
+
+    def add_event(self, now: int, kind: str, message: str) -> None:
+        """Record a host event (DNS publishing, start, stop ...)."""
+        self.write_batch((), [(now, kind, message)])
+
+    def write_batch(
+        self,
+        records: Sequence[RequestRecord],
+        events: Iterable[tuple[int, str, str]] = (),
+        malformed: Iterable[tuple[int, str, str]] = (),
+    ) -> None:
+        """Persist many requests and events in one transaction (group commit)."""
+        try:
+            with self._tx() as c:
+                if records:
+                    c.executemany(
+                        _INSERT_REQUEST,
+                        [
+                            (r.time, r.address, r.workstation, r.cmid, r.sku, r.vm, r.state,
+                             r.minutes_left, r.client_time, r.result, r.host_count)
+                            for r in records
+                        ],
+                    )  # fmt: skip
+                    c.executemany(
+                        _UPSERT_CLIENT,
+                        [
+                            (r.cmid, r.sku, r.workstation, r.address, r.vm, r.time, r.time,
+                             r.result, r.valid_until)
+                            for r in records
+                            if r.result not in _ADMISSIBLE_EXCLUDED
+                        ],
+                    )  # fmt: skip
+                    totals = Counter(Result(r.result).label for r in records)
+                    daily = Counter(
+                        (r.time // DAY, r.sku, "renewal" if r.renewal else "activation")
+                        for r in records
+                        if r.result == Result.OK
+                    )
+                    c.executemany(
+                        "INSERT INTO result_totals VALUES (?, ?) "
+                        "ON CONFLICT (result) DO UPDATE SET n = n + excluded.n",
+                        list(totals.items()),
+                    )
+                    c.executemany(
+                        "INSERT INTO daily VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (day, sku, kind) DO UPDATE SET n = n + excluded.n",
+                        [(d, s, k, n) for (d, s, k), n in daily.items()],
+                    )
+                bad = list(malformed)
+                if bad:
+                    c.executemany(
+                        "INSERT INTO events (time, kind, address, message) "
+                        "VALUES (?, 'malformed', ?, ?)",
+                        bad,
+                    )
+                    c.execute(
+                        "INSERT INTO result_totals VALUES ('malformed', ?) "
+                        "ON CONFLICT (result) DO UPDATE SET n = n + excluded.n",
+                        (len(bad),),
+                    )
+                ev = list(events)
+                if ev:
+                    c.executemany("INSERT INTO events (time, kind, message) VALUES (?, ?, ?)", ev)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
+
+    # -- reads -----------------------------------------------------------------
+
+    def recent_clients(self, since: int) -> list[tuple[bytes, int, bool]]:
+        """``(cmid, last_contact, vm)`` of clients seen after ``since`` (to rebuild the count)."""
+        try:
+            cur = self._conn.execute(
+                "SELECT cmid, last_contact, vm FROM clients WHERE last_contact > ?", (since,)
+            )
+            return cur.fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run a read-only query (admin reports); errors become StoreError."""
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+
+    def count_since(self, since: int, *, count_vms: bool) -> int:
+        vm = "" if count_vms else " AND vm = 0"
+        return int(
+            self.query(f"SELECT count(*) FROM clients WHERE last_contact > ?{vm}", (since,))[0][0]
+        )
+
+    def result_totals(self) -> dict[str, int]:
+        return {str(k): int(n) for k, n in self.query("SELECT result, n FROM result_totals")}
+
+    def installed_at(self) -> int | None:
+        rows = self.query("SELECT value FROM meta WHERE key = 'installed_at'")
+        return int(rows[0][0]) if rows else None
+
+    def events(self, *, since: int | None = None, limit: int = 100) -> list[Event]:
+        """The newest ``limit`` events (after ``since`` if given), oldest first."""
+        where, params = ("WHERE time >= ?", [since]) if since is not None else ("", [])
+        rows = self.query(
+            "SELECT time, kind, address, workstation, cmid, sku, vm, state, result, count, "
+            f"message FROM events {where} ORDER BY id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [
+            Event(r[0], r[1], r[2], r[3], r[4], r[5], None if r[6] is None else bool(r[6]),
+                  r[7], r[8], r[9], r[10])
+            for r in reversed(rows)
+        ]  # fmt: skip
+
+    def has_client(self, cmid: bytes) -> bool:
+        return bool(self.query("SELECT 1 FROM clients WHERE cmid = ?", (cmid,)))
+
+
+def _lock(home: Path) -> int:
+    path = home / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot open {path}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreError(
+            f"the host home {home} is in use by another running host (pid {holder}); stop it first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
