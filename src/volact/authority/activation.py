@@ -1,0 +1,154 @@
+"""The authority in one object: home + vendor key + store + rules, for any front end.
+
+The HTTP API (:mod:`volact.authority.api`) and the file commands (``volact
+authority activate-host`` / ``mak-activate``) both call :class:`Authority`, so an
+answer by file and an answer over HTTP follow the same rules and consume the
+same activations. It signs only after the store committed the activation: a
+license or confirmation that went out is always on record. The clock is passed
+in; no HTTP here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from volact.authority import rules
+from volact.authority.db import Store, cmid_of
+from volact.authority.vault import AuthorityHome
+from volact.documents import RevocationList
+from volact.errors import ConfigurationError, VolactError
+from volact.exchanges import (
+    HostActivationRequest,
+    HostActivationResponse,
+    MakRequest,
+    MakResponse,
+)
+from volact.keys import KeyKind, ProductKey
+from volact.signing import SigningKey
+
+
+def hash_token(token: str) -> str:
+    """How admin tokens are stored: only their SHA-256 (hex)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return "vat_" + secrets.token_urlsafe(32)
+
+
+class Authority:
+    """Activations, keys, tokens and revocations for one vendor."""
+
+    def __init__(self, home: AuthorityHome, store: Store, vendor_key: SigningKey) -> None:
+        if vendor_key.public_key != home.vendor_public_key:
+            raise ConfigurationError("the vendor key does not match the authority home")
+        self.home = home
+        self.store = store
+        self.vendor_key = vendor_key
+
+    # ------------------------------------------------------------------ keys
+
+    def issue_key(
+        self,
+        kind: KeyKind,
+        group: str,
+        *,
+        activations: int | None,
+        reactivations: int | None,
+        now: int,
+    ) -> rules.KeyRecord:
+        return issue_key(
+            self.home, self.store, kind, group,
+            activations=activations, reactivations=reactivations, now=now,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ activations
+
+    def activate_host(self, req: HostActivationRequest, *, now: int) -> HostActivationResponse:
+        key = rules.parse_key(req.host_key, KeyKind.HOST)
+        rec, _ = self.store.activate_host(req, key, now=now)
+        lic = rules.host_license(self.home.vendor_key_id, rec, req, self.home.catalog, now)
+        return HostActivationResponse(lic.sign(self.vendor_key))
+
+    def activate_mak(self, req: MakRequest, *, now: int) -> MakResponse:
+        """A confirmation, or raise the :class:`Refusal` / key error that says why not."""
+        key = rules.check_mak_request(req, self.home.catalog)
+        rec, _ = self.store.activate_mak(req, key, self.home.catalog, now=now)
+        conf = rules.mak_confirmation(self.home.vendor_key_id, rec, req, now)
+        return MakResponse(req.cmid, conf.sign(self.vendor_key))
+
+    def activate_mak_batch(self, items: Sequence[Any], *, now: int) -> list[MakResponse]:
+        """One answer per item, in order: a confirmation or a precise error."""
+        if len(items) > rules.BATCH_LIMIT:
+            raise rules.MalformedRequest(
+                f"a batch carries at most {rules.BATCH_LIMIT} requests; split it"
+            )
+        out: list[MakResponse] = []
+        for item in items:
+            try:
+                req = MakRequest.from_json(item) if isinstance(item, dict) else None
+                if req is None:
+                    raise rules.MalformedRequest("each batch item must be a MAK request object")
+                out.append(self.activate_mak(req, now=now))
+            except ConfigurationError as exc:
+                out.append(_error(item, rules.MalformedRequest.code, str(exc)))
+            except VolactError as exc:
+                out.append(_error(item, exc.code, str(exc)))
+        return out
+
+    # ------------------------------------------------------------------ revocation
+
+    def revoke(
+        self, *, host_key: str | None = None, host_id: bytes | None = None, now: int
+    ) -> tuple[RevocationList, bytes]:
+        serial = None
+        if host_key is not None:
+            serial = rules.parse_key(host_key, KeyKind.HOST).serial
+        return self.store.revoke(
+            host_key=serial,
+            host_id=host_id,
+            vendor_key_id=self.home.vendor_key_id,
+            sign=lambda rl: rl.sign(self.vendor_key),
+            now=now,
+        )
+
+
+def issue_key(
+    home: AuthorityHome,
+    store: Store,
+    kind: KeyKind,
+    group: str,
+    *,
+    activations: int | None,
+    reactivations: int | None,
+    now: int,
+) -> rules.KeyRecord:
+    """Issue a new host key or MAK (needs no private key, only the store)."""
+    home.catalog.group(group)  # refuses an unknown group, naming the known ones
+    if kind is KeyKind.HOST:
+        acts = rules.DEFAULT_HOST_ACTIVATIONS if activations is None else activations
+        reacts = rules.DEFAULT_HOST_REACTIVATIONS if reactivations is None else reactivations
+    elif kind is KeyKind.MAK:
+        acts = rules.DEFAULT_MAK_ACTIVATIONS if activations is None else activations
+        if reactivations:
+            raise rules.MalformedRequest("reactivations apply to host keys only")
+        reacts = 0
+    else:
+        raise rules.MalformedRequest("GVLKs are derived per SKU (see `show`), not issued")
+    key = ProductKey.generate(kind, secrets.token_bytes(12))
+    return store.add_key(key, group, activations=acts, reactivations=reacts, now=now)
+
+
+def serial_of(text: str) -> bytes:
+    """The serial of a typed key (host key or MAK); raises on a mistyped key."""
+    key = ProductKey.parse(text)
+    if key.kind is KeyKind.GVLK:
+        raise rules.WrongKeyKind("this is a GVLK (public setup key); the authority keeps no record")
+    return key.serial
+
+
+def _error(item: Any, code: str, detail: str) -> MakResponse:
+    return MakResponse(cmid_of(item), None, code, detail)
