@@ -1,11 +1,274 @@
-"""`volact host dns`: placeholder until the DNS work lands; registered by cli/host.py."""
+"""`volact host dns`: set, show, publish and unpublish the host's DNS self-publishing.
+
+Registered by ``cli/host.py`` through :func:`register`. The settings go to
+``dns.json`` in the host home; the TSIG secret stays in its key file and is never
+printed. ``publish``/``unpublish`` act once, now, and record host events like the
+service's own publisher does.
+"""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
 from typing import Any
+
+from volact.cli.common import EXIT_ERROR, EXIT_OK, emit_json, error
+from volact.errors import ConfigurationError, UsageError
+from volact.host import dns
+from volact.host.dns_settings import Outcome, PublishDomain, ServerAddress
+
+
+def _seconds(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of seconds")
+    return int(text)
+
+
+def _u16(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer 0..65535")
+    return int(text)
 
 
 def register(host_commands: Any) -> None:
     """Add the ``dns`` sub-command to ``volact host``'s sub-parsers."""
-    parser = host_commands.add_parser("dns", help="DNS self-publishing (not built yet)")
-    parser.set_defaults(func=lambda args: 2)
+    p: argparse.ArgumentParser = host_commands.add_parser(
+        "dns",
+        help="DNS self-publishing (RFC 2136 + TSIG): settings, show, publish, unpublish",
+        description=(
+            "Without a sub-command: change the DNS publishing settings (only the options "
+            "given), then show them. Sub-commands: show, publish, unpublish."
+        ),
+    )
+    # dests differ from the sub-commands' (--home/--json) so argparse keeps both.
+    p.add_argument("--home", dest="set_home", type=Path, metavar="DIR", help="the host home")
+    p.add_argument("--json", dest="set_json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--server",
+        action="append",
+        metavar="ADDR[:PORT]",
+        help="DNS server that takes the updates (repeat for several; replaces the list)",
+    )
+    key = p.add_mutually_exclusive_group()
+    key.add_argument(
+        "--tsig-key-file",
+        type=Path,
+        metavar="FILE",
+        help="BIND key file (tsig-keygen's output); read at publish time, never printed",
+    )
+    key.add_argument("--no-tsig", action="store_true", help="send unsigned updates")
+    p.add_argument("--domain", metavar="DOMAIN", help="the host's own domain (default: FQDN's)")
+    p.add_argument("--priority", type=_u16, metavar="N", help="SRV priority in the own domain")
+    p.add_argument("--weight", type=_u16, metavar="N", help="SRV weight in the own domain")
+    p.add_argument(
+        "--publish-domain",
+        action="append",
+        metavar="DOMAIN[,PRIORITY,WEIGHT]",
+        help="also publish into DOMAIN (repeatable; adds or updates the entry)",
+    )
+    p.add_argument(
+        "--remove-publish-domain",
+        action="append",
+        metavar="DOMAIN",
+        help="drop DOMAIN from the publish list (repeatable)",
+    )
+    p.add_argument("--ttl", type=_seconds, metavar="SECONDS", help="TTL of the records")
+    p.add_argument(
+        "--address",
+        action="append",
+        metavar="IP",
+        help="A/AAAA to publish (repeatable; replaces the list; default: listen addresses)",
+    )
+    p.add_argument(
+        "--clear-addresses", action="store_true", help="publish the listen addresses again"
+    )
+    p.add_argument("--fqdn", metavar="NAME", help="publish under NAME, not the host's FQDN")
+    p.add_argument("--label", metavar="_SERVICE._tcp", help="override the profile's DNS label")
+    p.add_argument("--retry-initial", type=_seconds, metavar="SECONDS", help="first retry delay")
+    p.add_argument("--retry-max", type=_seconds, metavar="SECONDS", help="longest retry delay")
+    p.add_argument(
+        "--republish-interval", type=_seconds, metavar="SECONDS", help="republish period"
+    )
+    onoff = p.add_mutually_exclusive_group()
+    onoff.add_argument("--enable", dest="enable", action="store_true", default=None)
+    onoff.add_argument("--disable", dest="enable", action="store_false")
+    p.set_defaults(func=_configure, dns_command=None)
+
+    sub = p.add_subparsers(dest="dns_command", metavar="SUBCOMMAND")
+    for name, func, text in (
+        ("show", _show, "print the DNS settings and the last outcome per domain"),
+        ("publish", _publish, "publish this host's records now, in every domain"),
+        ("unpublish", _unpublish, "remove this host's own records now, from every domain"),
+    ):
+        s = sub.add_parser(name, help=text, description=text)
+        s.add_argument(
+            "--home", required=True, type=Path, metavar="DIR", help="the host's home directory"
+        )
+        s.add_argument("--json", action="store_true", help="print one JSON object")
+        s.set_defaults(func=func)
+
+
+def _configure(args: argparse.Namespace) -> int:
+    home: Path | None = args.set_home
+    if home is None:
+        raise UsageError("volact host dns: --home DIR is required")
+    settings = dns.load_settings(home)
+    changes: dict[str, Any] = {}
+    if args.server:
+        changes["servers"] = tuple(ServerAddress.parse(s) for s in args.server)
+    if args.tsig_key_file is not None:
+        path = args.tsig_key_file.expanduser().resolve()
+        dns.read_key_file(path)  # fail now, not at 3 a.m. when the service publishes
+        changes["tsig_key_file"] = str(path)
+    if args.no_tsig:
+        changes["tsig_key_file"] = None
+    for name in ("domain", "priority", "weight", "ttl", "fqdn", "label"):
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = value
+    for name in ("retry_initial", "retry_max", "republish_interval"):
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = value
+    if args.clear_addresses:
+        changes["addresses"] = ()
+    if args.address:
+        changes["addresses"] = tuple(a.strip() for a in args.address)
+    if args.enable is not None:
+        changes["enabled"] = args.enable
+    settings = dataclasses.replace(settings, **changes)
+    if args.remove_publish_domain:
+        settings = settings.without_publish(args.remove_publish_domain)
+    if args.publish_domain:
+        settings = settings.with_publish([PublishDomain.parse(d) for d in args.publish_domain])
+    if settings.enabled and not settings.configured:
+        raise ConfigurationError(
+            "cannot enable DNS publishing without a server: add --server ADDR[:PORT]"
+        )
+    dns.save_settings(home, settings)
+    return _print_status(home, args.set_json)
+
+
+def _show(args: argparse.Namespace) -> int:
+    if not Path(args.home).is_dir():
+        raise ConfigurationError(f"host home {args.home} does not exist")
+    return _print_status(args.home, args.json)
+
+
+def _print_status(home: Path, as_json: bool) -> int:
+    st = dns.status(home)
+    if as_json:
+        emit_json(st)
+        return EXIT_OK
+    lines = [
+        f"DNS publishing: {'enabled' if st.get('enabled') else 'disabled'}"
+        + ("" if st.get("configured") else " (no server set)"),
+    ]
+    if "error" in st:
+        lines.append(f"  error: {st['error']}")
+    else:
+        key = st["tsig_key"]
+        if key is None:
+            key_text = "none (unsigned updates)"
+        elif "error" in key:
+            key_text = f"{key['file']} (unreadable: {key['error']})"
+        else:
+            key_text = f"{key['name']} ({key['algorithm']}) from {key['file']}"
+        lines += [
+            f"  servers:   {', '.join(st['servers']) or '-'}",
+            f"  TSIG key:  {key_text}",
+            f"  FQDN:      {st['fqdn'] or '-'}",
+            f"  label:     {st['label']}",
+            f"  TTL:       {st['ttl']} s",
+            f"  addresses: {', '.join(st['addresses']) or 'the listen addresses'}",
+            f"  retry:     {st['retry_initial']} s doubling to {st['retry_max']} s; "
+            f"republish every {st['republish_interval']} s",
+        ]
+        for d in st["domains"]:
+            when = d["last_ok"]
+            state = (
+                f"published {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(when))} UTC"
+                if d["published"] and when
+                else "not published"
+                if d["published"] is False
+                else "never published"
+            )
+            if d["last_error"]:
+                state += f"; last error: {d['last_error']}"
+            lines.append(
+                f"  {d['domain']} (priority {d['priority']}, weight {d['weight']}): {state}"
+            )
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def _host_facts(home: Path) -> tuple[str, int, list[str]]:
+    """FQDN, port and listen addresses: from the running service if any, else the config."""
+    from volact.host.config import SERVE_FILE, load_config, parse_listen
+
+    cfg = load_config(home)
+    try:
+        serve = json.loads((home / SERVE_FILE).read_text())
+        addresses = [str(a) for a in serve["addresses"]]
+        ports = [int(p) for p in serve["ports"]]
+        if addresses and ports:
+            return cfg.fqdn, ports[0], addresses
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    listen = [parse_listen(a, cfg.port) for a in cfg.listen]
+    port = listen[0][1] if listen else cfg.port
+    return cfg.fqdn, port, [h for h, _ in listen]
+
+
+def _run(args: argparse.Namespace, action: str) -> int:
+    home: Path = args.home
+    fqdn, port, addresses = _host_facts(home)
+    from volact.host.store import HostStore
+
+    store = HostStore.open(home)
+    try:
+        outcomes = dns.run_once(
+            home,
+            action=action,
+            fqdn=fqdn,
+            port=port,
+            addresses=addresses,
+            record_event=lambda kind, msg: store.add_event(int(time.time()), kind, msg),
+        )
+    finally:
+        store.close()
+    ok = all(o.ok for o in outcomes)
+    if args.json:
+        emit_json({"action": action, "ok": ok, "results": [_outcome_json(o) for o in outcomes]})
+    else:
+        for o in outcomes:
+            print(f"{'ok' if o.ok else 'FAILED'}  {o.message()}")
+    if not outcomes:
+        error(f"nothing to {action}: no domain (set --domain or --publish-domain)")
+        return EXIT_ERROR
+    if not ok:
+        failed = ", ".join(o.domain for o in outcomes if not o.ok)
+        error(f"{action} failed for {failed}; see the reasons above and `volact host dns show`")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _outcome_json(o: Outcome) -> dict[str, Any]:
+    return {
+        "domain": o.domain,
+        "ok": o.ok,
+        "detail": o.detail,
+        "reason": o.kind.value if o.kind else None,
+        "server": o.server,
+    }
+
+
+def _publish(args: argparse.Namespace) -> int:
+    return _run(args, "publish")
+
+
+def _unpublish(args: argparse.Namespace) -> int:
+    return _run(args, "unpublish")

@@ -122,6 +122,8 @@ def publishable_addresses(addresses: Iterable[str]) -> tuple[str, ...]:
         host = text.strip()
         if host.startswith("[") and "]" in host:  # "[::1]:1688" from a listen address
             host = host[1 : host.index("]")]
+        elif host.count(":") == 1:  # "127.0.0.1:1688"
+            host = host.split(":")[0]
         try:
             ip = ipaddress.ip_address(host)
         except ValueError:
@@ -169,7 +171,7 @@ class ServerAddress:
             host, port_text = s.split(":")
         if not host:
             raise ConfigurationError(f"DNS server {text!r}: no address")
-        if ":" in host:
+        if ":" in host or s.startswith("["):
             try:
                 ipaddress.IPv6Address(host)
             except ValueError:
