@@ -1,11 +1,291 @@
-"""`volact host`: not built yet."""
+"""`volact host`: create, activate, run and inspect a key management host.
+
+Commands: ``init``, ``install-key``, ``activate``, ``serve``, ``status``, ``set``,
+``events``, ``report activity|licensing``, and ``dns`` (from :mod:`volact.cli.host_dns`).
+Reference: ``docs/cli-host.md``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import sys
+import time
+from pathlib import Path
 from typing import Any
+
+from volact.cli import host_dns
+from volact.cli.common import EXIT_OK, add_home, add_json, emit_json, read_bytes
+from volact.errors import ConfigurationError, UsageError
+from volact.exchanges import HostActivationResponse, dumps
+from volact.host import activation, admin
+from volact.host.config import check_interval, load_config, save_config
 
 
 def register(groups: Any) -> None:
-    parser: argparse.ArgumentParser = groups.add_parser("host", help="(host: not built yet)")
-    parser.set_defaults(func=lambda args: 2)
+    parser: argparse.ArgumentParser = groups.add_parser(
+        "host", help="run and manage a key management host"
+    )
+    sub = parser.add_subparsers(dest="host_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("init", help="create a host home (host id, signing key, store)")
+    add_home(p, "host")
+    p.add_argument("--profile", required=True, type=Path, help="the vendor's product profile")
+    p.add_argument("--fqdn", default=None, help="the host's DNS name (default: this machine's)")
+    p.add_argument("--port", type=int, default=1688, help="TCP port to serve on (default 1688)")
+    add_json(p)
+    p.set_defaults(func=_init)
+
+    p = sub.add_parser("install-key", help="install the host key from the vendor")
+    add_home(p, "host")
+    p.add_argument("key", metavar="KEY", help="the host key, XXXXX-XXXXX-XXXXX-XXXXX-XXXXX")
+    add_json(p)
+    p.set_defaults(func=_install_key)
+
+    p = sub.add_parser("activate", help="activate the host with the vendor (online or by file)")
+    add_home(p, "host")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--offline-request", type=Path, metavar="FILE",
+                     help="write the activation request to FILE for the authority")  # fmt: skip
+    how.add_argument("--offline-response", type=Path, metavar="FILE",
+                     help="install the authority's response from FILE")  # fmt: skip
+    how.add_argument("--authority", metavar="URL", help="activate online with the authority")
+    add_json(p)
+    p.set_defaults(func=_activate)
+
+    p = sub.add_parser("serve", help="serve activation requests until SIGTERM/SIGINT")
+    add_home(p, "host")
+    p.add_argument("--listen", action="append", default=[], metavar="ADDR[:PORT]",
+                   help="address to listen on (repeatable; [::1]:1688 for IPv6; "
+                        "default: all interfaces on the configured port)")  # fmt: skip
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("status", help="show whether the host is activated, its count, settings")
+    add_home(p, "host")
+    add_json(p)
+    p.set_defaults(func=_status)
+
+    p = sub.add_parser("set", help="change intervals, port or VM policy")
+    add_home(p, "host")
+    p.add_argument("--activation-interval", type=int, metavar="MINUTES")
+    p.add_argument("--renewal-interval", type=int, metavar="MINUTES")
+    p.add_argument("--port", type=int)
+    p.add_argument("--count-vms", choices=("yes", "no"))
+    p.add_argument("--fqdn")
+    add_json(p)
+    p.set_defaults(func=_set)
+
+    p = sub.add_parser("events", help="show the event log")
+    add_home(p, "host")
+    p.add_argument("--since", metavar="ISO8601", help="only events at or after this time")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    add_json(p)
+    p.set_defaults(func=_events)
+
+    p = sub.add_parser("report", help="activity or licensing-status report")
+    p.add_argument("kind", choices=("activity", "licensing"))
+    add_home(p, "host")
+    p.add_argument("--days", type=int, default=30, help="activity: days to cover (default 30)")
+    p.add_argument(
+        "--limit", type=int, default=100,
+        help="licensing: clients listed, soonest to expire first (default 100)",
+    )  # fmt: skip
+    add_json(p)
+    p.set_defaults(func=_report)
+
+    host_dns.register(sub)
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _out(args: argparse.Namespace, obj: dict[str, Any], text: str) -> int:
+    if args.json:
+        emit_json(obj)
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    import socket
+
+    profile = read_bytes(args.profile, "product profile")
+    fqdn = args.fqdn or socket.getfqdn() or "localhost"
+    cfg = activation.init_home(args.home, profile, fqdn=fqdn, port=args.port)
+    obj = {"home": str(args.home), "host_id": cfg.host_id.hex(), "fqdn": cfg.fqdn,
+           "port": cfg.port}  # fmt: skip
+    return _out(
+        args, obj,
+        f"host {cfg.host_id.hex()} created in {args.home} ({cfg.fqdn}, port {cfg.port})\n"
+        f"next: volact host install-key --home {args.home} KEY",
+    )  # fmt: skip
+
+
+def _install_key(args: argparse.Namespace) -> int:
+    key = activation.install_key(args.home, args.key)
+    return _out(
+        args, {"installed": True, "host_key": key.masked},
+        f"host key {key.masked} installed\n"
+        f"next: volact host activate --home {args.home} --authority URL "
+        "(or --offline-request FILE)",
+    )  # fmt: skip
+
+
+def _activate(args: argparse.Namespace) -> int:
+    cfg = load_config(args.home)
+    if args.offline_request is not None:
+        req = activation.activation_request(args.home, cfg)
+        try:
+            args.offline_request.write_text(dumps(req))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot write {args.offline_request}: {exc.strerror}"
+            ) from exc
+        return _out(
+            args, {"request": str(args.offline_request), "host_id": cfg.host_id.hex()},
+            f"activation request written to {args.offline_request}; take it to the "
+            "vendor's authority and bring back the response file",
+        )  # fmt: skip
+    if args.offline_response is not None:
+        resp = HostActivationResponse.from_json(
+            read_bytes(args.offline_response, "activation response")
+        )
+        activation.install_license(args.home, cfg, resp)
+    else:
+        activation.activate_online(args.home, cfg, args.authority)
+    st = admin.status(args.home, now=_now())
+    return _out(
+        args, {"activated": st["activated"], "host_id": st["host_id"],
+               "licensed_groups": st["licensed_groups"]},
+        f"host {st['host_id']} activated for {', '.join(st['licensed_groups'])}",
+    )  # fmt: skip
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from volact.host.server import serve
+
+    stats = serve(args.home, args.listen)
+    sys.stdout.write(
+        f"stopped: {stats.connections} connections, {stats.replies} replies, "
+        f"{stats.malformed} malformed, {stats.timeouts} timed out, "
+        f"{stats.refused_busy} refused over the cap\n"
+    )
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    st = admin.status(args.home, now=_now())
+    lines = [
+        f"host {st['host_id']} ({st['fqdn']})",
+        f"  activated:   {'yes' if st['activated'] else 'no'} (license {st['license_state']}"
+        + (f"; groups {', '.join(st['licensed_groups'])}" if st["licensed_groups"] else "")
+        + ")",
+        f"  count:       {st['count']} machines in the last 30 days "
+        f"({st['vm_policy']}); {st['known_clients']} known",
+        "  thresholds:  "
+        + ", ".join(
+            f"{g} {t}" + (" (met)" if st["groups_ready"].get(g) else "")
+            for g, t in st["thresholds"].items()
+        ),
+        f"  port:        {st['port']}"
+        + (f"; listen {', '.join(st['listen'])}" if st["listen"] else ""),
+        "  serving:     "
+        + (f"pid {st['pid']} on {', '.join(st['listening'])}" if st["serving"] else "no"),
+        f"  intervals:   activation {st['activation_interval_minutes']} min, "
+        f"renewal {st['renewal_interval_minutes']} min",
+        "  requests:    "
+        + (", ".join(f"{k} {v}" for k, v in sorted(st["requests_by_result"].items())) or "none"),
+        f"  dns:         {st['dns']}",
+    ]
+    return _out(args, st, "\n".join(lines))
+
+
+def _threshold(st: dict[str, Any], group: str, threshold: int) -> str:
+    return f"{group} {threshold}" + (" (met)" if st["groups_ready"].get(group) else "")
+
+
+def _set(args: argparse.Namespace) -> int:
+    cfg = load_config(args.home)
+    changes: dict[str, Any] = {}
+    if args.activation_interval is not None:
+        changes["activation_interval"] = check_interval(
+            args.activation_interval, "--activation-interval"
+        )
+    if args.renewal_interval is not None:
+        changes["renewal_interval"] = check_interval(args.renewal_interval, "--renewal-interval")
+    if args.port is not None:
+        if not 1 <= args.port <= 65535:
+            raise UsageError(f"--port must be 1..65535, not {args.port}")
+        changes["port"] = args.port
+    if args.count_vms is not None:
+        changes["count_vms"] = args.count_vms == "yes"
+    if args.fqdn is not None:
+        changes["fqdn"] = args.fqdn
+    if not changes:
+        raise UsageError("nothing to set: give at least one option (see --help)")
+    new = cfg.with_changes(**changes)
+    save_config(args.home, new)
+    running = admin.serving(args.home) is not None
+    obj = {"changed": sorted(changes), "restart_needed": running, **new.to_json()}
+    note = " (restart the running host to apply)" if running else ""
+    return _out(args, obj, f"saved: {', '.join(sorted(changes))}{note}")
+
+
+def _parse_time(text: str) -> int:
+    try:
+        t = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"--since {text!r} is not an ISO 8601 time (e.g. 2026-01-31T12:00:00Z)"
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.UTC)
+    return int(t.timestamp())
+
+
+def _iso(t: int) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _events(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    since = _parse_time(args.since) if args.since else None
+    obj = admin.events(args.home, since=since, limit=args.limit)
+    lines = []
+    for e in obj["events"]:
+        if e["kind"] == "request":
+            lines.append(
+                f"{_iso(e['time'])} {e['address']} {e['workstation']!r} {e['cmid']} "
+                f"{'vm ' if e['vm'] else ''}-> {e['result']} (count {e['count']})"
+            )
+        else:
+            lines.append(f"{_iso(e['time'])} {e['kind']}: {e.get('message', '')}")
+    return _out(args, obj, "\n".join(lines) or "no events")
+
+
+def _report(args: argparse.Namespace) -> int:
+    now = _now()
+    if args.kind == "activity":
+        obj = admin.activity(args.home, days=args.days, now=now)
+        lines = [f"{'day':<12}{'product':<40}{'activations':>12}{'renewals':>10}"]
+        lines += [
+            f"{r['day']:<12}{r['product']:<40}{r['activations']:>12}{r['renewals']:>10}"
+            for r in obj["rows"]
+        ]
+        return _out(args, obj, "\n".join(lines))
+    obj = admin.licensing(args.home, now=now, limit=args.limit)
+    s = obj["summary"]
+    lines = [
+        f"{s['known_clients']} known clients: {s['licensed']} licensed "
+        f"({s['expiring']} expire within {s['expiring_within_days']} days), "
+        f"{s['expired']} expired, {s['never_activated']} never activated",
+    ]
+    lines += [
+        f"  {c['workstation']:<20} {c['cmid']} {c['state']:<16} {c['days_left']:>4} days left, "
+        f"last contact {c['days_since_contact']} days ago"
+        for c in obj["clients"]
+    ]
+    return _out(args, obj, "\n".join(lines))

@@ -1,0 +1,220 @@
+"""What an administrator reads about a host: status, events and reports.
+
+Each function reads the home (settings, license) and the store and returns a
+plain dict, the exact object ``--json`` prints (documented in
+``docs/cli-host.md``); the CLI renders the same dict for people. Queries use the
+store's indexes and running totals so that they answer in well under a second
+with a million known clients. Nothing here changes state.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from volact.documents import HostLicense
+from volact.errors import VolactError
+from volact.host import dns
+from volact.host.activation import installed_key, load_license, load_profile
+from volact.host.config import SERVE_FILE, load_config
+from volact.host.policy import COUNT_WINDOW, VALIDITY
+from volact.host.store import DAY, HostStore
+from volact.wire import Result
+
+#: Clients whose activation expires within this many days are flagged in reports.
+EXPIRY_WARNING_DAYS = 15
+
+
+def serving(home: Path) -> dict[str, Any] | None:
+    """``serve.json`` of a running host (None when no host process is alive)."""
+    try:
+        info = json.loads((home / SERVE_FILE).read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def status(home: Path, *, now: int) -> dict[str, Any]:
+    cfg = load_config(home)
+    profile = load_profile(home)
+    lic_bytes = load_license(home)
+    lic: HostLicense | None = None
+    license_state = "none"
+    if lic_bytes is not None:
+        lic = HostLicense.decode(lic_bytes)[0]
+        license_state = "valid"
+        if lic.expires_at is not None and now >= lic.expires_at:
+            license_state = "expired"
+        revs = profile.revocation_list()
+        if revs is not None:
+            try:
+                revs.check(lic)
+            except VolactError:
+                license_state = "revoked"
+    key = installed_key(home)
+    run = serving(home)
+    with HostStore.open(home, create=False) as store:
+        count = store.count_since(now - COUNT_WINDOW, count_vms=cfg.count_vms)
+        totals = store.result_totals()
+        installed_at = store.installed_at()
+        known = int(store.query("SELECT count(*) FROM clients")[0][0])
+    thresholds = {g.name: g.threshold for g in profile.catalog.groups}
+    groups = list(lic.groups) if lic else []
+    return {
+        "activated": lic is not None and license_state == "valid",
+        "license_state": license_state,
+        "host_id": cfg.host_id.hex(),
+        "fqdn": cfg.fqdn,
+        "host_key": key.masked if key else None,
+        "licensed_groups": groups,
+        "license_expires_at": lic.expires_at if lic else None,
+        "count": count,
+        "known_clients": known,
+        "thresholds": thresholds,
+        "groups_ready": {g: count >= t for g, t in thresholds.items() if g in groups},
+        "port": cfg.port,
+        "listen": list(cfg.listen),
+        "serving": run is not None,
+        "listening": run.get("addresses", []) if run else [],
+        "pid": run.get("pid") if run else None,
+        "activation_interval_minutes": cfg.activation_interval,
+        "renewal_interval_minutes": cfg.renewal_interval,
+        "count_vms": cfg.count_vms,
+        "vm_policy": "count virtual machines" if cfg.count_vms else "physical machines only",
+        "requests_by_result": totals,
+        "requests_total": sum(totals.values()),
+        "installed_at": installed_at,
+        "dns": dns.status(home),
+    }
+
+
+def events(home: Path, *, since: int | None = None, limit: int = 100) -> dict[str, Any]:
+    with HostStore.open(home, create=False) as store:
+        rows = store.events(since=since, limit=limit)
+    out = []
+    for e in rows:
+        item: dict[str, Any] = {"time": e.time, "kind": e.kind}
+        if e.kind == "request":
+            item.update(
+                address=e.address,
+                workstation=e.workstation,
+                cmid=_uuid(e.cmid),
+                sku=_uuid(e.sku),
+                vm=e.vm,
+                state=e.state,
+                result=Result(e.result).label if e.result is not None else None,
+                count=e.count,
+            )
+        else:
+            if e.address:
+                item["address"] = e.address
+            item["message"] = e.message
+        out.append(item)
+    return {"events": out}
+
+
+def activity(home: Path, *, days: int = 30, now: int) -> dict[str, Any]:
+    """Activations and renewals per day and product."""
+    profile = load_profile(home)
+    names = {s.id.bytes: s for s in profile.catalog.skus}
+    with HostStore.open(home, create=False) as store:
+        rows = store.query(
+            "SELECT day, sku, kind, n FROM daily WHERE day >= ? ORDER BY day, sku",
+            (now // DAY - days + 1,),
+        )
+    table: dict[tuple[int, str], dict[str, int]] = {}
+    for day, sku, kind, n in rows:
+        s = names.get(sku)
+        product = s.name if s else _uuid(sku) or "?"
+        entry = table.setdefault((day, product), {"activations": 0, "renewals": 0})
+        entry["activations" if kind == "activation" else "renewals"] += int(n)
+    return {
+        "days": days,
+        "rows": [
+            {"day": _day(day), "product": product, **counts}
+            for (day, product), counts in sorted(table.items())
+        ],
+    }
+
+
+def licensing(home: Path, *, now: int, limit: int = 100) -> dict[str, Any]:
+    """Each known client with last contact and days until its activation expires.
+
+    With many clients the list is the ``limit`` that expire soonest (still valid
+    first, then expired); the summary counts all of them.
+    """
+    warn = now + EXPIRY_WARNING_DAYS * DAY
+    with HostStore.open(home, create=False) as store:
+        summary = store.query(
+            "SELECT count(*), "
+            "sum(valid_until > ?), sum(valid_until > ? AND valid_until <= ?), "
+            "sum(valid_until > 0 AND valid_until <= ?), sum(valid_until = 0), "
+            "sum(last_contact > ?) FROM clients",
+            (now, now, warn, now, now - COUNT_WINDOW),
+        )[0]
+        rows = store.query(
+            "SELECT cmid, sku, workstation, address, vm, last_contact, valid_until, last_result "
+            "FROM clients WHERE valid_until > ? ORDER BY valid_until LIMIT ?",
+            (now, limit),
+        )
+        if len(rows) < limit:
+            rows += store.query(
+                "SELECT cmid, sku, workstation, address, vm, last_contact, valid_until, "
+                "last_result FROM clients WHERE valid_until <= ? "
+                "ORDER BY valid_until DESC LIMIT ?",
+                (now, limit - len(rows)),
+            )
+    total, valid, expiring, expired, never, active = (int(x or 0) for x in summary)
+    profile = load_profile(home)
+    names = {s.id.bytes: s.name for s in profile.catalog.skus}
+    clients = [
+        {
+            "cmid": _uuid(cmid),
+            "product": names.get(sku, _uuid(sku)),
+            "workstation": ws,
+            "address": addr,
+            "vm": bool(vm),
+            "last_contact": last,
+            "days_since_contact": (now - last) // DAY,
+            "valid_until": valid_until or None,
+            "days_left": (valid_until - now) // DAY if valid_until > now else 0,
+            "state": (
+                "never_activated" if not valid_until
+                else "expired" if valid_until <= now
+                else "expiring" if valid_until <= warn
+                else "licensed"
+            ),
+            "last_result": Result(res).label,
+        }
+        for cmid, sku, ws, addr, vm, last, valid_until, res in rows
+    ]  # fmt: skip
+    return {
+        "summary": {
+            "known_clients": total,
+            "licensed": valid,
+            "expiring_within_days": EXPIRY_WARNING_DAYS,
+            "expiring": expiring,
+            "expired": expired,
+            "never_activated": never,
+            "counted_last_30_days": active,
+        },
+        "validity_days": VALIDITY // DAY,
+        "clients": clients,
+        "limit": limit,
+    }
+
+
+def _uuid(b: bytes | None) -> str | None:
+    return None if b is None else str(uuid.UUID(bytes=bytes(b)))
+
+
+def _day(day: int) -> str:
+    return (datetime.date(1970, 1, 1) + datetime.timedelta(days=day)).isoformat()
+
+
+__all__ = ["activity", "events", "licensing", "serving", "status"]

@@ -1,0 +1,435 @@
+"""The host's network adapter: asyncio TCP server around :class:`HostCore`.
+
+One connection carries one exchange: read one request frame (bounded in size and
+time), let the core decide, send the reply, close. A reply that grants activation
+is written only after its record is committed to the store; the commits of
+concurrent requests are grouped into one transaction by a writer thread
+(:class:`GroupCommitter`). Refusals are answered at once and recorded in the same
+batches. Garbage, oversized or slow requests close their own connection and
+nothing else.
+
+No policy lives here: counting, thresholds and tickets are the core's. Uses
+uvloop when it is importable. SIGTERM/SIGINT stop accepting, let in-flight
+exchanges finish, flush the store and exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from volact.errors import ConfigurationError, DecodeError, StoreError, VolactError
+from volact.host import dns
+from volact.host.activation import load_core
+from volact.host.config import SERVE_FILE, HostConfig, load_config, parse_listen
+from volact.host.policy import COUNT_WINDOW, HostCore, RequestRecord
+from volact.host.store import HostStore
+from volact.wire import LENGTH_BYTES, MAX_REQUEST_FRAME, ActivateReply, Result, encode
+
+#: Done callbacks get True when the batch is durable, False when the write failed.
+_Done = Callable[[bool], None]
+_STOP = object()
+
+
+class GroupCommitter:
+    """Writes records in batches from a thread; calls back on the loop when durable.
+
+    The loop thread appends to a list; once per loop iteration the list is handed
+    to the writer thread, which merges whatever batches queued up while it was
+    committing: the slower the disk, the bigger the group.
+    """
+
+    def __init__(self, store: HostStore, loop: asyncio.AbstractEventLoop) -> None:
+        self._store = store
+        self._loop = loop
+        self._records: list[RequestRecord] = []
+        self._waiters: list[_Done] = []
+        self._events: list[tuple[int, str, str]] = []
+        self._malformed: list[tuple[int, str, str]] = []
+        self._scheduled = False
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="volact-store", daemon=True)
+        self._thread.start()
+        self.batches = 0
+        self.failures = 0
+
+    def add(self, record: RequestRecord, done: _Done | None = None) -> None:
+        self._records.append(record)
+        if done is not None:
+            self._waiters.append(done)
+        self._schedule()
+
+    def add_event(self, now: int, kind: str, message: str) -> None:
+        self._events.append((now, kind, message))
+        self._schedule()
+
+    def add_malformed(self, now: int, address: str, message: str) -> None:
+        self._malformed.append((now, address, message))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        self._scheduled = False
+        batch = (self._records, self._waiters, self._events, self._malformed)
+        self._records, self._waiters, self._events, self._malformed = [], [], [], []
+        self._queue.put(batch)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            stop = first is _STOP
+            batches = [] if stop else [first]
+            while True:  # merge what queued up during the last commit
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop = True
+                else:
+                    batches.append(more)
+            if batches:
+                self._write(batches)
+            if stop:
+                return
+
+    def _write(self, batches: list[Any]) -> None:
+        records = [r for b in batches for r in b[0]]
+        waiters = [w for b in batches for w in b[1]]
+        events = [e for b in batches for e in b[2]]
+        malformed = [m for b in batches for m in b[3]]
+        ok = True
+        try:
+            self._store.write_batch(records, events, malformed)
+        except StoreError as exc:
+            ok = False
+            self.failures += 1
+            sys.stderr.write(f"volact host: {exc}\n")
+        self.batches += 1
+        if waiters:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody to answer
+                self._loop.call_soon_threadsafe(_notify, waiters, ok)
+
+    def close(self) -> None:
+        """Flush everything pending and stop the writer thread (call on the loop)."""
+        self._hand_over()
+        self._queue.put(_STOP)
+        self._thread.join()
+
+
+def _notify(waiters: list[_Done], ok: bool) -> None:
+    for w in waiters:
+        w(ok)
+
+
+@dataclass
+class ServerStats:
+    """Counters kept in memory while serving (for logs and tests)."""
+
+    connections: int = 0  #: connections accepted
+    active: int = 0  #: connections open now
+    refused_busy: int = 0  #: connections closed at once because of the cap
+    malformed: int = 0  #: connections closed for bad input
+    timeouts: int = 0  #: connections closed for sending too slowly
+    replies: int = 0  #: replies sent
+
+
+class HostProtocol(asyncio.Protocol):
+    """One connection: one request frame in, one reply frame out."""
+
+    __slots__ = ("_buf", "_done", "_need", "_server", "_timer", "_transport")
+
+    def __init__(self, server: HostServer) -> None:
+        self._server = server
+        self._buf = b""
+        self._need = -1
+        self._done = False
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self._transport = cast(asyncio.Transport, transport)
+        s = self._server
+        s.stats.connections += 1
+        if s.stats.active >= s.config.max_connections or s.stopping:
+            s.stats.refused_busy += 1
+            self._done = True
+            self._transport.abort()
+            return
+        s.stats.active += 1
+        s.in_flight.add(self)
+        self._timer = s.loop.call_later(s.config.read_timeout, self._timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        s = self._server
+        if self in s.in_flight:
+            s.in_flight.discard(self)
+            s.stats.active -= 1
+            if s.stopping and not s.in_flight:
+                s.drained.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if not self._done and self._transport is not None:
+            self._server.stats.timeouts += 1
+            self._done = True
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self._done:
+            return
+        buf = self._buf + data if self._buf else data
+        if self._need < 0:
+            if len(buf) < LENGTH_BYTES:
+                self._buf = buf
+                return
+            self._need = LENGTH_BYTES + int.from_bytes(buf[:2], "big")
+            if self._need > MAX_REQUEST_FRAME:
+                self._bad(f"frame of {self._need} bytes exceeds {MAX_REQUEST_FRAME}")
+                return
+        if len(buf) < self._need:
+            self._buf = buf
+            return
+        self._buf = b""
+        self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if len(buf) > self._need:
+            self._bad("data after the request frame")
+            return
+        self._server.exchange(self, buf)
+
+    def eof_received(self) -> bool | None:
+        if not self._done:
+            self._bad("the connection closed before a whole request arrived")
+        return None
+
+    def _bad(self, message: str) -> None:
+        self._done = True
+        s = self._server
+        s.stats.malformed += 1
+        s.committer.add_malformed(int(time.time()), self.peer(), message)
+        if self._transport is not None:
+            self._transport.abort()
+
+    def peer(self) -> str:
+        if self._transport is None:
+            return ""
+        peer = self._transport.get_extra_info("peername")
+        return str(peer[0]) if peer else ""
+
+    def send(self, frame: bytes) -> None:
+        t = self._transport
+        if t is not None and not t.is_closing():
+            t.write(frame)
+            t.close()
+            self._server.stats.replies += 1
+
+
+class HostServer:
+    """The listening host: sockets, the core, the committer and shutdown."""
+
+    def __init__(
+        self,
+        home: Path,
+        core: HostCore,
+        store: HostStore,
+        config: HostConfig,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.home = home
+        self.core = core
+        self.store = store
+        self.config = config
+        self.loop = loop
+        self.stats = ServerStats()
+        self.committer = GroupCommitter(store, loop)
+        self.in_flight: set[HostProtocol] = set()
+        self.stopping = False
+        self.drained = asyncio.Event()
+        self.servers: list[asyncio.AbstractServer] = []
+        self.addresses: list[str] = []
+
+    def exchange(self, conn: HostProtocol, frame: bytes) -> None:
+        now = int(time.time())
+        address = conn.peer()
+        try:
+            decision = self.core.decide_frame(frame, now=now, address=address)
+        except DecodeError as exc:
+            conn._bad(str(exc))
+            return
+        rec = decision.record
+        if rec is None:
+            conn.send(decision.frame)
+        elif decision.must_commit:
+            busy = self._busy_frame(rec)
+
+            def done(ok: bool) -> None:
+                conn.send(decision.frame if ok else busy)
+
+            self.committer.add(rec, done)
+        else:
+            conn.send(decision.frame)
+            self.committer.add(rec)
+
+    def _busy_frame(self, rec: RequestRecord) -> bytes:
+        cfg = self.config
+        return encode(
+            ActivateReply(
+                Result.BUSY, rec.host_count, 0, cfg.activation_interval,
+                cfg.renewal_interval, cfg.host_id,
+            )
+        )  # fmt: skip
+
+    async def start(self, listen: Sequence[str]) -> None:
+        for spec in listen or ("",):
+            if spec == "":
+                host: str | None = None
+                port = self.config.port
+            else:
+                host, port = parse_listen(spec, self.config.port)
+                if host in ("*", "0.0.0.0/::"):
+                    host = None
+            try:
+                srv = await self.loop.create_server(
+                    lambda: HostProtocol(self), host, port, backlog=4096, reuse_address=True
+                )
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot listen on {spec or f'*:{port}'}: {exc.strerror or exc}"
+                ) from exc
+            self.servers.append(srv)
+            for sock in srv.sockets:
+                name = sock.getsockname()
+                a = f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}"
+                self.addresses.append(a)
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting, finish in-flight exchanges (bounded), flush the store."""
+        self.stopping = True
+        for srv in self.servers:
+            srv.close()
+        if self.in_flight:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.drained.wait(), grace)
+        # Let grants waiting on a commit be answered before the writer stops.
+        await asyncio.sleep(0)
+        await self.loop.run_in_executor(None, self.committer.close)
+        await asyncio.sleep(0)
+        for conn in list(self.in_flight):
+            if conn._transport is not None:
+                conn._transport.abort()
+
+
+def ports_of(addresses: Sequence[str]) -> list[int]:
+    return sorted({int(a.rsplit(":", 1)[1]) for a in addresses})
+
+
+async def serve_async(
+    home: Path,
+    listen: Sequence[str] = (),
+    *,
+    out: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> ServerStats:
+    """Serve until SIGTERM/SIGINT (or ``stop`` is set); return the counters."""
+    loop = asyncio.get_running_loop()
+    cfg = load_config(home)
+    store = HostStore.open(home, exclusive=True)
+    try:
+        now = int(time.time())
+        core = load_core(home, cfg, store.recent_clients(now - COUNT_WINDOW), now=now)
+        server = HostServer(home, core, store, cfg, loop)
+        try:
+            await server.start(list(listen) or list(cfg.listen))
+        except BaseException:
+            server.committer.close()
+            raise
+        stop = stop or asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        listening = ", ".join(server.addresses)
+        server.committer.add_event(now, "serve_start", f"listening on {listening}")
+        serve_file = home / SERVE_FILE
+        serve_file.write_text(
+            json.dumps(
+                {"pid": os.getpid(), "addresses": server.addresses,
+                 "ports": ports_of(server.addresses), "started_at": now}
+            )
+            + "\n"
+        )  # fmt: skip
+        ports = ports_of(server.addresses)
+        dns_task = loop.create_task(
+            dns.publish_loop(
+                home,
+                fqdn=cfg.fqdn,
+                port=ports[0] if ports else cfg.port,
+                addresses=server.addresses,
+                record_event=lambda kind, msg: server.committer.add_event(
+                    int(time.time()), kind, msg
+                ),
+                stop=stop,
+            )
+        )
+        state = "activated" if core.activated else "NOT ACTIVATED (clients will be refused)"
+        (out or _print)(
+            f"volact host {cfg.host_id.hex()} listening on {', '.join(server.addresses)} "
+            f"({state}; count {core.count(now)}; pid {os.getpid()})"
+        )
+        await stop.wait()
+        server.committer.add_event(int(time.time()), "serve_stop", "stopping on request")
+        await server.stop(grace=cfg.read_timeout + 1.0)
+        with contextlib.suppress(asyncio.TimeoutError, Exception):
+            await asyncio.wait_for(dns_task, 5.0)
+        with contextlib.suppress(OSError):
+            serve_file.unlink()
+        return server.stats
+    finally:
+        store.close()
+
+
+def _print(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when installed, else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+def serve(home: Path, listen: Sequence[str] = ()) -> ServerStats:
+    """Run the host in this process until a signal stops it."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        try:
+            return runner.run(serve_async(home, listen))
+        except VolactError:
+            raise
+        except OSError as exc:
+            raise ConfigurationError(f"the host cannot serve: {exc}") from exc
