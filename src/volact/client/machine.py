@@ -1,0 +1,231 @@
+"""The client's license state machine: plain values in, plain values out.
+
+A :class:`Machine` holds what the license schedule depends on (the installed key's
+SKU and kind, when grace started, the validity of the last accepted ticket, the
+intervals in force and the last attempt). Its transitions return a new
+``Machine``; its queries say which :class:`~volact.wire.LicenseState` the machine is
+in at ``now`` and when the caller should act next.
+
+States (SPEC §7)::
+
+    unlicensed --install key--> grace (30 days from install; retry every activation interval)
+    grace/notification --ticket--> licensed (valid until the ticket says, 180 days;
+                                   renew every renewal interval; after a failed
+                                   renewal, retry every activation interval)
+    grace --30 days--> notification;  licensed --validity ends--> notification
+    MAK confirmation --> licensed for good
+
+This module must not do I/O, read a clock or draw randomness: ``now`` (Unix seconds)
+is always passed in, and it may jump backwards (a user can set the clock) without
+breaking an invariant. A failure never moves a validity date.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+
+from volact.errors import UsageError
+from volact.keys import KeyKind
+from volact.wire import LicenseState
+
+MINUTE = 60
+DAY = 86_400
+#: Initial grace, from the installation of a key (ms).
+GRACE_SECONDS = 30 * DAY
+#: Validity of an activation, from the last success (ms).
+VALIDITY_SECONDS = 180 * DAY
+#: Client defaults until a host sends its own (minutes).
+DEFAULT_ACTIVATION_INTERVAL = 120
+DEFAULT_RENEWAL_INTERVAL = 7 * 24 * 60
+#: Bounds on intervals a host may impose (minutes): 15 min .. 30 days (ms).
+MIN_INTERVAL = 15
+MAX_INTERVAL = 30 * 24 * 60
+_U32_MAX = 0xFFFF_FFFF
+
+
+def clamp_interval(minutes: int) -> int:
+    """An interval from the network, forced into the allowed range (never trusted raw)."""
+    return max(MIN_INTERVAL, min(MAX_INTERVAL, int(minutes)))
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The license schedule of one machine, as values."""
+
+    sku: uuid.UUID | None = None  #: the installed SKU; None while no key is installed
+    key_kind: KeyKind | None = None  #: GVLK (host activation) or MAK (authority)
+    installed_at: int | None = None  #: when the key was installed (or rearmed): grace start
+    valid_until: int | None = None  #: end of validity of the last accepted ticket
+    permanent: bool = False  #: activated by a MAK confirmation, which never expires
+    activation_interval: int = DEFAULT_ACTIVATION_INTERVAL  #: minutes between retries
+    renewal_interval: int = DEFAULT_RENEWAL_INTERVAL  #: minutes between renewals
+    intervals_from_host: bool = False  #: a host's intervals replaced the defaults
+    last_attempt_at: int | None = None  #: when the last attempt ended
+    last_attempt_ok: bool = False  #: the last attempt was granted
+    last_success_at: int | None = None  #: when the last activation or renewal was granted
+
+    def __post_init__(self) -> None:
+        if (self.sku is None) != (self.key_kind is None) or (self.sku is None) != (
+            self.installed_at is None
+        ):
+            raise ValueError("sku, key_kind and installed_at are set together or not at all")
+        if self.key_kind is KeyKind.HOST:
+            raise ValueError("a host key cannot be installed on a client")
+        if self.permanent and self.key_kind is not KeyKind.MAK:
+            raise ValueError("only a MAK activation is permanent")
+        for iv in (self.activation_interval, self.renewal_interval):
+            if not MIN_INTERVAL <= iv <= MAX_INTERVAL:
+                raise ValueError(f"interval {iv} min is outside {MIN_INTERVAL}..{MAX_INTERVAL}")
+        if self.sku is None and (self.valid_until is not None or self.last_attempt_at is not None):
+            raise ValueError("a machine with no key has no activation and no attempts")
+
+    # ---- queries -------------------------------------------------------------------
+
+    @property
+    def grace_until(self) -> int | None:
+        """End of the initial grace, or None when no key is installed."""
+        return None if self.installed_at is None else self.installed_at + GRACE_SECONDS
+
+    def state(self, now: int) -> LicenseState:
+        if self.sku is None:
+            return LicenseState.UNLICENSED
+        if self.permanent or (self.valid_until is not None and now < self.valid_until):
+            return LicenseState.LICENSED
+        grace_until = self.grace_until
+        if grace_until is not None and now < grace_until:
+            return LicenseState.GRACE
+        return LicenseState.NOTIFICATION
+
+    def activated(self, now: int) -> bool:
+        return self.state(now) is LicenseState.LICENSED
+
+    def minutes_left(self, now: int) -> int:
+        """Minutes left in validity (licensed) or grace; 0 when none or permanent."""
+        state = self.state(now)
+        end: int | None = None
+        if state is LicenseState.LICENSED and not self.permanent:
+            end = self.valid_until
+        elif state is LicenseState.GRACE:
+            end = self.grace_until
+        if end is None:
+            return 0
+        return max(0, min(_U32_MAX, (end - now) // MINUTE))
+
+    @property
+    def next_action_at(self) -> int | None:
+        """When to attempt activation (or renewal) next; None when nothing is to do."""
+        if self.sku is None or self.installed_at is None or self.permanent:
+            return None
+        if self.last_attempt_at is None:
+            return self.installed_at  # a fresh key: act at once
+        interval = self.renewal_interval if self.last_attempt_ok else self.activation_interval
+        return self.last_attempt_at + interval * MINUTE
+
+    def next_change_at(self, now: int) -> int | None:
+        """The next time after ``now`` when :meth:`state` changes by itself (for a notice)."""
+        candidates = [
+            t
+            for t in (
+                None if self.permanent else self.valid_until,
+                self.grace_until,
+            )
+            if t is not None and t > now
+        ]
+        return min(candidates) if candidates else None
+
+    def wake_at(self, now: int) -> int | None:
+        """When a scheduler should next wake: an action is due or the state changes."""
+        times = [t for t in (self.next_action_at, self.next_change_at(now)) if t is not None]
+        return min(times) if times else None
+
+    def due(self, now: int) -> bool:
+        at = self.next_action_at
+        return at is not None and now >= at
+
+    # ---- transitions ---------------------------------------------------------------
+
+    def install(self, now: int, sku: uuid.UUID, kind: KeyKind) -> Machine:
+        """A key was installed. Another SKU or kind drops the activation and restarts grace."""
+        if kind is KeyKind.HOST:
+            raise UsageError("a host key activates a key management host, not a client")
+        if self.sku == sku and self.key_kind is kind:
+            return self
+        return Machine(
+            sku=sku,
+            key_kind=kind,
+            installed_at=now,
+            activation_interval=self.activation_interval,
+            renewal_interval=self.renewal_interval,
+            intervals_from_host=self.intervals_from_host,
+        )
+
+    def uninstall(self) -> Machine:
+        """Back to unlicensed (keeps the host's intervals)."""
+        return Machine(
+            activation_interval=self.activation_interval,
+            renewal_interval=self.renewal_interval,
+            intervals_from_host=self.intervals_from_host,
+        )
+
+    def rearm(self, now: int) -> Machine:
+        """A machine made from an image: drop activation, restart grace, keep the key."""
+        if self.sku is None or self.key_kind is None:
+            return self.uninstall()
+        return replace(self.uninstall(), sku=self.sku, key_kind=self.key_kind, installed_at=now)
+
+    def _require_key(self, what: str) -> None:
+        if self.sku is None:
+            raise UsageError(f"cannot record {what}: no product key is installed")
+
+    def succeeded(
+        self, now: int, *, valid_until: int, activation_interval: int, renewal_interval: int
+    ) -> Machine:
+        """A host granted activation: a verified ticket with this validity and intervals."""
+        self._require_key("an activation")
+        if self.key_kind is not KeyKind.GVLK:
+            raise UsageError("a host ticket activates a machine with a setup key (GVLK) only")
+        # A later grant never shortens what an earlier one gave (clocks may disagree).
+        until = valid_until if self.valid_until is None else max(self.valid_until, valid_until)
+        return replace(
+            self,
+            valid_until=until,
+            activation_interval=clamp_interval(activation_interval),
+            renewal_interval=clamp_interval(renewal_interval),
+            intervals_from_host=True,
+            last_attempt_at=now,
+            last_attempt_ok=True,
+            last_success_at=now,
+        )
+
+    def count_too_low(
+        self, now: int, *, activation_interval: int, renewal_interval: int
+    ) -> Machine:
+        """A host answered but has not counted enough machines: retry at its interval."""
+        self._require_key("a reply")
+        return replace(
+            self,
+            activation_interval=clamp_interval(activation_interval),
+            renewal_interval=clamp_interval(renewal_interval),
+            intervals_from_host=True,
+            last_attempt_at=now,
+            last_attempt_ok=False,
+        )
+
+    def failed(self, now: int) -> Machine:
+        """No host granted (none answered, refused, or sent something unverifiable)."""
+        self._require_key("a failure")
+        return replace(self, last_attempt_at=now, last_attempt_ok=False)
+
+    def mak_activated(self, now: int) -> Machine:
+        """The vendor confirmed this machine's MAK activation: permanent."""
+        self._require_key("a MAK activation")
+        if self.key_kind is not KeyKind.MAK:
+            raise UsageError("a MAK confirmation needs a MAK installed")
+        return replace(
+            self, permanent=True, last_attempt_at=now, last_attempt_ok=True, last_success_at=now
+        )
+
+    def with_validity(self, valid_until: int | None, permanent: bool) -> Machine:
+        """The same machine with validity taken from re-verified documents (on load)."""
+        return replace(self, valid_until=valid_until, permanent=permanent)

@@ -1,0 +1,147 @@
+"""The client's network adapters: one frame out, one frame back, over TCP.
+
+:func:`exchange` (blocking) and :func:`exchange_async` (asyncio) connect to a host
+(a name is resolved through :mod:`volact.client.discovery`, IPv6 first as it
+returns them; IP literals, v4 or v6, are used as they are), send one request frame,
+read one reply frame of at most :data:`~volact.wire.MAX_REPLY_FRAME` bytes and
+close. Every step is bounded by the timeout, and every ``OSError`` becomes a
+:class:`~volact.errors.TransportError`. No policy lives here: what to send, to
+whom, and what the answer means is the planner's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+import time
+from collections.abc import Sequence
+
+from volact.client import discovery
+from volact.client.srv import HostAddress
+from volact.errors import DecodeError, TransportError
+from volact.wire import LENGTH_BYTES, MAX_REPLY_FRAME, frame_length
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _addresses(
+    address: HostAddress, nameservers: Sequence[HostAddress] | None, timeout: float
+) -> list[str]:
+    if _is_literal(address.host):
+        return [address.host]
+    if nameservers is None and address.host.lower() in ("localhost", "localhost."):
+        return ["::1", "127.0.0.1"]
+    found = discovery.resolve_host(address.host, nameservers=nameservers, timeout=timeout)
+    if not found:
+        raise TransportError(f"{address.host} has no address in DNS")
+    return list(found)[:8]
+
+
+def _check_length(header: bytes) -> int:
+    try:
+        n = frame_length(header)
+    except DecodeError as exc:
+        raise TransportError(f"bad reply framing: {exc}") from exc
+    if n + LENGTH_BYTES > MAX_REPLY_FRAME:
+        raise TransportError(f"reply of {n + LENGTH_BYTES} bytes exceeds {MAX_REPLY_FRAME}")
+    return n
+
+
+def _recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out reading the reply")
+        sock.settimeout(left)
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise TransportError(f"the host closed the connection after {len(buf)} of {n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+def exchange(
+    address: HostAddress,
+    frame: bytes,
+    timeout: float,
+    *,
+    nameservers: Sequence[HostAddress] | None = None,
+) -> bytes:
+    """Send ``frame`` to ``address`` and return the one frame it answers with."""
+    deadline = time.monotonic() + timeout
+    errors: list[str] = []
+    for ip in _addresses(address, nameservers, timeout):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            with socket.create_connection((ip, address.port), timeout=left) as sock:
+                sock.sendall(frame)
+                header = _recv_exact(sock, LENGTH_BYTES, deadline)
+                body = _recv_exact(sock, _check_length(header), deadline)
+                return header + body
+        except TransportError:
+            raise
+        except OSError as exc:  # refused, reset, unreachable, timeout
+            errors.append(f"{ip}: {exc.strerror or exc.__class__.__name__}")
+    detail = "; ".join(errors) or "out of time"
+    raise TransportError(f"{address} did not answer ({detail})")
+
+
+async def exchange_async(
+    address: HostAddress,
+    frame: bytes,
+    timeout: float,
+    *,
+    nameservers: Sequence[HostAddress] | None = None,
+) -> bytes:
+    """The asyncio twin of :func:`exchange`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    if _is_literal(address.host):
+        ips = [address.host]
+    elif nameservers is None and address.host.lower() in ("localhost", "localhost."):
+        ips = ["::1", "127.0.0.1"]
+    else:
+        ips = list(
+            await discovery.resolve_host_async(
+                address.host, nameservers=nameservers, timeout=timeout
+            )
+        )[:8]
+        if not ips:
+            raise TransportError(f"{address.host} has no address in DNS")
+    errors: list[str] = []
+    for ip in ips:
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        try:
+            async with asyncio.timeout(left):
+                reader, writer = await asyncio.open_connection(ip, address.port)
+                try:
+                    writer.write(frame)
+                    await writer.drain()
+                    header = await reader.readexactly(LENGTH_BYTES)
+                    body = await reader.readexactly(_check_length(header))
+                    return header + body
+                finally:
+                    writer.close()
+                    with contextlib.suppress(OSError):
+                        await writer.wait_closed()
+        except TransportError:
+            raise
+        except asyncio.IncompleteReadError as exc:
+            errors.append(f"{ip}: closed after {len(exc.partial)} bytes")
+        except (OSError, TimeoutError) as exc:
+            errors.append(f"{ip}: {getattr(exc, 'strerror', None) or exc.__class__.__name__}")
+    detail = "; ".join(errors) or "out of time"
+    raise TransportError(f"{address} did not answer ({detail})")
