@@ -1,11 +1,41 @@
-"""Runs the authority's HTTP API under uvicorn (placeholder until the API lands)."""
+"""Runs the authority's HTTP API under uvicorn, with one or several worker processes.
+
+The parent process checks the home, the vendor key (and its passphrase) and the
+store, migrates the schema, binds and listens on the socket, writes
+``HOME/serve.json`` with the bound address and prints one readiness line; then
+the workers (spawned processes, each building its own app from environment
+variables via :func:`app_from_env`) accept on that shared socket. Workers are
+stateless: everything durable is in the store, so several workers, or several
+machines on one PostgreSQL, serve one authority. SIGTERM/SIGINT stop cleanly.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from volact.errors import ConfigurationError
+from fastapi import FastAPI
+
+from volact.authority.activation import Authority
+from volact.authority.api import ApiConfig, create_app
+from volact.authority.db import Store
+from volact.authority.ratelimit import RateLimit
+from volact.authority.vault import SERVE_FILE, AuthorityHome
+from volact.errors import ConfigurationError, UsageError
+
+ENV_HOME = "VOLACT_AUTHORITY_HOME"
+ENV_DATABASE = "VOLACT_AUTHORITY_DATABASE"
+ENV_PASSPHRASE_FILE = "VOLACT_AUTHORITY_PASSPHRASE_FILE"
+ENV_RATE = "VOLACT_AUTHORITY_RATE"
+ENV_BURST = "VOLACT_AUTHORITY_BURST"
+
+DEFAULT_RATE = 50.0
+DEFAULT_BURST = 500
+MAX_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -13,11 +43,177 @@ class ServeOptions:
     """How to run the service."""
 
     home: Path  #: the authority home
+    host: str  #: address to bind
+    port: int  #: port to bind (0 = any free port)
+    database: str  #: SQLAlchemy URL of the store
+    workers: int = 1  #: worker processes
+    passphrase_file: Path | None = None  #: the vendor key's passphrase, if encrypted
+    rate: float = DEFAULT_RATE  #: activation requests per second per key and per address
+    burst: int = DEFAULT_BURST  #: burst of the rate limit
+    log_level: str = "warning"  #: uvicorn's log level
 
     @classmethod
-    def from_cli(cls, **kwargs: object) -> ServeOptions:
-        return cls(Path(str(kwargs["home"])))
+    def from_cli(
+        cls,
+        *,
+        home: Path,
+        listen: str,
+        database: str,
+        workers: int,
+        passphrase_file: Path | None,
+        rate_limit: float | None,
+        rate_burst: int | None,
+        log_level: str,
+    ) -> ServeOptions:
+        host, port = parse_listen(listen)
+        if not 1 <= workers <= MAX_WORKERS:
+            raise UsageError(f"--workers must be 1..{MAX_WORKERS}")
+        rate = DEFAULT_RATE if rate_limit is None else rate_limit
+        burst = DEFAULT_BURST if rate_burst is None else rate_burst
+        if rate < 0 or burst < 1:
+            raise UsageError("--rate-limit must be >= 0 and --rate-burst >= 1")
+        return cls(
+            home.resolve(), host, port, database, workers,
+            passphrase_file.resolve() if passphrase_file else None, rate, burst, log_level,
+        )  # fmt: skip
+
+    def environ(self) -> dict[str, str]:
+        env = {
+            ENV_HOME: str(self.home),
+            ENV_DATABASE: self.database,
+            ENV_RATE: repr(self.rate),
+            ENV_BURST: str(self.burst),
+        }
+        if self.passphrase_file is not None:
+            env[ENV_PASSPHRASE_FILE] = str(self.passphrase_file)
+        return env
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``ADDR:PORT`` (``[v6]:PORT`` for IPv6) → (address, port)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise UsageError(f"--listen takes ADDR:PORT, e.g. 127.0.0.1:8088 or [::1]:0; not {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--listen: bad port {port_text!r} (0..65535)")
+    return host, port
+
+
+def _load_authority(
+    home_dir: Path, database: str, passphrase_file: Path | None, *, pool_size: int = 10
+) -> Authority:
+    home = AuthorityHome.open(home_dir)
+    passphrase = None
+    if passphrase_file is not None:
+        try:
+            passphrase = passphrase_file.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read the passphrase file {passphrase_file}: {exc.strerror}"
+            ) from exc
+    key = home.signing_key(passphrase)
+    return Authority(home, Store(database, pool_size=pool_size), key)
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker, configured by the parent through the environment."""
+    home = os.environ.get(ENV_HOME)
+    database = os.environ.get(ENV_DATABASE)
+    if not home or not database:
+        raise ConfigurationError(f"{ENV_HOME} and {ENV_DATABASE} must be set")
+    pw = os.environ.get(ENV_PASSPHRASE_FILE)
+    auth = _load_authority(Path(home), database, Path(pw) if pw else None)
+    auth.store.check_schema()
+    limit = RateLimit(
+        float(os.environ.get(ENV_RATE, DEFAULT_RATE)),
+        int(os.environ.get(ENV_BURST, DEFAULT_BURST)),
+    )
+    return create_app(ApiConfig(auth, rate_limit=limit))
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port); IPv6 when host is an IPv6 address."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        # Listen now, before the workers start, so early clients queue instead of
+        # being refused.
+        sock.listen(2048)
+        sock.set_inheritable(True)
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock
 
 
 def serve(opts: ServeOptions) -> int:
-    raise ConfigurationError("`volact authority serve` is not built yet")
+    """Run until SIGTERM/SIGINT; return the exit code."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    # Fail here, in the foreground, on a bad home, key, passphrase or database.
+    auth = _load_authority(opts.home, opts.database, opts.passphrase_file, pool_size=1)
+    try:
+        auth.store.migrate()
+    finally:
+        auth.store.close()
+    os.environ.update(opts.environ())
+    config = uvicorn.Config(
+        "volact.authority.service:app_from_env",
+        factory=True,
+        host=opts.host,
+        port=opts.port,
+        workers=opts.workers,
+        log_level=opts.log_level,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+    )
+    sock = bind(opts.host, opts.port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    url = f"http://{url_host}:{bound_port}"
+    info = {
+        "url": url,
+        "host": bound_host,
+        "port": bound_port,
+        "pid": os.getpid(),
+        "workers": opts.workers,
+        "database": _redact(opts.database),
+    }
+    serve_file = opts.home / SERVE_FILE
+    serve_file.write_text(json.dumps(info, indent=2) + "\n")
+    sys.stdout.write(
+        f"volact authority listening on {url} "
+        f"({opts.workers} worker{'s' if opts.workers > 1 else ''}, "
+        f"store {_redact(opts.database)})\n"
+    )
+    sys.stdout.flush()
+    try:
+        if opts.workers == 1:
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            Multiprocess(config, sockets=[sock]).run()
+    finally:
+        serve_file.unlink(missing_ok=True)
+        sock.close()
+    return 0
+
+
+def _redact(url: str) -> str:
+    """The URL without a password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, hostpart = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{hostpart}"
