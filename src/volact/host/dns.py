@@ -157,25 +157,31 @@ def service_label(home: Path, settings: DnsSettings) -> str:
         return DEFAULT_LABEL
 
 
-def _load_state(home: Path) -> dict[str, dict[str, Any]]:
+def _read_state_file(home: Path) -> dict[str, Any]:
     try:
         obj = json.loads((Path(home) / STATE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    domains = obj.get("domains") if isinstance(obj, dict) else None
+    return obj if isinstance(obj, dict) else {}
+
+
+def _load_state(home: Path) -> dict[str, dict[str, Any]]:
+    domains = _read_state_file(home).get("domains")
     if not isinstance(domains, dict):
         return {}
     return {k: v for k, v in domains.items() if isinstance(k, str) and isinstance(v, dict)}
 
 
-def _save_state(home: Path, domain: str, state: DomainState, *, published: bool | None) -> None:
+def _save_state(
+    home: Path, domain: str, state: DomainState, *, published: bool | None, fqdn: str
+) -> None:
     """Merge one domain's state into ``dns-state.json``; a failure here is not fatal."""
     states = _load_state(home)
     entry = {**states.get(domain, {}), **state.to_json()}
     if published is not None:
         entry["published"] = published
     states[domain] = entry
-    data = json.dumps({"domains": states}, indent=2, sort_keys=True) + "\n"
+    data = json.dumps({"fqdn": fqdn, "domains": states}, indent=2, sort_keys=True) + "\n"
     with contextlib.suppress(ConfigurationError):
         _write_atomic(Path(home) / STATE_FILE, data.encode())
 
@@ -414,7 +420,9 @@ def _safe_event(record_event: EventSink, kind: str, message: str) -> None:
         record_event(kind, message)
 
 
-def _record(home: Path, outcome: Outcome, now: int, *, action: str, backoff: Backoff) -> None:
+def _record(
+    home: Path, outcome: Outcome, now: int, *, action: str, backoff: Backoff, fqdn: str
+) -> None:
     old = _load_state(home).get(outcome.domain, {})
     prior = old.get("failures", 0)
     failures = 0 if outcome.ok else (prior if isinstance(prior, int) else 0) + 1
@@ -430,7 +438,7 @@ def _record(home: Path, outcome: Outcome, now: int, *, action: str, backoff: Bac
     published: bool | None = None
     if outcome.ok:
         published = action == "publish"
-    _save_state(home, outcome.domain, state, published=published)
+    _save_state(home, outcome.domain, state, published=published, fqdn=fqdn)
 
 
 def run_once(
@@ -475,7 +483,7 @@ def run_once(
             outcome = unpublish_domain(
                 target, settings, label=label, fqdn=name, addresses=addresses, timeout=timeout
             )
-        _record(home, outcome, int(now()), action=action, backoff=backoff)
+        _record(home, outcome, int(now()), action=action, backoff=backoff, fqdn=name)
         if record_event is not None:
             kind = f"dns_{action}_{'ok' if outcome.ok else 'failed'}"
             _safe_event(record_event, kind, outcome.message())
@@ -535,7 +543,7 @@ async def publish_loop(
             )
             now = int(clock())
             state = schedule.record(outcome, now)
-            _save_state(home, domain, state, published=True if outcome.ok else None)
+            _save_state(home, domain, state, published=True if outcome.ok else None, fqdn=name)
             if outcome.ok:
                 _safe_event(record_event, "dns_publish_ok", outcome.message())
             else:
@@ -568,7 +576,8 @@ def status(home: Path) -> dict[str, Any]:
         settings = load_settings(home)
     except ConfigurationError as exc:
         return {"enabled": False, "configured": False, "error": str(exc)}
-    fqdn = settings.fqdn or _fqdn_from_config(home)
+    last = _read_state_file(home).get("fqdn")
+    fqdn = settings.fqdn or _fqdn_from_config(home) or (last if isinstance(last, str) else None)
     key: dict[str, Any] | None = None
     if settings.tsig_key_file:
         key = {"file": settings.tsig_key_file}

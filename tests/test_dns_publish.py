@@ -1,0 +1,360 @@
+"""Publishing against a real BIND 9: replace only one's own SRV record, refusals, outages.
+
+Every test uses host names of its own (``<test>-<random>.corp.example``) because the
+session's ``named`` and its zones are shared; assertions look only at those names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.rdatatype
+import pytest
+
+from services import Bind9
+from volact.client.discovery import lookup_srv, resolve_host
+from volact.client.srv import HostAddress, SrvRecord
+from volact.host import dns as hostdns
+from volact.host.dns_settings import DnsSettings, FailureKind, PublishDomain, ServerAddress
+
+LABEL = "_volact._tcp"
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+def _srv(bind9: Bind9, zone: str, *targets: str) -> set[str]:
+    """SRV rdatas at the zone's label whose target is one of ``targets`` (a real query)."""
+    reply = bind9.query(f"{LABEL}.{zone}", "SRV")
+    wanted = {t.rstrip(".") for t in targets}
+    return {
+        rd.to_text().rstrip(".")
+        for rrset in reply.answer
+        if rrset.rdtype == dns.rdatatype.SRV
+        for rd in rrset
+        if rd.target.to_text(omit_final_dot=True) in wanted  # type: ignore[attr-defined]
+    }
+
+
+def _home(
+    tmp_path: Path,
+    bind9: Bind9,
+    name: str,
+    *,
+    key: str = "good",
+    **settings: object,
+) -> Path:
+    home = tmp_path / name
+    home.mkdir()
+    key_file: str | None = None
+    if key == "good":
+        key_file = str(bind9.write_key_file(home / "tsig.key"))
+    elif key == "wrong-secret":
+        wrong = base64.b64encode(secrets.token_bytes(32)).decode()
+        key_file = str(home / "tsig.key")
+        Path(key_file).write_text(
+            f'key "{bind9.tsig_key_name}" {{ algorithm hmac-sha256; secret "{wrong}"; }};\n'
+        )
+    elif key == "unknown-name":
+        key_file = str(home / "tsig.key")
+        Path(key_file).write_text(
+            'key "nobody-knows-me" { algorithm hmac-sha256; '
+            f'secret "{bind9.tsig_secret_b64}"; }};\n'
+        )
+    base = DnsSettings(
+        enabled=True,
+        servers=(ServerAddress("127.0.0.1", bind9.port),),
+        tsig_key_file=key_file,
+    )
+    hostdns.save_settings(home, DnsSettings.from_json({**base.to_json(), **settings}))
+    return home
+
+
+class Events(list[tuple[str, str]]):
+    def __call__(self, kind: str, message: str) -> None:
+        self.append((kind, message))
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self]
+
+
+def _publish(home: Path, fqdn: str, port: int, addresses: tuple[str, ...] = ()) -> Events:
+    events = Events()
+    hostdns.run_once(
+        home, action="publish", fqdn=fqdn, port=port, addresses=addresses, record_event=events
+    )
+    return events
+
+
+def test_two_hosts_share_a_zone_unpublish_and_port_change(bind9: Bind9, tmp_path: Path) -> None:
+    zone = "corp.example"
+    h1, h2 = f"{_name('h1')}.{zone}", f"{_name('h2')}.{zone}"
+    home1 = _home(tmp_path, bind9, "h1")
+    home2 = _home(tmp_path, bind9, "h2")
+
+    assert _publish(home1, h1, 1688, ("127.0.0.1",)).kinds() == ["dns_publish_ok"]
+    assert _publish(home2, h2, 1688, ("127.0.0.2", "::1")).kinds() == ["dns_publish_ok"]
+    assert _srv(bind9, zone, h1, h2) == {f"0 0 1688 {h1}", f"0 0 1688 {h2}"}
+    assert resolve_host(h2, nameservers=[HostAddress("127.0.0.1", bind9.port)]) == [
+        "::1",
+        "127.0.0.2",
+    ]
+
+    # A port change replaces h1's record instead of adding a second one.
+    _publish(home1, h1, 1700, ("127.0.0.1",))
+    assert _srv(bind9, zone, h1, h2) == {f"0 0 1700 {h1}", f"0 0 1688 {h2}"}
+    # Republishing the same thing leaves exactly one record.
+    _publish(home1, h1, 1700, ("127.0.0.1",))
+    assert _srv(bind9, zone, h1) == {f"0 0 1700 {h1}"}
+
+    events = Events()
+    hostdns.run_once(
+        home1,
+        action="unpublish",
+        fqdn=h1,
+        port=1700,
+        addresses=("127.0.0.1",),
+        record_event=events,
+    )
+    assert events.kinds() == ["dns_unpublish_ok"]
+    assert _srv(bind9, zone, h1, h2) == {f"0 0 1688 {h2}"}
+    assert not bind9.query(h1, "A").answer  # its address went with it
+    assert bind9.query(h2, "A").answer  # the other host's did not
+
+    hostdns.run_once(home2, action="unpublish", fqdn=h2, port=1688, addresses=("127.0.0.2",))
+    assert _srv(bind9, zone, h1, h2) == set()
+
+
+def test_one_host_into_two_zones_with_own_priority_and_weight(bind9: Bind9, tmp_path: Path) -> None:
+    fqdn = f"{_name('multi')}.corp.example"
+    home = _home(
+        tmp_path,
+        bind9,
+        "multi",
+        priority=1,
+        weight=5,
+        publish=[{"domain": "branch.example", "priority": 10, "weight": 20}],
+    )
+    events = _publish(home, fqdn, 1688)
+    assert events.kinds() == ["dns_publish_ok", "dns_publish_ok"]
+    assert [m.split(":")[0] for _, m in events] == ["corp.example", "branch.example"]
+
+    ns = [HostAddress("127.0.0.1", bind9.port)]
+    corp = [r for r in lookup_srv(f"{LABEL}.corp.example", nameservers=ns) if r.target == fqdn]
+    branch = [r for r in lookup_srv(f"{LABEL}.branch.example.", nameservers=ns) if r.target == fqdn]
+    assert corp == [SrvRecord(1, 5, 1688, fqdn)]
+    assert branch == [SrvRecord(10, 20, 1688, fqdn)]
+    # The host's name is in corp.example only: no A record lands in branch.example.
+    assert not bind9.query(f"{fqdn.split('.')[0]}.branch.example", "A").answer
+
+    st = hostdns.status(home)
+    assert [(d["domain"], d["published"]) for d in st["domains"]] == [
+        ("corp.example", True),
+        ("branch.example", True),
+    ]
+    hostdns.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
+    assert _srv(bind9, "corp.example", fqdn) == _srv(bind9, "branch.example", fqdn) == set()
+    assert [d["published"] for d in hostdns.status(home)["domains"]] == [False, False]
+
+
+@pytest.mark.parametrize(
+    ("key", "kind", "reason"),
+    [
+        ("wrong-secret", FailureKind.BADSIG, "BADSIG"),
+        ("unknown-name", FailureKind.BADKEY, "BADKEY"),
+        ("none", FailureKind.REFUSED, "not signed"),
+    ],
+)
+def test_refused_updates_are_events_with_the_reason(
+    bind9: Bind9, tmp_path: Path, key: str, kind: FailureKind, reason: str
+) -> None:
+    fqdn = f"{_name('forged')}.corp.example"
+    home = _home(tmp_path, bind9, "forged", key=key)
+    events = Events()
+    outcomes = hostdns.run_once(
+        home, action="publish", fqdn=fqdn, port=1688, addresses=(), record_event=events
+    )
+    assert [(o.ok, o.kind) for o in outcomes] == [(False, kind)]
+    assert events.kinds() == ["dns_publish_failed"]
+    assert events[0][1].startswith("corp.example: ")
+    assert reason in events[0][1]
+    assert _srv(bind9, "corp.example", fqdn) == set()
+    st = hostdns.status(home)
+    assert st["domains"][0]["failures"] == 1
+    assert reason in st["domains"][0]["last_error"]
+    # The secret is never shown, whichever key was used.
+    secret = bind9.tsig_secret_b64
+    assert secret not in json.dumps(st)
+    assert secret not in repr(outcomes) + repr(events)
+
+
+def test_policy_refusal_outside_the_granted_records(bind9: Bind9, tmp_path: Path) -> None:
+    # The key may change A/AAAA only inside the zone: a host named in another zone,
+    # publishing a label the policy does not grant, is refused (REFUSED), not crashed.
+    fqdn = f"{_name('odd')}.corp.example"
+    home = _home(tmp_path, bind9, "odd", label="_other._tcp")
+    outcomes = hostdns.run_once(home, action="publish", fqdn=fqdn, port=1688, addresses=())
+    assert [(o.ok, o.kind) for o in outcomes] == [(False, FailureKind.REFUSED)]
+    assert "update policy" in outcomes[0].detail
+
+
+def test_server_down_is_a_failure_with_a_reason(bind9: Bind9, tmp_path: Path) -> None:
+    fqdn = f"{_name('down')}.corp.example"
+    home = _home(tmp_path, bind9, "down")
+    bind9.stop()
+    try:
+        outcomes = hostdns.run_once(
+            home, action="publish", fqdn=fqdn, port=1688, addresses=(), timeout=2.0
+        )
+    finally:
+        bind9.start()
+    assert [(o.ok, o.kind) for o in outcomes] == [(False, FailureKind.UNREACHABLE)]
+    assert "connection refused" in outcomes[0].detail
+
+
+def test_second_server_is_tried_when_the_first_does_not_answer(
+    bind9: Bind9, tmp_path: Path
+) -> None:
+    fqdn = f"{_name('failover')}.corp.example"
+    home = _home(tmp_path, bind9, "failover")
+    settings = hostdns.load_settings(home)
+    dead = ServerAddress("127.0.0.1", 9)  # discard port: nothing listens there
+    hostdns.save_settings(
+        home,
+        DnsSettings.from_json(
+            {**settings.to_json(), "servers": [str(dead), f"127.0.0.1:{bind9.port}"]}
+        ),
+    )
+    outcomes = hostdns.run_once(home, action="publish", fqdn=fqdn, port=1688, addresses=())
+    assert [o.ok for o in outcomes] == [True]
+    assert outcomes[0].server == f"127.0.0.1:{bind9.port}"
+    hostdns.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
+
+
+def test_missing_key_file_is_a_config_failure(bind9: Bind9, tmp_path: Path) -> None:
+    home = _home(tmp_path, bind9, "nokey")
+    (home / "tsig.key").unlink()
+    outcomes = hostdns.run_once(
+        home, action="publish", fqdn="nokey.corp.example", port=1, addresses=()
+    )
+    assert [(o.ok, o.kind) for o in outcomes] == [(False, FailureKind.CONFIG)]
+    assert "does not exist" in outcomes[0].detail
+
+
+# ------------------------------------------------------------------ the loop
+
+
+@contextlib.contextmanager
+def _loop_thread(home: Path, fqdn: str, port: int, events: Events) -> Iterator[asyncio.Event]:
+    """Run ``publish_loop`` in a thread of its own; stop it and join on exit."""
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    result: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            loop.run_until_complete(
+                hostdns.publish_loop(
+                    home,
+                    fqdn=fqdn,
+                    port=port,
+                    addresses=("0.0.0.0:1688", "127.0.0.1:1688"),
+                    record_event=events,
+                    stop=stop,
+                    timeout=2.0,
+                )
+            )
+            result.append(None)
+        except BaseException as exc:  # surfaced below: the loop must never raise
+            result.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield stop
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)
+        loop.close()
+    assert not thread.is_alive()
+    assert result == [None]
+
+
+def _wait_for(predicate: object, what: str, seconds: float = 30.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+def test_loop_survives_bind_down_then_publishes_when_it_is_back(
+    bind9: Bind9, tmp_path: Path
+) -> None:
+    fqdn = f"{_name('outage')}.corp.example"
+    home = _home(tmp_path, bind9, "outage", retry_initial=1, retry_max=2)
+    events = Events()
+    bind9.stop()
+    try:
+        with _loop_thread(home, fqdn, 1688, events):
+            _wait_for(lambda: events.kinds().count("dns_publish_failed") >= 2, "two failures")
+            assert "connection refused" in events[0][1]
+            assert "retry in 1 s" in events[0][1] and "retry in 2 s" in events[1][1]
+            assert _srv_state(home)["failures"] >= 2
+            bind9.start()
+            _wait_for(lambda: "dns_publish_ok" in events.kinds(), "a success")
+            assert _srv(bind9, "corp.example", fqdn) == {f"0 0 1688 {fqdn}"}
+            # 127.0.0.1 from the listen addresses; the wildcard was skipped.
+            assert [rr.to_text() for rr in bind9.query(fqdn, "A").answer[0]] == ["127.0.0.1"]
+    finally:
+        bind9.start()
+    st = _srv_state(home)
+    assert st["failures"] == 0 and st["published"] is True and st["last_error"] is None
+    hostdns.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=("127.0.0.1",))
+
+
+def _srv_state(home: Path) -> dict[str, object]:
+    domains: list[dict[str, object]] = hostdns.status(home)["domains"]
+    return domains[0]
+
+
+def test_loop_returns_at_once_when_disabled_or_unconfigured(tmp_path: Path) -> None:
+    async def run(home: Path) -> Events:
+        events = Events()
+        stop = asyncio.Event()
+        await asyncio.wait_for(
+            hostdns.publish_loop(
+                home, fqdn="h.corp.example", port=1, addresses=(), record_event=events, stop=stop
+            ),
+            timeout=10,
+        )
+        return events
+
+    home = tmp_path / "h"
+    home.mkdir()
+    assert asyncio.run(run(home)) == []  # no dns.json at all
+    hostdns.save_settings(home, DnsSettings(servers=(ServerAddress("127.0.0.1", 9),)))
+    assert asyncio.run(run(home)) == []  # configured but disabled
+    (home / "dns.json").write_text("{not json")
+    events = asyncio.run(run(home))  # broken settings: one event, no exception
+    assert events.kinds() == ["dns_publish_failed"]
+    assert "not valid JSON" in events[0][1]
+
+
+def test_settings_domains_with_publish_list(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    home.mkdir()
+    s = DnsSettings(publish=(PublishDomain("branch.example", 3, 4),))
+    hostdns.save_settings(home, s)
+    assert hostdns.load_settings(home) == s
