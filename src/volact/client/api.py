@@ -578,12 +578,14 @@ class Activation:
         on_step: Callable[[Status, bool], None] | None = None,
         max_steps: int | None = None,
         sleep: Callable[[float], bool] | None = None,
+        max_sleep: float = MAX_SLEEP_SECONDS,
     ) -> Status:
         """Keep the license: act when due, sleep until the next action or state change.
 
         Returns when ``stop`` is set or after ``max_steps`` steps. ``sleep(seconds)``
         returns True to stop (default: ``stop.wait``); tests pass one that moves a
-        fake clock instead.
+        fake clock instead. Sleeps last at most ``max_sleep`` seconds, so that a
+        change of the system clock is noticed within that time.
         """
         stop = stop or threading.Event()
         wait = sleep or stop.wait
@@ -600,7 +602,7 @@ class Activation:
                 on_step(status, acted)
             if max_steps is not None and steps >= max_steps:
                 break
-            if wait(self._sleep_for(status)):
+            if wait(self._sleep_for(max_sleep)):
                 break
         return status
 
@@ -627,7 +629,7 @@ class Activation:
             if max_steps is not None and steps >= max_steps:
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._sleep_for(status))
+                await asyncio.wait_for(stop.wait(), self._sleep_for(MAX_SLEEP_SECONDS))
         return status
 
     def start_background(
@@ -636,13 +638,12 @@ class Activation:
         """Run :meth:`run_schedule` in a daemon thread; stop it with ``.stop()``."""
         return BackgroundSchedule(self, on_step)
 
-    def _sleep_for(self, status: Status) -> float:
+    def _sleep_for(self, max_sleep: float) -> float:
         now = self.now()
-        m = self.load().machine
-        wake = m.wake_at(now)
+        wake = self.load().machine.wake_at(now)
         if wake is None:
-            return MAX_SLEEP_SECONDS
-        return float(max(1, min(MAX_SLEEP_SECONDS, wake - now)))
+            return max_sleep
+        return float(max(1, min(max_sleep, wake - now)))
 
     # ---- log -----------------------------------------------------------------------
 

@@ -124,15 +124,12 @@ class Machine:
 
     def next_change_at(self, now: int) -> int | None:
         """The next time after ``now`` when :meth:`state` changes by itself (for a notice)."""
-        candidates = [
-            t
-            for t in (
-                None if self.permanent else self.valid_until,
-                self.grace_until,
-            )
-            if t is not None and t > now
-        ]
-        return min(candidates) if candidates else None
+        state = self.state(now)
+        if state is LicenseState.LICENSED and not self.permanent:
+            return self.valid_until
+        if state is LicenseState.GRACE:
+            return self.grace_until
+        return None
 
     def wake_at(self, now: int) -> int | None:
         """When a scheduler should next wake: an action is due or the state changes."""

@@ -428,7 +428,7 @@ class AttemptPlanner:
         self._events.append({"event": "host_failed", "host": str(address), "reason": reason})
 
     def _no_host_reason(self) -> str:
-        if self._failures:
+        if self._tried:
             last_host, last_reason = self._failures[-1]
             return f"no host granted activation; last: {last_host}: {last_reason}"
         if self.config.manual_host is None and not self._looked_up:
@@ -437,7 +437,8 @@ class AttemptPlanner:
                 "(use set-host or set-domain)"
             )
         names = ", ".join(self._looked_up)
-        return f"no host found: no usable SRV records at {names}"
+        dns_errors = "".join(f"; {name}: {why}" for name, why in self._failures)
+        return f"no host found: no usable SRV records at {names}{dns_errors}"
 
     def _finish(
         self,

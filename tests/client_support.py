@@ -1,0 +1,121 @@
+"""Helpers for the client tests: a vendor and profile, a hand-moved clock, and an
+in-memory network that wires clients to :class:`volact.host.policy.HostCore` objects
+(no sockets)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from volact.catalog import demo_catalog
+from volact.client.api import Activation
+from volact.client.srv import HostAddress, SrvRecord
+from volact.errors import TransportError
+from volact.host.policy import HostCore, make_test_host
+from volact.keys import ProductKey
+from volact.profile import ProductProfile
+from volact.signing import SigningKey
+
+T0 = 1_800_000_000  # a fixed "now" (2027-01-15) so that tests do not depend on the date
+DAY = 86_400
+VENDOR = SigningKey.from_seed(bytes([7]) * 32)
+CATALOG = demo_catalog()
+DESKTOP = CATALOG.sku("Acme Desktop 2026 Professional")  # group threshold 25
+SERVER = CATALOG.sku("Acme Server 2026 Standard")  # group threshold 5
+
+
+def make_profile(vendor: SigningKey = VENDOR, **kw: Any) -> ProductProfile:
+    gvlks = {s.id: ProductKey.derive_gvlk(vendor.public_key, s.id.bytes).text for s in CATALOG.skus}
+    return ProductProfile("Acme", vendor.public_key, CATALOG, gvlks, **kw)
+
+
+PROFILE = make_profile()
+
+
+@dataclass
+class Clock:
+    """Wall clock moved by hand."""
+
+    t: float = T0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@dataclass
+class Network:
+    """Hosts and SRV records in memory; exchanges call ``HostCore.handle_frame``."""
+
+    clock: Clock
+    hosts: dict[HostAddress, Any] = field(default_factory=dict)
+    srv: dict[str, list[SrvRecord]] = field(default_factory=dict)
+    down: set[HostAddress] = field(default_factory=set)
+    log: list[tuple[str, str]] = field(default_factory=list)
+
+    def add_host(self, name: str, core: Any = None, port: int = 1688) -> HostAddress:
+        addr = HostAddress(name, port)
+        self.hosts[addr] = core if core is not None else make_test_host(VENDOR, CATALOG)
+        return addr
+
+    def core(self, addr: HostAddress) -> HostCore:
+        core = self.hosts[addr]
+        assert isinstance(core, HostCore)
+        return core
+
+    def exchange(self, address: HostAddress, frame: bytes, timeout: float) -> bytes:
+        self.log.append(("exchange", str(address)))
+        host = self.hosts.get(address)
+        if host is None or address in self.down:
+            raise TransportError(f"{address} did not answer (connection refused)")
+        if callable(host) and not isinstance(host, HostCore):
+            return bytes(host(frame))
+        return host.handle_frame(frame, now=int(self.clock()), address="192.0.2.1")
+
+    def lookup(self, name: str, timeout: float) -> Sequence[SrvRecord]:
+        self.log.append(("srv", name))
+        return list(self.srv.get(name, []))
+
+    async def exchange_async(self, address: HostAddress, frame: bytes, timeout: float) -> bytes:
+        return self.exchange(address, frame, timeout)
+
+    async def lookup_async(self, name: str, timeout: float) -> Sequence[SrvRecord]:
+        return self.lookup(name, timeout)
+
+    def activation(
+        self,
+        home: Path,
+        *,
+        sku: str | None = DESKTOP.name,
+        profile: ProductProfile = PROFILE,
+        seed: int = 1,
+        search_domains: Sequence[str] = (),
+        **kw: Any,
+    ) -> Activation:
+        return Activation(
+            profile,
+            home,
+            sku=sku,
+            clock=self.clock,
+            monotonic=lambda: 0.0,
+            rng=random.Random(seed),
+            lookup_srv=self.lookup,
+            exchange=self.exchange,
+            lookup_srv_async=self.lookup_async,
+            exchange_async=self.exchange_async,
+            search_domains=lambda: list(search_domains),
+            vm=True,
+            workstation=f"ws-{home.name}",
+            **kw,
+        )
+
+
+def fill(core: HostCore, n: int, now: int) -> None:
+    """Make ``core`` count ``n`` extra machines (other CMIDs seen at ``now``)."""
+    for i in range(n):
+        core.index.touch(bytes([0xEE, i % 256, i // 256]) + bytes(13), now, True)
