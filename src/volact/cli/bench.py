@@ -1,11 +1,79 @@
-"""`volact bench`: not built yet."""
+"""`volact bench`: load a real host on this machine and report the figures.
+
+Reference: ``docs/cli-bench.md``. The work is in :mod:`volact.bench.loadgen`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
+
+from volact.bench.loadgen import BenchSpec, run
+from volact.cli.common import EXIT_ERROR, EXIT_OK, add_json, emit_json, load_profile
+from volact.errors import UsageError
+from volact.host.config import parse_listen
 
 
 def register(groups: Any) -> None:
-    parser: argparse.ArgumentParser = groups.add_parser("bench", help="(bench: not built yet)")
-    parser.set_defaults(func=lambda args: 2)
+    p: argparse.ArgumentParser = groups.add_parser(
+        "bench", help="load generator: many simulated machines against a host on this machine"
+    )
+    p.add_argument("--target", required=True, metavar="HOST:PORT",
+                   help="the host, 127.0.0.1:PORT or [::1]:PORT")  # fmt: skip
+    p.add_argument("--profile", required=True, type=Path, help="the vendor's product profile")
+    p.add_argument("--sku", default=None, help="SKU to request (id, name or edition; "
+                   "default: the first SKU of the catalog)")  # fmt: skip
+    p.add_argument("--clients", type=int, required=True, help="distinct simulated machines")
+    bound = p.add_mutually_exclusive_group(required=True)
+    bound.add_argument("--requests", type=int, help="total exchanges to run")
+    bound.add_argument("--duration", type=float, metavar="SECONDS", help="seconds to run")
+    p.add_argument("--concurrency", type=int, default=64,
+                   help="exchanges in flight per process (default 64)")  # fmt: skip
+    p.add_argument("--processes", type=int, default=1,
+                   help="load-generating processes (default 1)")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=5.0,
+                   help="seconds before an exchange counts as an error (default 5)")  # fmt: skip
+    p.add_argument("--vm-share", type=float, default=0.0,
+                   help="fraction of machines that report being virtual (default 0)")  # fmt: skip
+    p.add_argument("--host-pid", type=int, default=None,
+                   help="the host's pid, to report its CPU time per exchange")  # fmt: skip
+    p.add_argument("--fail-on-error", action="store_true",
+                   help="exit 1 when any exchange failed")  # fmt: skip
+    add_json(p)
+    p.set_defaults(func=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    sku = profile.catalog.sku(args.sku) if args.sku else profile.catalog.skus[0]
+    host, port = parse_listen(args.target, 1688)
+    if not 0 <= args.vm_share <= 1:
+        raise UsageError("--vm-share must be between 0 and 1")
+    spec = BenchSpec(
+        host=host,
+        port=port,
+        sku=sku.id,
+        clients=args.clients,
+        requests=args.requests,
+        duration=args.duration,
+        concurrency=args.concurrency,
+        processes=args.processes,
+        timeout=args.timeout,
+        vm_share=args.vm_share,
+    )
+    out = run(spec, host_pid=args.host_pid)
+    if args.json:
+        emit_json(out)
+    else:
+        cpu = out.get("host_cpu_us_per_exchange")
+        sys.stdout.write(
+            f"{out['exchanges']} exchanges in {out['duration_s']} s: "
+            f"{out['exchanges_per_s']}/s, p50 {out['p50_ms']} ms, p99 {out['p99_ms']} ms\n"
+            f"largest request {out['max_request_bytes']} B, reply {out['max_reply_bytes']} B; "
+            f"errors {out['errors']} {out['error_kinds'] or ''}\n"
+            f"results: {', '.join(f'{k} {v}' for k, v in sorted(out['results'].items()))}\n"
+            + (f"host CPU: {cpu} µs per exchange\n" if cpu is not None else "")
+        )
+    return EXIT_ERROR if args.fail_on_error and out["errors"] else EXIT_OK

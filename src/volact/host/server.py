@@ -19,15 +19,13 @@ import asyncio
 import contextlib
 import json
 import os
-import queue
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from volact.errors import ConfigurationError, DecodeError, StoreError, VolactError
 from volact.host import dns
@@ -39,28 +37,30 @@ from volact.wire import LENGTH_BYTES, MAX_REQUEST_FRAME, ActivateReply, Result, 
 
 #: Done callbacks get True when the batch is durable, False when the write failed.
 _Done = Callable[[bool], None]
-_STOP = object()
 
 
 class GroupCommitter:
-    """Writes records in batches from a thread; calls back on the loop when durable.
+    """Group commit: the requests of a few milliseconds go to the store in one transaction.
 
-    The loop thread appends to a list; once per loop iteration the list is handed
-    to the writer thread, which merges whatever batches queued up while it was
-    committing: the slower the disk, the bigger the group.
+    Records wait in a list; at most ``interval`` seconds after the first one
+    arrives, the whole list is written and committed (WAL, ``synchronous=FULL``:
+    one fsync per batch), and only then are the waiting grants answered. It runs
+    on the loop thread: measured here, an fsync costs ~250 µs of wall time, a
+    small price once per batch, and it avoids handing every batch to a thread
+    (which cost more CPU than the commit itself).
     """
 
-    def __init__(self, store: HostStore, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, store: HostStore, loop: asyncio.AbstractEventLoop, interval: float = 0.004
+    ) -> None:
         self._store = store
         self._loop = loop
+        self.interval = interval
         self._records: list[RequestRecord] = []
         self._waiters: list[_Done] = []
         self._events: list[tuple[int, str, str]] = []
         self._malformed: list[tuple[int, str, str]] = []
-        self._scheduled = False
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="volact-store", daemon=True)
-        self._thread.start()
+        self._timer: asyncio.TimerHandle | None = None
         self.batches = 0
         self.failures = 0
 
@@ -68,68 +68,42 @@ class GroupCommitter:
         self._records.append(record)
         if done is not None:
             self._waiters.append(done)
-        self._schedule()
+        if self._timer is None:
+            self._timer = self._loop.call_later(self.interval, self.flush)
 
     def add_event(self, now: int, kind: str, message: str) -> None:
         self._events.append((now, kind, message))
-        self._schedule()
+        if self._timer is None:
+            self._timer = self._loop.call_later(self.interval, self.flush)
 
     def add_malformed(self, now: int, address: str, message: str) -> None:
         self._malformed.append((now, address, message))
-        self._schedule()
+        if self._timer is None:
+            self._timer = self._loop.call_later(self.interval, self.flush)
 
-    def _schedule(self) -> None:
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._hand_over)
-
-    def _hand_over(self) -> None:
-        self._scheduled = False
-        batch = (self._records, self._waiters, self._events, self._malformed)
+    def flush(self) -> None:
+        """Write and commit everything pending; answer the grants waiting on it."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not (self._records or self._events or self._malformed):
+            return
+        records, waiters = self._records, self._waiters
+        events, malformed = self._events, self._malformed
         self._records, self._waiters, self._events, self._malformed = [], [], [], []
-        self._queue.put(batch)
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            stop = first is _STOP
-            batches = [] if stop else [first]
-            while True:  # merge what queued up during the last commit
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stop = True
-                else:
-                    batches.append(more)
-            if batches:
-                self._write(batches)
-            if stop:
-                return
-
-    def _write(self, batches: list[Any]) -> None:
-        records = [r for b in batches for r in b[0]]
-        waiters = [w for b in batches for w in b[1]]
-        events = [e for b in batches for e in b[2]]
-        malformed = [m for b in batches for m in b[3]]
         ok = True
         try:
             self._store.write_batch(records, events, malformed)
         except StoreError as exc:
             ok = False
             self.failures += 1
-            sys.stderr.write(f"volact host: {exc}\n")
+            sys.stderr.write(f"volact host: the store failed, grants refused with BUSY: {exc}\n")
         self.batches += 1
-        if waiters:
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody to answer
-                self._loop.call_soon_threadsafe(_notify, waiters, ok)
+        for w in waiters:
+            w(ok)
 
     def close(self) -> None:
-        """Flush everything pending and stop the writer thread (call on the loop)."""
-        self._hand_over()
-        self._queue.put(_STOP)
-        self._thread.join()
+        self.flush()
 
 
 def _notify(waiters: list[_Done], ok: bool) -> None:
@@ -333,9 +307,7 @@ class HostServer:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.drained.wait(), grace)
         # Let grants waiting on a commit be answered before the writer stops.
-        await asyncio.sleep(0)
-        await self.loop.run_in_executor(None, self.committer.close)
-        await asyncio.sleep(0)
+        self.committer.close()
         for conn in list(self.in_flight):
             if conn._transport is not None:
                 conn._transport.abort()
@@ -367,7 +339,7 @@ async def serve_async(
             raise
         stop = stop or asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
         listening = ", ".join(server.addresses)
         server.committer.add_event(now, "serve_start", f"listening on {listening}")

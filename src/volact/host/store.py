@@ -48,8 +48,6 @@ _MIGRATIONS: dict[int, str] = {
         last_result INTEGER NOT NULL,
         valid_until INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
-    CREATE INDEX clients_last_contact ON clients(last_contact);
-    CREATE INDEX clients_valid_until ON clients(valid_until);
     CREATE TABLE events (
         id INTEGER PRIMARY KEY,
         time INTEGER NOT NULL,
@@ -66,7 +64,6 @@ _MIGRATIONS: dict[int, str] = {
         count INTEGER,
         message TEXT
     );
-    CREATE INDEX events_time ON events(time);
     CREATE TABLE result_totals (result TEXT PRIMARY KEY, n INTEGER NOT NULL);
     CREATE TABLE daily (
         day INTEGER NOT NULL,
@@ -218,59 +215,94 @@ class HostStore:
         malformed: Iterable[tuple[int, str, str]] = (),
     ) -> None:
         """Persist many requests and events in one transaction (group commit)."""
+        self.stage(records, events, malformed)
+        self.commit()
+
+    def stage(
+        self,
+        records: Sequence[RequestRecord],
+        events: Iterable[tuple[int, str, str]] = (),
+        malformed: Iterable[tuple[int, str, str]] = (),
+    ) -> None:
+        """Begin a transaction and write a batch into it; :meth:`commit` makes it durable.
+
+        Split so that a server can do the CPU work on its own thread and leave only
+        the commit (the disk wait) to another.
+        """
         try:
-            with self._tx() as c:
-                if records:
-                    c.executemany(
-                        _INSERT_REQUEST,
-                        [
-                            (r.time, r.address, r.workstation, r.cmid, r.sku, r.vm, r.state,
-                             r.minutes_left, r.client_time, r.result, r.host_count)
-                            for r in records
-                        ],
-                    )  # fmt: skip
-                    c.executemany(
-                        _UPSERT_CLIENT,
-                        [
-                            (r.cmid, r.sku, r.workstation, r.address, r.vm, r.time, r.time,
-                             r.result, r.valid_until)
-                            for r in records
-                            if r.result not in _ADMISSIBLE_EXCLUDED
-                        ],
-                    )  # fmt: skip
-                    totals = Counter(Result(r.result).label for r in records)
-                    daily = Counter(
-                        (r.time // DAY, r.sku, "renewal" if r.renewal else "activation")
-                        for r in records
-                        if r.result == Result.OK
-                    )
-                    c.executemany(
-                        "INSERT INTO result_totals VALUES (?, ?) "
-                        "ON CONFLICT (result) DO UPDATE SET n = n + excluded.n",
-                        list(totals.items()),
-                    )
-                    c.executemany(
-                        "INSERT INTO daily VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT (day, sku, kind) DO UPDATE SET n = n + excluded.n",
-                        [(d, s, k, n) for (d, s, k), n in daily.items()],
-                    )
-                bad = list(malformed)
-                if bad:
-                    c.executemany(
-                        "INSERT INTO events (time, kind, address, message) "
-                        "VALUES (?, 'malformed', ?, ?)",
-                        bad,
-                    )
-                    c.execute(
-                        "INSERT INTO result_totals VALUES ('malformed', ?) "
-                        "ON CONFLICT (result) DO UPDATE SET n = n + excluded.n",
-                        (len(bad),),
-                    )
-                ev = list(events)
-                if ev:
-                    c.executemany("INSERT INTO events (time, kind, message) VALUES (?, ?, ?)", ev)
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"the store is busy or locked: {exc}") from exc
+        try:
+            self._stage(records, list(events), list(malformed))
         except sqlite3.Error as exc:
+            self.rollback()
             raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
+
+    def commit(self) -> None:
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self.rollback()
+            raise StoreError(f"cannot commit to the store {self.path}: {exc}") from exc
+
+    def rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("ROLLBACK")
+
+    def _stage(
+        self,
+        records: Sequence[RequestRecord],
+        events: list[tuple[int, str, str]],
+        malformed: list[tuple[int, str, str]],
+    ) -> None:
+        c = self._conn
+        if records:
+            c.executemany(
+                _INSERT_REQUEST,
+                [
+                    (r.time, r.address, r.workstation, r.cmid, r.sku, r.vm, r.state,
+                     r.minutes_left, r.client_time, r.result, r.host_count)
+                    for r in records
+                ],
+            )  # fmt: skip
+            c.executemany(
+                _UPSERT_CLIENT,
+                [
+                    (r.cmid, r.sku, r.workstation, r.address, r.vm, r.time, r.time,
+                     r.result, r.valid_until)
+                    for r in records
+                    if r.result not in _ADMISSIBLE_EXCLUDED
+                ],
+            )  # fmt: skip
+            totals = Counter(r.result for r in records)
+            daily = Counter(
+                (r.time // DAY, r.sku, "renewal" if r.renewal else "activation")
+                for r in records
+                if r.result == Result.OK
+            )
+            c.executemany(
+                "INSERT INTO result_totals VALUES (?, ?) "
+                "ON CONFLICT (result) DO UPDATE SET n = n + excluded.n",
+                [(Result(k).label, n) for k, n in totals.items()],
+            )
+            c.executemany(
+                "INSERT INTO daily VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (day, sku, kind) DO UPDATE SET n = n + excluded.n",
+                [(d, s, k, n) for (d, s, k), n in daily.items()],
+            )
+        if malformed:
+            c.executemany(
+                "INSERT INTO events (time, kind, address, message) VALUES (?, 'malformed', ?, ?)",
+                malformed,
+            )
+            c.execute(
+                "INSERT INTO result_totals VALUES ('malformed', ?) "
+                "ON CONFLICT (result) DO UPDATE SET n = n + excluded.n",
+                (len(malformed),),
+            )
+        if events:
+            c.executemany("INSERT INTO events (time, kind, message) VALUES (?, ?, ?)", events)
 
     # -- reads -----------------------------------------------------------------
 
@@ -305,18 +337,38 @@ class HostStore:
         return int(rows[0][0]) if rows else None
 
     def events(self, *, since: int | None = None, limit: int = 100) -> list[Event]:
-        """The newest ``limit`` events (after ``since`` if given), oldest first."""
-        where, params = ("WHERE time >= ?", [since]) if since is not None else ("", [])
+        """The newest ``limit`` events (at or after ``since`` if given), oldest first."""
+        first = 0 if since is None else self._first_event_at(since)
         rows = self.query(
             "SELECT time, kind, address, workstation, cmid, sku, vm, state, result, count, "
-            f"message FROM events {where} ORDER BY id DESC LIMIT ?",
-            [*params, limit],
+            "message FROM events WHERE id >= ? ORDER BY id DESC LIMIT ?",
+            (first, limit),
         )
         return [
             Event(r[0], r[1], r[2], r[3], r[4], r[5], None if r[6] is None else bool(r[6]),
                   r[7], r[8], r[9], r[10])
             for r in reversed(rows)
+            if since is None or r[0] >= since
         ]  # fmt: skip
+
+    def _first_event_at(self, since: int) -> int:
+        """The id of the first event at or after ``since``, by bisection over ids.
+
+        Events are appended in time order, so ids and times rise together; bisection
+        needs no index on time (one less index to update on every request).
+        """
+        lo_hi = self.query("SELECT min(id), max(id) FROM events")[0]
+        if lo_hi[0] is None:
+            return 0
+        lo, hi = int(lo_hi[0]), int(lo_hi[1]) + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            row = self.query("SELECT time FROM events WHERE id >= ? ORDER BY id LIMIT 1", (mid,))
+            if row and int(row[0][0]) < since:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
     def has_client(self, cmid: bytes) -> bool:
         return bool(self.query("SELECT 1 FROM clients WHERE cmid = ?", (cmid,)))

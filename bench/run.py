@@ -1,0 +1,153 @@
+"""`make bench`: the standard host benchmark, figures written to bench/results/.
+
+Creates a throw-away activated host (a generated vendor key signs its license: no
+authority needed), serves it on 127.0.0.1 in its own process, warms it up so that
+the count is past every threshold, then runs ``volact bench`` several times with
+one exchange per new TCP connection and reports each run and the spread.
+
+    .venv/bin/python bench/run.py [--runs 3] [--duration 10] [--clients 20000]
+                                  [--concurrency 64] [--processes 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from volact.bench.loadgen import BenchSpec, run
+from volact.catalog import demo_catalog
+from volact.documents import HostLicense
+from volact.exchanges import HostActivationResponse
+from volact.host.activation import init_home, install_license, load_signing_key
+from volact.host.config import SERVE_FILE, save_config
+from volact.profile import ProductProfile
+from volact.signing import SigningKey
+
+ROOT = Path(__file__).resolve().parent
+VOLACT = Path(sys.executable).with_name("volact")
+
+
+def make_host(home: Path, *, workers: int = 1) -> ProductProfile:
+    """An activated host home signed by a throw-away vendor key."""
+    vendor = SigningKey.generate()
+    profile = ProductProfile("Bench Vendor", vendor.public_key, demo_catalog())
+    cfg = init_home(home, profile.dumps().encode(), fqdn="bench.localhost", port=0)
+    cfg = cfg.with_changes(max_connections=4096, extra={"workers": workers})
+    save_config(home, cfg)
+    lic = HostLicense(
+        vendor.key_id, cfg.host_id, load_signing_key(home).public_key,
+        secrets.token_bytes(12), ("server", "desktop"), int(time.time()),
+    ).sign(vendor)  # fmt: skip
+    install_license(home, cfg, HostActivationResponse(lic))
+    return profile
+
+
+def start_host(home: Path) -> tuple[subprocess.Popen[bytes], int]:
+    proc = subprocess.Popen(
+        [str(VOLACT), "host", "serve", "--home", str(home), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    if "listening on" not in line:
+        proc.kill()
+        raise SystemExit(f"the host did not start: {line!r}")
+    info = json.loads((home / SERVE_FILE).read_text())
+    return proc, int(info["ports"][0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--clients", type=int, default=20_000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--processes", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=ROOT / "results")
+    args = ap.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="volact-bench-") as tmp:
+        home = Path(tmp) / "host"
+        profile = make_host(home)
+        sku = profile.catalog.skus[2].id  # a desktop SKU: threshold 25
+        proc, port = start_host(home)
+        runs: list[dict[str, Any]] = []
+        try:
+            # Warm-up: every machine contacts the host once (the count passes 25).
+            warm = BenchSpec("127.0.0.1", port, sku, clients=args.clients,
+                             requests=args.clients, concurrency=args.concurrency,
+                             processes=args.processes)  # fmt: skip
+            run(warm)
+            for i in range(args.runs):
+                spec = BenchSpec("127.0.0.1", port, sku, clients=args.clients,
+                                 duration=args.duration, concurrency=args.concurrency,
+                                 processes=args.processes)  # fmt: skip
+                r = run(spec, host_pid=proc.pid)
+                runs.append(r)
+                print(
+                    f"run {i + 1}: {r['exchanges_per_s']:.0f}/s, "
+                    f"host {r.get('host_cpu_us_per_exchange')} µs/exchange, "
+                    f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}, "
+                    f"request {r['max_request_bytes']} B, reply {r['max_reply_bytes']} B",
+                    flush=True,
+                )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        rates = [r["exchanges_per_s"] for r in runs]
+        cpus = [r["host_cpu_us_per_exchange"] for r in runs if r.get("host_cpu_us_per_exchange")]
+        summary = {
+            "command": " ".join([sys.executable, *sys.argv]),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+            "scenario": {
+                "clients": args.clients,
+                "duration_s": args.duration,
+                "runs": args.runs,
+                "concurrency": args.concurrency,
+                "processes": args.processes,
+                "mode": "one exchange per new TCP connection, every grant signed and "
+                "committed (SQLite WAL, synchronous=FULL, group commit)",
+            },
+            "exchanges_per_s": {
+                "median": statistics.median(rates),
+                "min": min(rates),
+                "max": max(rates),
+            },
+            "host_cpu_us_per_exchange": {
+                "median": statistics.median(cpus),
+                "min": min(cpus),
+                "max": max(cpus),
+            }
+            if cpus
+            else None,
+            "max_request_bytes": max(r["max_request_bytes"] for r in runs),
+            "max_reply_bytes": max(r["max_reply_bytes"] for r in runs),
+            "errors": sum(r["errors"] for r in runs),
+            "runs": runs,
+        }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for name in (f"host-{stamp}.json", "host-latest.json"):
+        (args.out / name).write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({k: summary[k] for k in ("exchanges_per_s", "host_cpu_us_per_exchange",
+                                              "max_request_bytes", "max_reply_bytes",
+                                              "errors")}))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
