@@ -128,7 +128,7 @@ class MakResult(BaseModel):
 class MakBatchBody(BaseModel):
     """Many MAK requests in one call (a proxy)."""
 
-    requests: list[dict[str, Any]] = Field(
+    requests: list[Any] = Field(
         max_length=rules.BATCH_LIMIT,
         description=f"MAK request objects (at most {rules.BATCH_LIMIT}), each "
         "answered separately",
@@ -268,9 +268,9 @@ def create_app(config: ApiConfig) -> FastAPI:
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
             exc.status_code, "malformed_request"
         )
-        resp = problem(code, str(exc.detail))
-        resp.status_code = exc.status_code
-        return resp
+        # Anything else Starlette refuses (an unparsable body is its 400) is a
+        # malformed request, with the one status that code always has.
+        return problem(code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def _on_bug(_req: Request, exc: Exception) -> JSONResponse:  # pragma: no cover
@@ -339,7 +339,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         tags=["activation"],
     )
     def activate_batch(body: MakBatchBody, request: Request) -> dict[str, Any]:
-        keys = {key_bucket(str(r.get("mak", ""))) for r in body.requests}
+        keys = {key_bucket(str(r.get("mak", ""))) for r in body.requests if isinstance(r, dict)}
         limit(client(request), *sorted(keys)[:20])
         results = auth.activate_mak_batch(body.requests, now=config.clock())
         return {"results": [r.to_json() for r in results]}
