@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import signal
 import statistics
 import subprocess
@@ -25,30 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from volact.bench.loadgen import BenchSpec, run
-from volact.catalog import demo_catalog
-from volact.documents import HostLicense
-from volact.exchanges import HostActivationResponse
-from volact.host.activation import init_home, install_license, load_signing_key
-from volact.host.config import SERVE_FILE, save_config
+from volact.host.config import SERVE_FILE
+from volact.host.testing import make_host_home
 from volact.profile import ProductProfile
-from volact.signing import SigningKey
 
 ROOT = Path(__file__).resolve().parent
 VOLACT = Path(sys.executable).with_name("volact")
 
 
-def make_host(home: Path, *, workers: int = 1) -> ProductProfile:
+def make_host(home: Path) -> ProductProfile:
     """An activated host home signed by a throw-away vendor key."""
-    vendor = SigningKey.generate()
-    profile = ProductProfile("Bench Vendor", vendor.public_key, demo_catalog())
-    cfg = init_home(home, profile.dumps().encode(), fqdn="bench.localhost", port=0)
-    cfg = cfg.with_changes(max_connections=4096, extra={"workers": workers})
-    save_config(home, cfg)
-    lic = HostLicense(
-        vendor.key_id, cfg.host_id, load_signing_key(home).public_key,
-        secrets.token_bytes(12), ("server", "desktop"), int(time.time()),
-    ).sign(vendor)  # fmt: skip
-    install_license(home, cfg, HostActivationResponse(lic))
+    profile, _, _ = make_host_home(home, max_connections=4096)
     return profile
 
 
