@@ -119,3 +119,71 @@ def fill(core: HostCore, n: int, now: int) -> None:
     """Make ``core`` count ``n`` extra machines (other CMIDs seen at ``now``)."""
     for i in range(n):
         core.index.touch(bytes([0xEE, i % 256, i // 256]) + bytes(13), now, True)
+
+
+# ---- a real host process -----------------------------------------------------------
+
+
+class RealHost:
+    """``volact host init/install-key/activate/serve`` in a temporary home, listening on
+    loopback; activated with a host license that the test vendor signs itself."""
+
+    def __init__(self, home: Path, profile_path: Path, port: int, *, ipv6: bool = False) -> None:
+        import os
+        import subprocess
+        import sys
+        import time
+
+        from volact.cli import main
+        from volact.documents import HostLicense
+        from volact.exchanges import HostActivationRequest, HostActivationResponse, dumps
+        from volact.keys import KeyKind
+
+        self.home, self.port = home, port
+        key = ProductKey.generate(KeyKind.HOST, os.urandom(12))
+        assert main(["host", "init", "--home", str(home), "--profile", str(profile_path),
+                     "--port", str(port), "--fqdn", "localhost"]) == 0  # fmt: skip
+        assert main(["host", "install-key", "--home", str(home), key.text]) == 0
+        req_path = home / "req.json"
+        assert main(["host", "activate", "--home", str(home), "--offline-request",
+                     str(req_path)]) == 0  # fmt: skip
+        req = HostActivationRequest.from_json(req_path.read_text())
+        lic = HostLicense(
+            VENDOR.key_id, req.host_id, req.host_public_key, key.serial, ("server", "desktop"),
+            int(time.time()) - 60,
+        ).sign(VENDOR)  # fmt: skip
+        resp_path = home / "resp.json"
+        resp_path.write_text(dumps(HostActivationResponse(lic)))
+        assert main(["host", "activate", "--home", str(home), "--offline-response",
+                     str(resp_path)]) == 0  # fmt: skip
+        listen = ["--listen", f"127.0.0.1:{port}"]
+        if ipv6:
+            listen += ["--listen", f"[::1]:{port}"]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "volact", "host", "serve", "--home", str(home), *listen],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 20
+        seen = b""
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            seen += line
+            if b"listening" in line:
+                return
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"the host did not start: {seen.decode(errors='replace')}")
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
