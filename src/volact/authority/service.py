@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -199,15 +200,30 @@ def serve(opts: ServeOptions) -> int:
         f"store {_redact(opts.database)})\n"
     )
     sys.stdout.flush()
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal
+    # to the handler it found installed; ours turns that into a normal exit 0.
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         if opts.workers == 1:
             uvicorn.Server(config).run(sockets=[sock])
         else:
             Multiprocess(config, sockets=[sock]).run()
+    except _Stop:
+        pass
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         serve_file.unlink(missing_ok=True)
         sock.close()
     return 0
+
+
+class _Stop(Exception):
+    """Raised by the signal handler once uvicorn has finished shutting down."""
+
+
+def _stopped(signum: int, _frame: object) -> None:
+    raise _Stop(signum)
 
 
 def _redact(url: str) -> str:

@@ -1,0 +1,329 @@
+"""The real `volact authority serve` process, end to end over HTTP on 127.0.0.1.
+
+Online host activation, MAK direct, a MAK proxy of 100 machines in one call via
+`volact mak proxy`, the 50-way race against a MAK with 10 activations left on
+SQLite and on PostgreSQL with two workers, and a clean SIGTERM shutdown.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from volact.cli import main
+from volact.documents import installation_id, verify_host_license, verify_mak_confirmation
+from volact.exchanges import HostActivationRequest, MakRequest, MakResponse, dumps
+from volact.profile import ProductProfile
+from volact.signing import SigningKey
+
+NOW = 1_800_000_000
+START_TIMEOUT = 60.0
+
+
+@dataclass
+class Server:
+    home: Path
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        return int(self.proc.returncode)
+
+
+def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    code = main([*argv, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    obj = json.loads(out)
+    assert isinstance(obj, dict)
+    return obj
+
+
+def init_home(tmp: Path, capsys: pytest.CaptureFixture[str], database: str | None = None) -> Path:
+    home = tmp / "auth"
+    extra = ["--database", database] if database else []
+    cli_json(capsys, "authority", "init", "--home", str(home), "--demo-catalog", *extra)
+    return home
+
+
+def start(home: Path, *args: str) -> Server:
+    log = home / "serve.log"
+    cmd = [
+        sys.executable,
+        "-c",
+        "from volact.cli import run; run()",
+        "authority",
+        "serve",
+        "--home",
+        str(home),
+        "--listen",
+        "127.0.0.1:0",
+        *args,
+    ]
+    with log.open("wb") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + START_TIMEOUT
+    serve_file = home / "serve.json"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"serve exited {proc.returncode}: {log.read_text()}")
+        if serve_file.exists():
+            try:
+                url = json.loads(serve_file.read_text())["url"]
+            except (ValueError, KeyError):
+                url = None
+            if url:
+                try:
+                    if httpx.get(url + "/v1/health", timeout=5).status_code == 200:
+                        return Server(home, proc, url, log)
+                except httpx.HTTPError:
+                    pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"serve did not become ready: {log.read_text()}")
+
+
+@pytest.fixture
+def sqlite_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Server]:
+    home = init_home(tmp_path, capsys)
+    server = start(home)
+    yield server
+    server.stop()
+
+
+def sku_of(home: Path, capsys: pytest.CaptureFixture[str], group: str) -> uuid.UUID:
+    shown = cli_json(capsys, "authority", "show", "--home", str(home))
+    return uuid.UUID(next(s["id"] for s in shown["skus"] if s["group"] == group))
+
+
+def issue(home: Path, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    return str(cli_json(capsys, "authority", "issue-key", "--home", str(home), *args)["key"])
+
+
+def vendor_pub(home: Path, capsys: pytest.CaptureFixture[str]) -> bytes:
+    out = home / "profile.json"
+    cli_json(capsys, "authority", "export-profile", "--home", str(home), "--out", str(out))
+    return ProductProfile.loads(out.read_text()).vendor_public_key
+
+
+def mak_req(mak: str, sku: uuid.UUID, cmid: uuid.UUID | None = None) -> MakRequest:
+    cmid = cmid or uuid.uuid4()
+    return MakRequest(mak, cmid, sku, installation_id(cmid, sku), f"ws-{cmid.hex[:6]}")
+
+
+def test_online_host_activation_and_mak_direct(
+    sqlite_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home, url = sqlite_server.home, sqlite_server.url
+    pub = vendor_pub(home, capsys)
+    host_key = issue(home, capsys, "--kind", "host", "--group", "server")
+    host = SigningKey.generate()
+    req = HostActivationRequest(host_key, b"\x42" * 8, host.public_key, "kms.corp.example")
+    r = httpx.post(url + "/v1/hosts/activate", json=req.to_json(), timeout=10)
+    assert r.status_code == 200, r.text
+    lic = verify_host_license(base64.b64decode(r.json()["host_license"]), pub, now=NOW)
+    assert lic.host_public_key == host.public_key
+
+    sku = sku_of(home, capsys, "desktop")
+    mak = issue(home, capsys, "--kind", "mak", "--group", "desktop", "--activations", "5")
+    m = mak_req(mak, sku)
+    r = httpx.post(url + "/v1/mak/activate", json=m.to_json(), timeout=10)
+    assert r.status_code == 200, r.text
+    conf = MakResponse.from_json(r.json()).confirmation
+    assert conf is not None
+    verify_mak_confirmation(conf, pub, cmid=m.cmid, sku=sku)
+    # The CLI, reading the same store, sees the activation.
+    detail = cli_json(capsys, "authority", "keys", "--home", str(home), mak)
+    assert detail["activations_used"] == 1 and detail["machines"][0]["cmid"] == str(m.cmid)
+    r = httpx.post(url + "/v1/mak/activate", json={"format": "nope"}, timeout=10)
+    assert r.status_code == 422 and r.json()["code"] == "malformed_request"
+
+
+def test_mak_proxy_of_100_machines_in_one_call(
+    sqlite_server: Server, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = sqlite_server.home
+    pub = vendor_pub(home, capsys)
+    sku = sku_of(home, capsys, "desktop")
+    mak = issue(home, capsys, "--kind", "mak", "--group", "desktop", "--activations", "100")
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    reqs = [mak_req(mak, sku) for _ in range(100)]
+    for i, r in enumerate(reqs):
+        (in_dir / f"machine-{i:03}.json").write_text(dumps(r))
+    (in_dir / "README.txt").write_text("not a request")
+    # One more machine than the key allows: answered with a precise error.
+    extra = mak_req(mak, sku)
+    (in_dir / "machine-extra.json").write_text(dumps(extra))
+    summary = cli_json(
+        capsys,
+        "mak",
+        "proxy",
+        "--authority",
+        sqlite_server.url,
+        "--in",
+        str(in_dir),
+        "--out",
+        str(out_dir),
+    )
+    assert summary["requests"] == 101
+    assert summary["activated"] == 100 and summary["refused_by_code"] == {"exhausted_key": 1}
+    assert [s["file"] for s in summary["skipped"]] == ["README.txt"]
+    for i, r in enumerate(reqs):
+        resp = MakResponse.from_json((out_dir / f"machine-{i:03}.json").read_text())
+        assert resp.confirmation is not None
+        verify_mak_confirmation(resp.confirmation, pub, cmid=r.cmid, sku=sku)
+    refused = MakResponse.from_json((out_dir / "machine-extra.json").read_text())
+    assert refused.confirmation is None and refused.error_code == "exhausted_key"
+    # Proxying the same folder again charges nothing: every machine is known.
+    again = cli_json(
+        capsys,
+        "mak",
+        "proxy",
+        "--authority",
+        sqlite_server.url,
+        "--in",
+        str(in_dir),
+        "--out",
+        str(out_dir),
+    )
+    assert again["activated"] == 100
+
+
+def test_mak_proxy_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = main(
+        [
+            "mak",
+            "proxy",
+            "--authority",
+            "http://127.0.0.1:9",
+            "--in",
+            str(empty),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 1 and "no MAK request files" in capsys.readouterr().err
+    (empty / "a.json").write_text(dumps(mak_req("2" * 25, uuid.uuid4())))
+    code = main(
+        [
+            "mak",
+            "proxy",
+            "--authority",
+            "http://127.0.0.1:9",
+            "--in",
+            str(empty),
+            "--out",
+            str(tmp_path / "o"),
+            "--timeout",
+            "2",
+        ]
+    )
+    assert code == 1 and "cannot reach the authority" in capsys.readouterr().err
+    assert not list((tmp_path / "o").glob("*.json"))
+
+
+def race(url: str, reqs: list[MakRequest]) -> list[int]:
+    """POST every request at once; the status codes."""
+    with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=len(reqs))) as client:
+
+        def one(r: MakRequest) -> int:
+            return client.post(url + "/v1/mak/activate", json=r.to_json()).status_code
+
+        with ThreadPoolExecutor(max_workers=len(reqs)) as pool:
+            return list(pool.map(one, reqs, timeout=120))
+
+
+def _race_test(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    home = server.home
+    sku = sku_of(home, capsys, "desktop")
+    mak = issue(home, capsys, "--kind", "mak", "--group", "desktop", "--activations", "12")
+    for _ in range(2):  # leave exactly 10
+        assert race(server.url, [mak_req(mak, sku)]) == [200]
+    codes = race(server.url, [mak_req(mak, sku) for _ in range(50)])
+    assert codes.count(200) == 10 and codes.count(409) == 40
+    detail = cli_json(capsys, "authority", "keys", "--home", str(home), mak)
+    assert detail["activations_used"] == 12 and len(detail["machines"]) == 12
+
+
+def test_race_on_sqlite_two_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server = start(init_home(tmp_path, capsys), "--workers", "2")
+    try:
+        _race_test(server, capsys)
+    finally:
+        assert server.stop() == 0
+
+
+def test_race_on_postgres_two_workers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres: Any
+) -> None:
+    url = postgres.create_database("serve_" + uuid.uuid4().hex[:12])
+    home = init_home(tmp_path, capsys, url)
+    server = start(home, "--workers", "2")
+    try:
+        health = httpx.get(server.url + "/v1/health", timeout=5).json()
+        assert health["schema_version"] >= 1
+        _race_test(server, capsys)
+        # A host key raced by 20 hosts at once still stops at 6.
+        host_key = issue(home, capsys, "--kind", "host", "--group", "server")
+        reqs = [
+            HostActivationRequest(host_key, bytes([i]) * 8, SigningKey.generate().public_key, "h")
+            for i in range(20)
+        ]
+        with httpx.Client(timeout=60) as client, ThreadPoolExecutor(max_workers=20) as pool:
+            codes = list(
+                pool.map(
+                    lambda r: (
+                        client.post(server.url + "/v1/hosts/activate", json=r.to_json()).status_code
+                    ),
+                    reqs,
+                    timeout=120,
+                )
+            )
+        assert codes.count(200) == 6 and codes.count(409) == 14
+    finally:
+        assert server.stop() == 0
+
+
+def test_sigterm_stops_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = init_home(tmp_path, capsys)
+    server = start(home)
+    assert (home / "serve.json").exists()
+    assert server.stop() == 0
+    assert not (home / "serve.json").exists()
+    assert "listening on http://127.0.0.1:" in server.log.read_text()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(server.url + "/v1/health", timeout=2)
+
+
+def test_serve_refuses_bad_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = init_home(tmp_path, capsys)
+    code = main(["authority", "serve", "--home", str(home), "--listen", "nonsense"])
+    assert code == 2 and "ADDR:PORT" in capsys.readouterr().err
+    code = main(["authority", "serve", "--home", str(home), "--workers", "0"])
+    assert code == 2
+    code = main(["authority", "serve", "--home", str(home), "--database", "nosuch://x"])
+    assert code == 1 and "database" in capsys.readouterr().err
