@@ -98,9 +98,14 @@ def test_grant_carries_a_ticket_that_verifies_against_the_vendor_key() -> None:
     assert r.result is Result.OK and r.ticket is not None
     assert (r.activation_interval, r.renewal_interval) == (60, 1440)
     lic, ticket = verify_chain(
-        VENDOR.public_key, CAT, core.license_bytes, r.ticket, cmid=req.cmid, nonce=req.nonce,
+        VENDOR.public_key,
+        CAT,
+        core.license_bytes,
+        r.ticket,
+        cmid=req.cmid,
+        nonce=req.nonce,
         now=T0,
-    )  # fmt: skip
+    )
     assert ticket.valid_until == T0 + VALIDITY == T0 + 180 * DAY
     assert ticket.count == 25 and ticket.host_id == lic.host_id == r.host_id
     assert (ticket.activation_interval, ticket.renewal_interval) == (60, 1440)
@@ -134,13 +139,23 @@ def test_a_renewal_restarts_its_30_days_and_its_180_day_validity() -> None:
         assert renewed.result is Result.OK
     assert first.ticket is not None and renewed.ticket is not None
     t_first = verify_chain(
-        VENDOR.public_key, CAT, core.license_bytes, first.ticket, cmid=uuid.UUID(int=1),
-        nonce=None, now=T0,
-    )[1]  # fmt: skip
+        VENDOR.public_key,
+        CAT,
+        core.license_bytes,
+        first.ticket,
+        cmid=uuid.UUID(int=1),
+        nonce=None,
+        now=T0,
+    )[1]
     t_renewed = verify_chain(
-        VENDOR.public_key, CAT, core.license_bytes, renewed.ticket, cmid=uuid.UUID(int=25),
-        nonce=None, now=renew_at,
-    )[1]  # fmt: skip
+        VENDOR.public_key,
+        CAT,
+        core.license_bytes,
+        renewed.ticket,
+        cmid=uuid.UUID(int=25),
+        nonce=None,
+        now=renew_at,
+    )[1]
     assert t_first.valid_until == T0 + VALIDITY
     assert t_renewed.valid_until == renew_at + VALIDITY
     # Day 40: without the renewal, the first contacts (day 0) would have left the count.
@@ -234,15 +249,21 @@ def test_a_license_for_another_host_is_refused_at_start() -> None:
     core = make_test_host(VENDOR, CAT)
     with pytest.raises(ConfigurationError, match="another host signing key"):
         HostCore(
-            config=core.config, catalog=CAT, signing_key=SigningKey.from_seed(b"\x01" * 32),
-            host_license=core.license_bytes, vendor_public_key=VENDOR.public_key,
-        )  # fmt: skip
+            config=core.config,
+            catalog=CAT,
+            signing_key=SigningKey.from_seed(b"\x01" * 32),
+            host_license=core.license_bytes,
+            vendor_public_key=VENDOR.public_key,
+        )
     other_vendor = SigningKey.from_seed(b"\x02" * 32)
     with pytest.raises(Exception, match="vendor key"):
         HostCore(
-            config=core.config, catalog=CAT, signing_key=core.signing_key,
-            host_license=core.license_bytes, vendor_public_key=other_vendor.public_key,
-        )  # fmt: skip
+            config=core.config,
+            catalog=CAT,
+            signing_key=core.signing_key,
+            host_license=core.license_bytes,
+            vendor_public_key=other_vendor.public_key,
+        )
 
 
 def test_get_license_returns_the_license() -> None:
@@ -284,8 +305,16 @@ def test_size_budget_of_an_activation_exchange() -> None:
     core = make_test_host(VENDOR, CAT)
     for i in range(25):
         ask(core, request(i))
-    req = ActivateRequest(DESKTOP.id, uuid.uuid4(), os.urandom(16), T0, LicenseState.LICENSED,
-                          2**32 - 1, True, "w" * 63)  # fmt: skip
+    req = ActivateRequest(
+        DESKTOP.id,
+        uuid.uuid4(),
+        os.urandom(16),
+        T0,
+        LicenseState.LICENSED,
+        2**32 - 1,
+        True,
+        "w" * 63,
+    )
     frame = wire.encode(req)
     reply = core.handle_frame(frame, now=T0)
     assert len(frame) == 130 and len(reply) == 179

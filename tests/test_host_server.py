@@ -97,9 +97,15 @@ def host(home: tuple[Path, ProductProfile]) -> Iterator[Host]:
 def request(profile: ProductProfile, i: int, *, group: str = "desktop") -> ActivateRequest:
     sku = next(s for s in profile.catalog.skus if s.group == group)
     return ActivateRequest(
-        sku.id, uuid.UUID(int=(7 << 64) | i), os.urandom(16), int(time.time()),
-        LicenseState.GRACE, 1000, False, f"pc-{i}",
-    )  # fmt: skip
+        sku.id,
+        uuid.UUID(int=(7 << 64) | i),
+        os.urandom(16),
+        int(time.time()),
+        LicenseState.GRACE,
+        1000,
+        False,
+        f"pc-{i}",
+    )
 
 
 def exchange(addr: tuple[str, int], frame: bytes, timeout: float = 5.0) -> bytes:
@@ -133,8 +139,9 @@ def activate(addr: tuple[str, int], req: ActivateRequest) -> ActivateReply:
 def test_activation_over_ipv4_and_ipv6(host: Host, home: tuple[Path, ProductProfile]) -> None:
     _, profile = home
     families = ["4", "6"] if HAS_IPV6 else ["4"]
-    replies = [activate(host.addr(families[i % len(families)]), request(profile, i))
-               for i in range(25)]  # fmt: skip
+    replies = [
+        activate(host.addr(families[i % len(families)]), request(profile, i)) for i in range(25)
+    ]
     assert [r.result for r in replies[:24]] == [Result.COUNT_TOO_LOW] * 24
     assert replies[24].result is Result.OK and replies[24].count == 25
     lic = wire.decode(exchange(host.addr(families[-1]), wire.encode(wire.GetLicense())))
@@ -142,8 +149,15 @@ def test_activation_over_ipv4_and_ipv6(host: Host, home: tuple[Path, ProductProf
     req = request(profile, 3)
     r = activate(host.addr(), req)
     assert r.ticket is not None
-    verify_chain(profile.vendor_public_key, profile.catalog, lic.host_license, r.ticket,
-                 cmid=req.cmid, nonce=req.nonce, now=int(time.time()))  # fmt: skip
+    verify_chain(
+        profile.vendor_public_key,
+        profile.catalog,
+        lic.host_license,
+        r.ticket,
+        cmid=req.cmid,
+        nonce=req.nonce,
+        now=int(time.time()),
+    )
     host.stop()
     with HostStore.open(host.home) as store:
         assert store.has_client(req.cmid.bytes)
@@ -242,8 +256,10 @@ def test_connections_over_the_cap_are_closed(tmp_path: Path) -> None:
 def test_a_second_host_on_the_same_home_is_refused(host: Host) -> None:
     out = subprocess.run(
         [*VOLACT, "host", "serve", "--home", str(host.home), "--listen", "127.0.0.1:0"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 1
     assert "in use by another running host" in out.stderr
 
@@ -260,8 +276,12 @@ def test_sigterm_finishes_and_flushes(host: Host, home: tuple[Path, ProductProfi
     assert kinds[-1] == "serve_stop" and kinds.count("request") == 5
 
 
-async def _load(addr: tuple[str, int], frames: list[tuple[uuid.UUID, bytes]],
-                granted: list[uuid.UUID], stop_at: float) -> None:  # fmt: skip
+async def _load(
+    addr: tuple[str, int],
+    frames: list[tuple[uuid.UUID, bytes]],
+    granted: list[uuid.UUID],
+    stop_at: float,
+) -> None:
     queue = list(reversed(frames))
 
     async def worker() -> None:
@@ -328,6 +348,8 @@ def test_a_corrupt_store_is_a_clear_error(tmp_path: Path) -> None:
     (h / "store.sqlite").write_bytes(b"this is not a database" * 100)
     out = subprocess.run(
         [*VOLACT, "host", "serve", "--home", str(h), "--listen", "127.0.0.1:0"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 1 and "corrupt" in out.stderr
