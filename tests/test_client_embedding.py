@@ -72,3 +72,20 @@ def test_exported_members() -> None:
         assert getattr(volact, name) is not None
     assert volact.Activation.__module__ == "volact.client.api"
     assert isinstance(volact.__version__, str)
+
+
+def test_async_activation_over_real_sockets(tmp_path: Path, host: tuple[RealHost, Path]) -> None:
+    import asyncio
+
+    from client_support import SERVER
+
+    real, _ = host
+    act = volact.Activation(PROFILE, tmp_path / "a", sku=SERVER.name, vm=False)
+    act.set_host(f"127.0.0.1:{real.port}")
+    st = asyncio.run(act.activate_async())
+    assert st.host == f"127.0.0.1:{real.port}" and st.result in ("ok", "count_too_low")
+    assert st.count is not None and st.count >= 1 and st.required_count == 5
+    dead = volact.Activation(PROFILE, tmp_path / "d", sku=SERVER.name, vm=False)
+    dead.set_host(f"127.0.0.1:{free_port()}")
+    st = asyncio.run(dead.activate_async())
+    assert not st.activated and "did not answer" in (st.last_error or "")
