@@ -20,6 +20,7 @@ from volact import wire
 from volact.catalog import demo_catalog
 from volact.documents import ActivationTicket, HostLicense
 from volact.errors import DecodeError
+from volact.host import fastwire
 from volact.host.policy import make_test_host
 from volact.signing import SigningKey
 from volact.wire import ActivateReply, ActivateRequest, LicenseState, Result
@@ -146,3 +147,75 @@ def test_mutated_requests_give_a_reply_or_decode_error(data: st.DataObject) -> N
 if __name__ == "__main__":
     write_vectors()
     sys.stdout.write(f"wrote wire vectors to {VECTORS}\n")
+
+
+# -- the host's fast codec must agree with the reference codec, both ways ----------
+
+_requests = st.builds(
+    ActivateRequest,
+    st.uuids(),
+    st.uuids(),
+    st.binary(min_size=16, max_size=16),
+    st.integers(-(2**63), 2**63 - 1),
+    st.sampled_from(list(LicenseState)),
+    st.integers(0, 2**32 - 1),
+    st.booleans(),
+    st.text(max_size=15).filter(lambda s: len(s.encode()) <= 63),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_requests)
+def test_fast_decode_agrees_on_valid_requests(req: ActivateRequest) -> None:
+    raw = fastwire.decode_request(wire.encode(req))
+    assert raw == fastwire.RawRequest(
+        req.sku.bytes,
+        req.cmid.bytes,
+        req.nonce,
+        req.client_time,
+        int(req.state),
+        req.minutes_left,
+        req.vm,
+        req.workstation,
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=140), st.data())
+def test_fast_decode_agrees_on_hostile_bytes(data: bytes, more: st.DataObject) -> None:
+    if more.draw(st.booleans()):  # make most of them look like activation requests
+        frame = bytearray(wire.encode(vectors()["activate_request"]))
+        for _ in range(more.draw(st.integers(1, 3))):
+            frame[more.draw(st.integers(0, len(frame) - 1))] = more.draw(st.integers(0, 255))
+        data = bytes(frame[: more.draw(st.integers(0, len(frame) + 1))])
+    try:
+        ref = wire.decode(data, max_frame=wire.MAX_REQUEST_FRAME)
+    except DecodeError:
+        ref = None
+    try:
+        fast = fastwire.decode_request(data)
+    except DecodeError:
+        fast = None
+    if isinstance(ref, ActivateRequest):
+        assert fast is not None and fast.cmid == ref.cmid.bytes and fast.vm == ref.vm
+        assert fast.workstation == ref.workstation and fast.state == int(ref.state)
+    else:
+        assert fast is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([r for r in Result if r is not Result.OK]),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.binary(min_size=8, max_size=8),
+)
+def test_fast_reply_encoding_agrees(result: Result, count: int, required: int, host: bytes) -> None:
+    ref = wire.encode(ActivateReply(result, count, required, 120, 10080, host))
+    assert fastwire.encode_reply(result, count, required, 120, 10080, host) == ref
+
+
+def test_fast_ticket_body_agrees() -> None:
+    t = ActivationTicket(CMID, SKU, NONCE, HOST_ID, T, T + 5, 120, 10080, 25)
+    fast = fastwire.ticket_body(CMID.bytes, SKU.bytes, NONCE, HOST_ID, T, T + 5, 120, 10080, 25)
+    assert fast == t.body()

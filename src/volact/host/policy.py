@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from volact.catalog import Catalog
-from volact.documents import ActivationTicket, HostLicense, RevocationList, verify_host_license
+from volact.documents import HostLicense, RevocationList, verify_host_license
 from volact.errors import ConfigurationError, DecodeError, Revoked
 from volact.host.config import HostConfig
+from volact.host.fastwire import RawRequest, decode_request, encode_reply, ticket_body
 from volact.signing import SigningKey
 from volact.wire import (
     HEADER_BYTES,
@@ -155,8 +156,14 @@ class Decision:
     """The outcome of one exchange: the frame to send and what to persist."""
 
     frame: bytes  #: the whole reply frame
-    reply: ActivateReply | LicenseReply | None  #: the reply, decoded
     record: RequestRecord | None  #: the request to persist, None for license fetches
+
+    @property
+    def reply(self) -> ActivateReply | LicenseReply:
+        """The reply as a value (decoded on demand: the hot path only needs bytes)."""
+        msg = decode(self.frame)
+        assert isinstance(msg, ActivateReply | LicenseReply)
+        return msg
 
     @property
     def must_commit(self) -> bool:
@@ -219,46 +226,51 @@ class HostCore:
 
     def decide_frame(self, data: bytes, *, now: int, address: str = "") -> Decision:
         """Decode one frame and decide; :class:`DecodeError` when it is not a request."""
-        n = len(data)
-        if n >= HEADER_BYTES and data[2] != PROTOCOL_VERSION and data[3] == MsgType.ACTIVATE:
-            # Another version's activation request: say so rather than hang up.
-            reply = self._reply(Result.UNSUPPORTED_VERSION, 0, 0)
-            return Decision(encode(reply), reply, None)
+        if len(data) >= HEADER_BYTES and data[3] == MsgType.ACTIVATE:
+            if data[2] != PROTOCOL_VERSION:
+                # Another version's activation request: say so rather than hang up.
+                return Decision(self._reply(Result.UNSUPPORTED_VERSION, 0, 0), None)
+            return self._decide(decode_request(data), now, address)
         msg = decode(data, max_frame=MAX_REQUEST_FRAME)
-        if isinstance(msg, ActivateRequest):
-            return self.handle(msg, now=now, address=address)
         if isinstance(msg, GetLicense):
-            return Decision(self._license_frame, None, None)
+            return Decision(self._license_frame, None)
         raise DecodeError(f"a host does not accept {type(msg).__name__} messages")
 
     def handle(self, req: ActivateRequest, *, now: int, address: str = "") -> Decision:
         """Decide on one activation or renewal request."""
-        sku = req.sku.bytes
+        raw = RawRequest(
+            req.sku.bytes, req.cmid.bytes, req.nonce, req.client_time, int(req.state),
+            req.minutes_left, req.vm, req.workstation,
+        )  # fmt: skip
+        return self._decide(raw, now, address)
+
+    def _decide(self, req: RawRequest, now: int, address: str) -> Decision:
+        sku = req.sku
         required = self._thresholds.get(sku)
         if abs(req.client_time - now) > self.max_skew:
             return self._refuse(req, now, address, Result.CLOCK_SKEW, 0, required or 0)
         if required is None:
             return self._refuse(req, now, address, Result.UNKNOWN_SKU, 0, 0)
-        cmid = req.cmid.bytes
-        self.index.touch(cmid, now, req.vm)
+        self.index.touch(req.cmid, now, req.vm)
         count = self.index.count(now, count_vms=self.config.count_vms)
         result = self.status_for(sku, now)
         if result is Result.OK and count < required:
             result = Result.COUNT_TOO_LOW
         if result is not Result.OK:
             return self._refuse(req, now, address, result, count, required)
-        assert self.signing_key is not None
+        key = self.signing_key
+        assert key is not None
         valid_until = now + self.validity
         cfg = self.config
-        ticket = ActivationTicket(
-            req.cmid, req.sku, req.nonce, cfg.host_id, now, valid_until,
+        body = ticket_body(
+            req.cmid, sku, req.nonce, cfg.host_id, now, valid_until,
             cfg.activation_interval, cfg.renewal_interval, count,
-        ).sign(self.signing_key)  # fmt: skip
-        reply = ActivateReply(
-            Result.OK, count, required, cfg.activation_interval, cfg.renewal_interval,
-            cfg.host_id, ticket,
         )  # fmt: skip
-        return Decision(encode(reply), reply, _record(req, now, address, reply, valid_until))
+        frame = encode_reply(
+            Result.OK, count, required, cfg.activation_interval, cfg.renewal_interval,
+            cfg.host_id, body + key.sign(body),
+        )  # fmt: skip
+        return Decision(frame, _record(req, now, address, Result.OK, count, valid_until))
 
     # -- helpers ---------------------------------------------------------------
 
@@ -289,27 +301,27 @@ class HostCore:
     def host_public_key(self) -> bytes | None:
         return None if self.signing_key is None else self.signing_key.public_key
 
-    def _reply(self, result: Result, count: int, required: int) -> ActivateReply:
+    def _reply(self, result: Result, count: int, required: int) -> bytes:
         cfg = self.config
-        return ActivateReply(
+        return encode_reply(
             result, count, required, cfg.activation_interval, cfg.renewal_interval,
             cfg.host_id if self.license is not None else _NO_HOST_ID,
         )  # fmt: skip
 
     def _refuse(
-        self, req: ActivateRequest, now: int, address: str, result: Result, count: int,
+        self, req: RawRequest, now: int, address: str, result: Result, count: int,
         required: int,
     ) -> Decision:  # fmt: skip
-        reply = self._reply(result, count, required)
-        return Decision(encode(reply), reply, _record(req, now, address, reply, 0))
+        frame = self._reply(result, count, required)
+        return Decision(frame, _record(req, now, address, result, count, 0))
 
 
 def _record(
-    req: ActivateRequest, now: int, address: str, reply: ActivateReply, valid_until: int
+    req: RawRequest, now: int, address: str, result: Result, count: int, valid_until: int
 ) -> RequestRecord:
     return RequestRecord(
-        now, address, req.cmid.bytes, req.sku.bytes, req.workstation, req.vm, int(req.state),
-        req.minutes_left, req.client_time, int(reply.result), reply.count, valid_until,
+        now, address, req.cmid, req.sku, req.workstation, req.vm, req.state,
+        req.minutes_left, req.client_time, int(result), count, valid_until,
     )  # fmt: skip
 
 
