@@ -57,6 +57,7 @@ from volact.host.dns_settings import (
     parse_bind_key,
     plan_publish,
     plan_unpublish,
+    publishable_addresses,
 )
 
 #: The settings file in the host home.
@@ -173,13 +174,24 @@ def _load_state(home: Path) -> dict[str, dict[str, Any]]:
 
 
 def _save_state(
-    home: Path, domain: str, state: DomainState, *, published: bool | None, fqdn: str
+    home: Path,
+    domain: str,
+    state: DomainState,
+    *,
+    published: bool | None,
+    fqdn: str,
+    addresses: Sequence[str] = (),
 ) -> None:
-    """Merge one domain's state into ``dns-state.json``; a failure here is not fatal."""
+    """Merge one domain's state into ``dns-state.json``; a failure here is not fatal.
+
+    The addresses published are kept so that ``unpublish`` can remove the A/AAAA
+    records later, even after the service (and its listen addresses) is gone.
+    """
     states = _load_state(home)
     entry = {**states.get(domain, {}), **state.to_json()}
     if published is not None:
         entry["published"] = published
+        entry["addresses"] = list(publishable_addresses(addresses)) if published else []
     states[domain] = entry
     data = json.dumps({"fqdn": fqdn, "domains": states}, indent=2, sort_keys=True) + "\n"
     with contextlib.suppress(ConfigurationError):
@@ -421,7 +433,14 @@ def _safe_event(record_event: EventSink, kind: str, message: str) -> None:
 
 
 def _record(
-    home: Path, outcome: Outcome, now: int, *, action: str, backoff: Backoff, fqdn: str
+    home: Path,
+    outcome: Outcome,
+    now: int,
+    *,
+    action: str,
+    backoff: Backoff,
+    fqdn: str,
+    addresses: Sequence[str],
 ) -> None:
     old = _load_state(home).get(outcome.domain, {})
     prior = old.get("failures", 0)
@@ -438,7 +457,7 @@ def _record(
     published: bool | None = None
     if outcome.ok:
         published = action == "publish"
-    _save_state(home, outcome.domain, state, published=published, fqdn=fqdn)
+    _save_state(home, outcome.domain, state, published=published, fqdn=fqdn, addresses=addresses)
 
 
 def run_once(
@@ -480,10 +499,21 @@ def run_once(
                 timeout=timeout,
             )
         else:
+            # The addresses it published, even if the service no longer listens on them.
+            known = _load_state(home).get(target.domain, {}).get("addresses")
+            published = [a for a in known if isinstance(a, str)] if isinstance(known, list) else []
             outcome = unpublish_domain(
-                target, settings, label=label, fqdn=name, addresses=addresses, timeout=timeout
+                target,
+                settings,
+                label=label,
+                fqdn=name,
+                addresses=[*addresses, *published],
+                timeout=timeout,
             )
-        _record(home, outcome, int(now()), action=action, backoff=backoff, fqdn=name)
+        used = settings.addresses or tuple(addresses)
+        _record(
+            home, outcome, int(now()), action=action, backoff=backoff, fqdn=name, addresses=used
+        )
         if record_event is not None:
             kind = f"dns_{action}_{'ok' if outcome.ok else 'failed'}"
             _safe_event(record_event, kind, outcome.message())
@@ -543,7 +573,14 @@ async def publish_loop(
             )
             now = int(clock())
             state = schedule.record(outcome, now)
-            _save_state(home, domain, state, published=True if outcome.ok else None, fqdn=name)
+            _save_state(
+                home,
+                domain,
+                state,
+                published=True if outcome.ok else None,
+                fqdn=name,
+                addresses=settings.addresses or listen,
+            )
             if outcome.ok:
                 _safe_event(record_event, "dns_publish_ok", outcome.message())
             else:
