@@ -82,7 +82,7 @@ lint: $(STAMP)
 # mypy strict on the package (files from pyproject.toml), and on the test services.
 typecheck: $(STAMP)
 	$(BIN)/mypy
-	$(BIN)/mypy --strict tests/services.py
+	$(BIN)/mypy --strict tests/services.py tests/conftest.py
 
 pytest: $(STAMP) deps
 	@rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
