@@ -1,0 +1,81 @@
+"""The least-privilege BIND ``update-policy`` from docs/operations.md, on a real ``named``.
+
+The host's key may change the ``_volact._tcp.<zone>`` SRV RRset and the A/AAAA
+records of its own name, nothing else: publishing under another name is refused
+whole (RFC 2136 updates are atomic), and the host reports why.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services import Bind9, ServiceMissing
+from volact.host import dns as hostdns
+from volact.host.dns_settings import DnsSettings, FailureKind, ServerAddress
+
+ZONE = "policy.example"
+
+
+class LeastPrivilegeBind9(Bind9):
+    """The fixture's BIND with the docs' policy: A/AAAA only at ``host1.<zone>``."""
+
+    def _config(self) -> str:
+        text = super()._config()
+        broad = f'grant "{self.tsig_key_name}" zonesub A AAAA;'
+        narrow = f'grant "{self.tsig_key_name}" name host1.{ZONE}. A AAAA;'
+        assert broad in text
+        return text.replace(broad, narrow)
+
+
+@pytest.fixture(scope="module")
+def strict() -> Iterator[Bind9]:
+    try:
+        server = LeastPrivilegeBind9(zones=(ZONE,), tsig_key_name="host1.policy.example")
+    except ServiceMissing as exc:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"{exc} (CI=true: the CI host must provide it)")
+        pytest.skip(f"{exc} (or run `make deps` as root)")
+    with server:
+        yield server
+
+
+def _home(tmp_path: Path, server: Bind9) -> Path:
+    home = tmp_path / "h"
+    home.mkdir()
+    key = server.write_key_file(home / "host1.key")
+    settings = DnsSettings(
+        enabled=True, servers=(ServerAddress("127.0.0.1", server.port),), tsig_key_file=str(key)
+    )
+    hostdns.save_settings(home, settings)
+    return home
+
+
+def test_own_name_and_srv_are_allowed(strict: Bind9, tmp_path: Path) -> None:
+    home = _home(tmp_path, strict)
+    fqdn = f"host1.{ZONE}"
+    outcomes = hostdns.run_once(
+        home, action="publish", fqdn=fqdn, port=1688, addresses=("127.0.0.1", "::1")
+    )
+    assert [o.ok for o in outcomes] == [True], outcomes
+    assert [rr.to_text() for rr in strict.query(fqdn, "AAAA").answer[0]] == ["::1"]
+    outcomes = hostdns.run_once(
+        home, action="unpublish", fqdn=fqdn, port=1688, addresses=("127.0.0.1", "::1")
+    )
+    assert [o.ok for o in outcomes] == [True]
+    assert not strict.query(f"_volact._tcp.{ZONE}", "SRV").answer
+
+
+def test_another_name_is_refused_whole(strict: Bind9, tmp_path: Path) -> None:
+    home = _home(tmp_path, strict)
+    fqdn = f"host2.{ZONE}"
+    outcomes = hostdns.run_once(
+        home, action="publish", fqdn=fqdn, port=1688, addresses=("127.0.0.9",)
+    )
+    assert [(o.ok, o.kind) for o in outcomes] == [(False, FailureKind.REFUSED)]
+    assert "update policy" in outcomes[0].detail
+    assert not strict.query(fqdn, "A").answer
+    assert not strict.query(f"_volact._tcp.{ZONE}", "SRV").answer  # nothing half-done
