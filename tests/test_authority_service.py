@@ -327,3 +327,116 @@ def test_serve_refuses_bad_settings(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 2
     code = main(["authority", "serve", "--home", str(home), "--database", "nosuch://x"])
     assert code == 1 and "database" in capsys.readouterr().err
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 0, f"{argv}: {err}"
+    return out
+
+
+def test_through_the_host_and_client_clis(
+    sqlite_server: Server, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The other parts' commands against the real service: host online and by file,
+    a MAK client online, by file, and through `volact mak proxy`."""
+    home, url = sqlite_server.home, sqlite_server.url
+    profile = tmp_path / "profile.json"
+    cli_json(
+        capsys,
+        "authority",
+        "export-profile",
+        "--home",
+        str(home),
+        "--out",
+        str(profile),
+        "--authority-url",
+        url,
+    )
+    host_key = issue(home, capsys, "--kind", "host", "--group", "server", "--activations", "2")
+
+    # Online host activation.
+    h1 = tmp_path / "h1"
+    run_cli(
+        capsys, "host", "init", "--home", str(h1), "--profile", str(profile), "--fqdn", "a.test"
+    )
+    run_cli(capsys, "host", "install-key", "--home", str(h1), host_key)
+    got = cli_json(capsys, "host", "activate", "--home", str(h1), "--authority", url)
+    assert got["activated"] is True and sorted(got["licensed_groups"]) == ["desktop", "server"]
+
+    # Host activation by file.
+    h2, req, resp = tmp_path / "h2", tmp_path / "host-req.json", tmp_path / "host-resp.json"
+    run_cli(
+        capsys, "host", "init", "--home", str(h2), "--profile", str(profile), "--fqdn", "b.test"
+    )
+    run_cli(capsys, "host", "install-key", "--home", str(h2), host_key)
+    run_cli(capsys, "host", "activate", "--home", str(h2), "--offline-request", str(req))
+    cli_json(
+        capsys,
+        "authority",
+        "activate-host",
+        "--home",
+        str(home),
+        "--request",
+        str(req),
+        "--out",
+        str(resp),
+    )
+    run_cli(capsys, "host", "activate", "--home", str(h2), "--offline-response", str(resp))
+    assert cli_json(capsys, "host", "status", "--home", str(h2))["activated"] is True
+    # The key's two hosts are used: a third host is refused with the authority's reason.
+    h3 = tmp_path / "h3"
+    run_cli(
+        capsys, "host", "init", "--home", str(h3), "--profile", str(profile), "--fqdn", "c.test"
+    )
+    run_cli(capsys, "host", "install-key", "--home", str(h3), host_key)
+    assert main(["host", "activate", "--home", str(h3), "--authority", url]) == 1
+    assert "exhausted_key" in capsys.readouterr().err
+
+    # MAK: one client online, one by file, two through the proxy.
+    mak = issue(home, capsys, "--kind", "mak", "--group", "desktop", "--activations", "4")
+    clients = [tmp_path / f"c{i}" for i in range(4)]
+    for c in clients:
+        run_cli(capsys, "client", "init", "--home", str(c), "--profile", str(profile))
+        run_cli(capsys, "client", "install-key", "--home", str(c), mak, "--sku", "Professional")
+    assert cli_json(capsys, "client", "activate", "--home", str(clients[0]))["activated"] is True
+    mreq, mresp = tmp_path / "mak-req.json", tmp_path / "mak-resp.json"
+    run_cli(capsys, "client", "mak-request", "--home", str(clients[1]), "--out", str(mreq))
+    cli_json(
+        capsys,
+        "authority",
+        "mak-activate",
+        "--home",
+        str(home),
+        "--request",
+        str(mreq),
+        "--out",
+        str(mresp),
+    )
+    assert cli_json(capsys, "client", "mak-apply", "--home", str(clients[1]), str(mresp))[
+        "activated"
+    ]
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    for c in clients[2:]:
+        run_cli(
+            capsys,
+            "client",
+            "mak-request",
+            "--home",
+            str(c),
+            "--out",
+            str(in_dir / f"{c.name}.json"),
+        )
+    summary = cli_json(
+        capsys, "mak", "proxy", "--authority", url, "--in", str(in_dir), "--out", str(out_dir)
+    )
+    assert summary["activated"] == 2
+    for c in clients[2:]:
+        applied = cli_json(
+            capsys, "client", "mak-apply", "--home", str(c), str(out_dir / f"{c.name}.json")
+        )
+        assert applied["activated"] is True
+    detail = cli_json(capsys, "authority", "keys", "--home", str(home), mak)
+    assert detail["activations_used"] == 4

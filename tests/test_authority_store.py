@@ -252,3 +252,19 @@ def test_host_key_race_never_passes_its_limits(store: Store) -> None:
     assert sum(o is None for o in outcomes) == 9
     hosts = {h["host_id"]: h for h in store.key_details(key.serial)["hosts"]}
     assert hosts[winner.hex()]["activations"] == 10
+
+
+def test_batch_in_one_transaction_answers_each_item(store: Store) -> None:
+    key = new_key(store, KeyKind.MAK, "desktop", 2)
+    a, b, c = mak_req(key), mak_req(key), mak_req(key)
+    server_sku = mak_req(key, sku=SERVER.id)
+    results = store.activate_mak_many(
+        [(a, key), (a, key), (server_sku, key), (b, key), (c, key)], CATALOG, now=NOW
+    )
+    kinds = [r if isinstance(r, VolactError) else r[1] for r in results]
+    assert kinds[0] is rules.MakOutcome.NEW_MACHINE and kinds[1] is rules.MakOutcome.REPEAT
+    assert isinstance(kinds[2], rules.SkuNotCovered)
+    assert kinds[3] is rules.MakOutcome.NEW_MACHINE
+    assert isinstance(kinds[4], rules.ExhaustedKey)
+    rec = store.get_key(key.serial)
+    assert rec is not None and rec.used == 2

@@ -81,23 +81,37 @@ class Authority:
         return MakResponse(req.cmid, conf.sign(self.vendor_key))
 
     def activate_mak_batch(self, items: Sequence[Any], *, now: int) -> list[MakResponse]:
-        """One answer per item, in order: a confirmation or a precise error."""
+        """One answer per item, in order: a confirmation or a precise error.
+
+        Items that pass the store-free checks are applied in one transaction, so a
+        proxy batch costs one commit, not one per machine.
+        """
         if len(items) > rules.BATCH_LIMIT:
             raise rules.MalformedRequest(
                 f"a batch carries at most {rules.BATCH_LIMIT} requests; split it"
             )
-        out: list[MakResponse] = []
-        for item in items:
+        out: list[MakResponse | None] = [None] * len(items)
+        todo: list[tuple[int, MakRequest, ProductKey]] = []
+        for i, item in enumerate(items):
             try:
-                req = MakRequest.from_json(item) if isinstance(item, dict) else None
-                if req is None:
+                if not isinstance(item, dict):
                     raise rules.MalformedRequest("each batch item must be a MAK request object")
-                out.append(self.activate_mak(req, now=now))
+                req = MakRequest.from_json(item)
+                todo.append((i, req, rules.check_mak_request(req, self.home.catalog)))
             except ConfigurationError as exc:
-                out.append(_error(item, rules.MalformedRequest.code, str(exc)))
+                out[i] = _error(item, rules.MalformedRequest.code, str(exc))
             except VolactError as exc:
-                out.append(_error(item, exc.code, str(exc)))
-        return out
+                out[i] = _error(item, exc.code, str(exc))
+        applied = self.store.activate_mak_many(
+            [(req, key) for _, req, key in todo], self.home.catalog, now=now
+        )
+        for (i, req, _), result in zip(todo, applied, strict=True):
+            if isinstance(result, VolactError):
+                out[i] = MakResponse(req.cmid, None, result.code, str(result))
+            else:
+                conf = rules.mak_confirmation(self.home.vendor_key_id, result[0], req, now)
+                out[i] = MakResponse(req.cmid, conf.sign(self.vendor_key))
+        return [r for r in out if r is not None]
 
     # ------------------------------------------------------------------ revocation
 

@@ -28,7 +28,7 @@ from volact.authority import rules
 from volact.authority.rules import HostOutcome, HostRecord, KeyRecord, MakOutcome
 from volact.catalog import Catalog
 from volact.documents import RevocationList
-from volact.errors import ConfigurationError, StoreError, UnknownKeyError
+from volact.errors import ConfigurationError, StoreError, UnknownKeyError, VolactError
 from volact.exchanges import HostActivationRequest, MakRequest
 from volact.keys import KeyKind, ProductKey
 
@@ -431,43 +431,65 @@ class Store:
     ) -> tuple[KeyRecord, MakOutcome]:
         """Apply one MAK activation atomically; raise a :class:`Refusal` if refused."""
         with self._tx() as conn:
-            rec = self._key(conn, key.serial, lock=True)
-            if rec is None:
-                raise UnknownKeyError("this MAK was not issued by this vendor")
-            cmid = str(req.cmid)
-            known = (
-                conn.execute(
-                    sa.select(mak_activations.c.installation_id)
-                    .where(
-                        mak_activations.c.key_serial == key.serial,
-                        mak_activations.c.cmid == cmid,
-                    )
-                    .limit(1)
-                ).first()
-                is not None
-            )
-            outcome = rules.decide_mak(rec, catalog, req.sku, machine_known=known)
-            if outcome is MakOutcome.NEW_MACHINE:
-                conn.execute(
-                    product_keys.update()
-                    .where(product_keys.c.serial == key.serial)
-                    .values(used=product_keys.c.used + 1)
-                )
-            same = conn.execute(
-                sa.select(mak_activations.c.cmid).where(
+            return self._activate_mak(conn, req, key, catalog, now)
+
+    def activate_mak_many(
+        self, items: list[tuple[MakRequest, ProductKey]], catalog: Catalog, *, now: int
+    ) -> list[tuple[KeyRecord, MakOutcome] | VolactError]:
+        """Apply many MAK activations in one transaction (one commit for a proxy batch).
+
+        Each item is decided on its own; a refusal is returned in its place and
+        writes nothing (rules decide before any write), so the others go on.
+        """
+        out: list[tuple[KeyRecord, MakOutcome] | VolactError] = []
+        with self._tx() as conn:
+            for req, key in items:
+                try:
+                    out.append(self._activate_mak(conn, req, key, catalog, now))
+                except (rules.Refusal, UnknownKeyError) as exc:
+                    out.append(exc)
+        return out
+
+    def _activate_mak(
+        self, conn: Connection, req: MakRequest, key: ProductKey, catalog: Catalog, now: int
+    ) -> tuple[KeyRecord, MakOutcome]:
+        rec = self._key(conn, key.serial, lock=True)
+        if rec is None:
+            raise UnknownKeyError("this MAK was not issued by this vendor")
+        cmid = str(req.cmid)
+        known = (
+            conn.execute(
+                sa.select(mak_activations.c.installation_id)
+                .where(
                     mak_activations.c.key_serial == key.serial,
-                    mak_activations.c.installation_id == req.installation_id,
+                    mak_activations.c.cmid == cmid,
                 )
+                .limit(1)
             ).first()
-            if same is None:  # a new SKU on a known machine is recorded, not charged
-                conn.execute(
-                    mak_activations.insert().values(
-                        key_serial=key.serial, installation_id=req.installation_id,
-                        cmid=cmid, sku=str(req.sku), workstation=req.workstation,
-                        activated_at=now,
-                    )
-                )  # fmt: skip
-            return rec, outcome
+            is not None
+        )
+        outcome = rules.decide_mak(rec, catalog, req.sku, machine_known=known)
+        if outcome is MakOutcome.NEW_MACHINE:
+            conn.execute(
+                product_keys.update()
+                .where(product_keys.c.serial == key.serial)
+                .values(used=product_keys.c.used + 1)
+            )
+        same = conn.execute(
+            sa.select(mak_activations.c.cmid).where(
+                mak_activations.c.key_serial == key.serial,
+                mak_activations.c.installation_id == req.installation_id,
+            )
+        ).first()
+        if same is None:  # a new SKU on a known machine is recorded, not charged
+            conn.execute(
+                mak_activations.insert().values(
+                    key_serial=key.serial, installation_id=req.installation_id,
+                    cmid=cmid, sku=str(req.sku), workstation=req.workstation,
+                    activated_at=now,
+                )
+            )  # fmt: skip
+        return rec, outcome
 
     # ------------------------------------------------------------------ tokens
 
