@@ -93,8 +93,16 @@ def register(host_commands: Any) -> None:
         "--republish-interval", type=_seconds, metavar="SECONDS", help="republish period"
     )
     onoff = p.add_mutually_exclusive_group()
-    onoff.add_argument("--enable", dest="enable", action="store_true", default=None)
-    onoff.add_argument("--disable", dest="enable", action="store_false")
+    onoff.add_argument(
+        "--enable",
+        dest="enable",
+        action="store_true",
+        default=None,
+        help="publish when the service starts and every republish interval",
+    )
+    onoff.add_argument(
+        "--disable", dest="enable", action="store_false", help="stop publishing (keeps settings)"
+    )
     p.set_defaults(func=_configure, dns_command=None)
 
     sub = p.add_subparsers(dest="dns_command", metavar="SUBCOMMAND")
