@@ -223,6 +223,14 @@ def test_clients_find_hosts_through_bind_and_spread_by_weight(world: World, lab_
         # Each host counts its own clients; past the threshold (5) they are activated.
         assert activated >= n - 2 * 4
 
+        # The same through the client CLI: set-domain, then activate via --nameserver.
+        for i in range(3):
+            c = str(world.root / "clients" / f"cli-{i}")
+            _ok(["client", "init", "--home", c, "--profile", str(world.profile_path),
+                 "--sku", SKU, "--workstation", f"cli-{i}"])  # fmt: skip
+            _ok(["client", "set-domain", "--home", c, ZONE])
+            _ok(["client", "activate", "--home", c, "--nameserver", f"127.0.0.1:{lab.port}"])
+
     assert lab.query(f"w10.{ZONE}", "A").answer  # published from the listen address
     # Unpublish one host (its service stopped): the other's record stays; its own
     # A record goes too, remembered from when it was published.
