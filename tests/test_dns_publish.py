@@ -11,6 +11,7 @@ import base64
 import contextlib
 import json
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -219,6 +220,32 @@ def test_server_down_is_a_failure_with_a_reason(bind9: Bind9, tmp_path: Path) ->
         bind9.start()
     assert [(o.ok, o.kind) for o in outcomes] == [(False, FailureKind.UNREACHABLE)]
     assert "connection refused" in outcomes[0].detail
+
+
+def test_server_that_never_answers_is_a_timeout(tmp_path: Path) -> None:
+    # A socket that listens but never accepts: TCP connects, no DNS answer comes.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        home = tmp_path / "silent"
+        home.mkdir()
+        hostdns.save_settings(
+            home, DnsSettings(enabled=True, servers=(ServerAddress("127.0.0.1", port),))
+        )
+        events = Events()
+        outcomes = hostdns.run_once(
+            home,
+            action="publish",
+            fqdn="silent.corp.example",
+            port=1688,
+            addresses=(),
+            record_event=events,
+            timeout=1.0,
+        )
+    assert [(o.ok, o.kind) for o in outcomes] == [(False, FailureKind.TIMEOUT)]
+    assert events.kinds() == ["dns_publish_failed"]
+    assert "timeout: no answer within 1 s" in events[0][1]
 
 
 def test_second_server_is_tried_when_the_first_does_not_answer(
