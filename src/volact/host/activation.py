@@ -10,6 +10,7 @@ signature, this host's id and public key) and installs it; ``load_core`` builds 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from volact.errors import ConfigurationError, KeyFormatError, TransportError
@@ -137,7 +138,7 @@ def activate_online(home: Path, cfg: HostConfig, url: str, *, timeout: float = 3
 def load_core(
     home: Path,
     cfg: HostConfig,
-    rows: list[tuple[bytes, int, bool]],
+    rows: Iterable[tuple[bytes, int, bool]],
     *,
     now: int,
 ) -> HostCore:

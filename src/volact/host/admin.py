@@ -59,10 +59,9 @@ def status(home: Path, *, now: int) -> dict[str, Any]:
     key = installed_key(home)
     run = serving(home)
     with HostStore.open(home, create=False) as store:
-        count = store.count_since(now - COUNT_WINDOW, count_vms=cfg.count_vms)
+        count, known = store.count_since(now - COUNT_WINDOW, count_vms=cfg.count_vms)
         totals = store.result_totals()
         installed_at = store.installed_at()
-        known = int(store.query("SELECT count(*) FROM clients")[0][0])
     thresholds = {g.name: g.threshold for g in profile.catalog.groups}
     groups = list(lic.groups) if lic else []
     return {

@@ -306,13 +306,17 @@ class HostStore:
 
     # -- reads -----------------------------------------------------------------
 
-    def recent_clients(self, since: int) -> list[tuple[bytes, int, bool]]:
-        """``(cmid, last_contact, vm)`` of clients seen after ``since`` (to rebuild the count)."""
+    def recent_clients(self, since: int) -> Iterator[tuple[bytes, int, bool]]:
+        """``(cmid, last_contact, vm)`` of clients seen after ``since`` (to rebuild the count).
+
+        Streamed, so that a million rows never sit in one list.
+        """
         try:
             cur = self._conn.execute(
                 "SELECT cmid, last_contact, vm FROM clients WHERE last_contact > ?", (since,)
             )
-            return cur.fetchall()
+            while rows := cur.fetchmany(10_000):
+                yield from rows
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
 
@@ -323,11 +327,11 @@ class HostStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
 
-    def count_since(self, since: int, *, count_vms: bool) -> int:
+    def count_since(self, since: int, *, count_vms: bool) -> tuple[int, int]:
+        """(machines seen after ``since`` under the VM policy, all known machines): one scan."""
         vm = "" if count_vms else " AND vm = 0"
-        return int(
-            self.query(f"SELECT count(*) FROM clients WHERE last_contact > ?{vm}", (since,))[0][0]
-        )
+        row = self.query(f"SELECT sum(last_contact > ?{vm}), count(*) FROM clients", (since,))[0]
+        return int(row[0] or 0), int(row[1])
 
     def result_totals(self) -> dict[str, int]:
         return {str(k): int(n) for k, n in self.query("SELECT result, n FROM result_totals")}
