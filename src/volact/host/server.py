@@ -126,7 +126,7 @@ class ServerStats:
 class HostProtocol(asyncio.Protocol):
     """One connection: one request frame in, one reply frame out."""
 
-    __slots__ = ("_buf", "_done", "_need", "_server", "_timer", "_transport")
+    __slots__ = ("_buf", "_done", "_need", "_server", "_started", "_transport")
 
     def __init__(self, server: HostServer) -> None:
         self._server = server
@@ -134,7 +134,7 @@ class HostProtocol(asyncio.Protocol):
         self._need = -1
         self._done = False
         self._transport: asyncio.Transport | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._started = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
@@ -148,7 +148,9 @@ class HostProtocol(asyncio.Protocol):
             return
         s.stats.active += 1
         s.in_flight.add(self)
-        self._timer = s.loop.call_later(s.config.read_timeout, self._timed_out)
+        # Read timeouts are enforced by one sweeper for all connections
+        # (HostServer.sweep), not by a timer per connection.
+        self._started = s.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
         s = self._server
@@ -157,15 +159,16 @@ class HostProtocol(asyncio.Protocol):
             s.stats.active -= 1
             if s.stopping and not s.in_flight:
                 s.drained.set()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
-    def _timed_out(self) -> None:
-        self._timer = None
+    def timed_out(self) -> None:
         if not self._done and self._transport is not None:
-            self._server.stats.timeouts += 1
+            s = self._server
+            s.stats.timeouts += 1
             self._done = True
+            s.committer.add_malformed(
+                int(time.time()), self.peer(),
+                f"no whole request within {s.config.read_timeout:g} s",
+            )  # fmt: skip
             self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
@@ -185,9 +188,6 @@ class HostProtocol(asyncio.Protocol):
             return
         self._buf = b""
         self._done = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if len(buf) > self._need:
             self._bad("data after the request frame")
             return
@@ -275,6 +275,16 @@ class HostServer:
             )
         )  # fmt: skip
 
+    async def sweep(self) -> None:
+        """Close connections that have not sent a whole request within the read timeout."""
+        timeout = self.config.read_timeout
+        period = min(1.0, timeout / 4)
+        while not self.stopping:
+            await asyncio.sleep(period)
+            deadline = self.loop.time() - timeout
+            for conn in [c for c in self.in_flight if c._started < deadline]:
+                conn.timed_out()
+
     async def start(self, listen: Sequence[str]) -> None:
         for spec in listen or ("",):
             if spec == "":
@@ -337,6 +347,7 @@ async def serve_async(
         except BaseException:
             server.committer.close()
             raise
+        sweeper = loop.create_task(server.sweep())
         stop = stop or asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -372,6 +383,7 @@ async def serve_async(
         await stop.wait()
         server.committer.add_event(int(time.time()), "serve_stop", "stopping on request")
         await server.stop(grace=cfg.read_timeout + 1.0)
+        sweeper.cancel()
         with contextlib.suppress(asyncio.TimeoutError, Exception):
             await asyncio.wait_for(dns_task, 5.0)
         with contextlib.suppress(OSError):
