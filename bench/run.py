@@ -6,7 +6,7 @@ the count is past every threshold, then runs ``volact bench`` several times with
 one exchange per new TCP connection and reports each run and the spread.
 
     .venv/bin/python bench/run.py [--runs 3] [--duration 10] [--clients 20000]
-                                  [--concurrency 64] [--processes 1]
+                                  [--concurrency 32] [--processes 2]
 """
 
 from __future__ import annotations
@@ -57,11 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--clients", type=int, default=20_000)
-    ap.add_argument("--concurrency", type=int, default=64)
-    ap.add_argument("--processes", type=int, default=1)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "results")
     args = ap.parse_args(argv)
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="volact-bench-") as tmp:
         home = Path(tmp) / "host"
         profile = make_host(home)
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"run {i + 1}: {r['exchanges_per_s']:.0f}/s, "
                     f"host {r.get('host_cpu_us_per_exchange')} µs/exchange, "
+                    f"load generator {r.get('loadgen_cpu_us_per_exchange')} µs/exchange, "
                     f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}, "
                     f"request {r['max_request_bytes']} B, reply {r['max_reply_bytes']} B",
                     flush=True,
@@ -98,7 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         summary = {
             "command": " ".join([sys.executable, *sys.argv]),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": sys.version.split()[0],
+                # Other work on the machine is the main source of noise: keep it on record.
+                "load_average_before": load_before,
+                "load_average_after": os.getloadavg(),
+            },
             "scenario": {
                 "clients": args.clients,
                 "duration_s": args.duration,
