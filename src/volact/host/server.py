@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -342,6 +343,12 @@ async def serve_async(
         now = int(time.time())
         core = load_core(home, cfg, store.recent_clients(now - COUNT_WINDOW), now=now)
         server = HostServer(home, core, store, cfg, loop)
+        # The count index can hold millions of objects that live as long as the
+        # host: move them out of the collector's sight, and collect young objects
+        # less often (each exchange allocates a few short-lived containers).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         try:
             await server.start(list(listen) or list(cfg.listen))
         except BaseException:
