@@ -7,6 +7,7 @@ bound ports from ``serve.json``. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -36,9 +37,9 @@ HAS_IPV6 = socket.has_ipv6
 class Host:
     """A ``volact host serve`` process and its home."""
 
-    def __init__(self, home: Path, listen: list[str]) -> None:
+    def __init__(self, home: Path, listen: list[str], *extra: str) -> None:
         self.home = home
-        args = [*VOLACT, "host", "serve", "--home", str(home)]
+        args = [*VOLACT, "host", "serve", "--home", str(home), *extra]
         for a in listen:
             args += ["--listen", a]
         self.proc = subprocess.Popen(
@@ -163,6 +164,18 @@ def test_activation_over_ipv4_and_ipv6(host: Host, home: tuple[Path, ProductProf
         assert store.has_client(req.cmid.bytes)
         totals = store.result_totals()
     assert totals == {"count_too_low": 24, "ok": 2}
+
+
+def test_clock_offset_moves_the_hosts_time(home: tuple[Path, ProductProfile]) -> None:
+    week = 7 * 86400
+    h = Host(home[0], ["127.0.0.1:0"], "--clock-offset", str(week))
+    try:
+        now = request(home[1], 1, group="server")
+        assert activate(h.addr(), now).result is Result.CLOCK_SKEW
+        later = dataclasses.replace(now, client_time=now.client_time + week)
+        assert activate(h.addr(), later).result is Result.COUNT_TOO_LOW
+    finally:
+        assert h.stop() == 0
 
 
 @pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 on this machine")

@@ -58,6 +58,9 @@ def register(groups: Any) -> None:
     p.add_argument("--listen", action="append", default=[], metavar="ADDR[:PORT]",
                    help="address to listen on (repeatable; [::1]:1688 for IPv6; "
                         "default: all interfaces on the configured port)")  # fmt: skip
+    p.add_argument("--clock-offset", type=int, default=0, metavar="SECONDS",
+                   help="act as if the time were SECONDS later (demos and tests: let a "
+                        "simulated week pass); default 0")  # fmt: skip
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("status", help="show whether the host is activated, its count, settings")
@@ -166,7 +169,7 @@ def _activate(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from volact.host.server import serve
 
-    stats = serve(args.home, args.listen)
+    stats = serve(args.home, args.listen, clock_offset=args.clock_offset)
     sys.stdout.write(
         f"stopped: {stats.connections} connections, {stats.replies} replies, "
         f"{stats.malformed} malformed, {stats.timeouts} timed out, "

@@ -167,7 +167,7 @@ class HostProtocol(asyncio.Protocol):
             s.stats.timeouts += 1
             self._done = True
             s.committer.add_malformed(
-                int(time.time()), self.peer(),
+                s.now(), self.peer(),
                 f"no whole request within {s.config.read_timeout:g} s",
             )  # fmt: skip
             self._transport.abort()
@@ -203,7 +203,7 @@ class HostProtocol(asyncio.Protocol):
         self._done = True
         s = self._server
         s.stats.malformed += 1
-        s.committer.add_malformed(int(time.time()), self.peer(), message)
+        s.committer.add_malformed(s.now(), self.peer(), message)
         if self._transport is not None:
             self._transport.abort()
 
@@ -231,8 +231,10 @@ class HostServer:
         store: HostStore,
         config: HostConfig,
         loop: asyncio.AbstractEventLoop,
+        clock_offset: int = 0,
     ) -> None:
         self.home = home
+        self.clock_offset = clock_offset
         self.core = core
         self.store = store
         self.config = config
@@ -245,8 +247,12 @@ class HostServer:
         self.servers: list[asyncio.AbstractServer] = []
         self.addresses: list[str] = []
 
+    def now(self) -> int:
+        """The host's idea of the time: the clock, moved by ``--clock-offset``."""
+        return int(time.time()) + self.clock_offset
+
     def exchange(self, conn: HostProtocol, frame: bytes) -> None:
-        now = int(time.time())
+        now = self.now()
         address = conn.peer()
         try:
             decision = self.core.decide_frame(frame, now=now, address=address)
@@ -334,15 +340,20 @@ async def serve_async(
     *,
     out: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
+    clock_offset: int = 0,
 ) -> ServerStats:
-    """Serve until SIGTERM/SIGINT (or ``stop`` is set); return the counters."""
+    """Serve until SIGTERM/SIGINT (or ``stop`` is set); return the counters.
+
+    ``clock_offset`` (seconds) makes the host act as if the time were that much
+    later: demos and tests use it to let a simulated week pass.
+    """
     loop = asyncio.get_running_loop()
     cfg = load_config(home)
     store = HostStore.open(home, exclusive=True)
     try:
-        now = int(time.time())
+        now = int(time.time()) + clock_offset
         core = load_core(home, cfg, store.recent_clients(now - COUNT_WINDOW), now=now)
-        server = HostServer(home, core, store, cfg, loop)
+        server = HostServer(home, core, store, cfg, loop, clock_offset)
         # The count index can hold millions of objects that live as long as the
         # host: move them out of the collector's sight, and collect young objects
         # less often (each exchange allocates a few short-lived containers).
@@ -377,7 +388,7 @@ async def serve_async(
                 port=ports[0] if ports else cfg.port,
                 addresses=server.addresses,
                 record_event=lambda kind, msg: server.committer.add_event(
-                    int(time.time()), kind, msg
+                    server.now(), kind, msg
                 ),
                 stop=stop,
             )
@@ -388,7 +399,7 @@ async def serve_async(
             f"({state}; count {core.count(now)}; pid {os.getpid()})"
         )
         await stop.wait()
-        server.committer.add_event(int(time.time()), "serve_stop", "stopping on request")
+        server.committer.add_event(server.now(), "serve_stop", "stopping on request")
         await server.stop(grace=cfg.read_timeout + 1.0)
         sweeper.cancel()
         with contextlib.suppress(asyncio.TimeoutError, Exception):
@@ -415,11 +426,11 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-def serve(home: Path, listen: Sequence[str] = ()) -> ServerStats:
+def serve(home: Path, listen: Sequence[str] = (), clock_offset: int = 0) -> ServerStats:
     """Run the host in this process until a signal stops it."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         try:
-            return runner.run(serve_async(home, listen))
+            return runner.run(serve_async(home, listen, clock_offset=clock_offset))
         except VolactError:
             raise
         except OSError as exc:
