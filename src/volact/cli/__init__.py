@@ -9,30 +9,46 @@ package.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from volact import __version__
-from volact.cli import authority, bench, client, demo, host, mak
 from volact.cli.common import EXIT_ERROR, EXIT_USAGE, error
 from volact.errors import UsageError, VolactError
 
+#: Command group → the module that registers it. Only the group a command names is
+#: imported, so `volact host status` does not load the authority's SQLAlchemy.
+GROUPS = {
+    "authority": "volact.cli.authority",
+    "host": "volact.cli.host",
+    "client": "volact.cli.client",
+    "mak": "volact.cli.mak",
+    "bench": "volact.cli.bench",
+    "demo": "volact.cli.demo",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser for every group, or only for group ``only``."""
     parser = argparse.ArgumentParser(
         prog="volact",
         description="Open volume activation: authority, key management host and client.",
     )
     parser.add_argument("--version", action="version", version=f"volact {__version__}")
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
-    for module in (authority, host, client, mak, bench, demo):
-        module.register(groups)
+    for name, module in GROUPS.items():
+        if only is None or name == only:
+            importlib.import_module(module).register(groups)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv``; return the exit code."""
-    parser = build_parser()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser(first if first in GROUPS else None)
+    argv = args_list
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse reports usage errors itself
