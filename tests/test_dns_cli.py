@@ -1,6 +1,6 @@
 """`volact host dns`: settings, show, publish and unpublish through ``main(argv)``.
 
-The JSON contract of docs/cli-host-dns.md, clear errors for bad input, and the
+The JSON contract of docs/cli.md, clear errors for bad input, and the
 TSIG secret never appearing in any output.
 """
 

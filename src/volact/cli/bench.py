@@ -1,6 +1,6 @@
 """`volact bench`: load a real host on this machine and report the figures.
 
-Reference: ``docs/cli-bench.md``. The work is in :mod:`volact.bench.loadgen`.
+Reference: ``docs/cli.md``. The work is in :mod:`volact.bench.loadgen`.
 """
 
 from __future__ import annotations

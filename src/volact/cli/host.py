@@ -2,7 +2,7 @@
 
 Commands: ``init``, ``install-key``, ``activate``, ``serve``, ``status``, ``set``,
 ``events``, ``report activity|licensing``, and ``dns`` (from :mod:`volact.cli.host_dns`).
-Reference: ``docs/cli-host.md``.
+Reference: ``docs/cli.md``.
 """
 
 from __future__ import annotations

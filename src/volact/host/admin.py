@@ -2,7 +2,7 @@
 
 Each function reads the home (settings, license) and the store and returns a
 plain dict, the exact object ``--json`` prints (documented in
-``docs/cli-host.md``); the CLI renders the same dict for people. Queries use the
+``docs/cli.md``); the CLI renders the same dict for people. Queries use the
 store's indexes and running totals so that they answer in well under a second
 with a million known clients. Nothing here changes state.
 """
