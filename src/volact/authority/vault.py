@@ -25,6 +25,7 @@ from typing import Any
 
 from volact.catalog import Catalog
 from volact.errors import ConfigurationError
+from volact.files import write_atomic
 from volact.keys import ProductKey
 from volact.profile import ProductProfile
 from volact.signing import SigningKey, key_id
@@ -189,10 +190,4 @@ def _write_exclusive(path: Path, data: bytes, mode: int) -> None:
 
 def write_file(path: Path, text: str) -> None:
     """Write an output file atomically (a reader never sees half of it)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from exc
+    write_atomic(path, text)

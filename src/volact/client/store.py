@@ -41,6 +41,7 @@ from volact.documents import (
     verify_ticket,
 )
 from volact.errors import ConfigurationError, DecodeError, StoreError, VerificationError
+from volact.files import write_atomic
 from volact.keys import KeyKind, ProductKey
 from volact.profile import ProductProfile
 
@@ -287,31 +288,6 @@ def decode_state(data: bytes) -> ClientState:
     return state_from_json(obj)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old file or the new."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems cannot fsync a directory; the rename is done
-    finally:
-        os.close(fd)
-
-
 class ClientStore:
     """The files of one client home."""
 
@@ -372,7 +348,7 @@ class ClientStore:
         return reverify(self.read_raw(), profile)
 
     def save(self, state: ClientState) -> None:
-        atomic_write(self.state_path, encode_state(state))
+        write_atomic(self.state_path, encode_state(state), error=StoreError)
 
     def load_profile(self) -> ProductProfile:
         try:
@@ -387,7 +363,7 @@ class ClientStore:
         return ProductProfile.loads(data)
 
     def save_profile(self, profile: ProductProfile) -> None:
-        atomic_write(self.profile_path, profile.dumps().encode())
+        write_atomic(self.profile_path, profile.dumps(), error=StoreError)
 
     def append_event(self, event: dict[str, Any]) -> None:
         line = json.dumps(event, sort_keys=True, default=str) + "\n"

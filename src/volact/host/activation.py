@@ -15,6 +15,7 @@ from pathlib import Path
 
 from volact.errors import ConfigurationError, KeyFormatError, TransportError
 from volact.exchanges import HostActivationRequest, HostActivationResponse
+from volact.files import write_atomic
 from volact.host.config import (
     CONFIG_FILE,
     LICENSE_FILE,
@@ -23,7 +24,6 @@ from volact.host.config import (
     SIGNING_KEY_FILE,
     HostConfig,
     save_config,
-    write_atomic,
 )
 from volact.host.policy import COUNT_WINDOW, ClientIndex, HostCore, check_license
 from volact.keys import KeyKind, ProductKey

@@ -13,12 +13,12 @@ policy (that is :mod:`volact.host.policy`) and opens no sockets.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from volact.errors import ConfigurationError
+from volact.files import write_atomic
 from volact.wire import DEFAULT_PORT
 
 CONFIG_FILE = "host.json"
@@ -144,21 +144,6 @@ def save_config(home: Path, cfg: HostConfig) -> None:
     """Write the settings atomically (a crash leaves the old or the new file)."""
     write_atomic(home / CONFIG_FILE, (json.dumps(cfg.to_json(), indent=2) + "\n").encode())
 
-
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 def parse_listen(addr: str, default_port: int) -> tuple[str, int]:

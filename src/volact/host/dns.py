@@ -39,6 +39,7 @@ import dns.tsig
 import dns.update
 
 from volact.errors import ConfigurationError, VolactError
+from volact.files import write_atomic
 from volact.host.dns_settings import (
     DEFAULT_LABEL,
     Backoff,
@@ -77,19 +78,6 @@ EventSink = Callable[[str, str], None]
 # --------------------------------------------------------------------------- files
 
 
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from exc
-
 
 def load_settings(home: Path) -> DnsSettings:
     """The host's DNS settings; defaults (publishing off) when none were set."""
@@ -116,7 +104,7 @@ def save_settings(home: Path, settings: DnsSettings) -> None:
     if not home.is_dir():
         raise ConfigurationError(f"host home {home} does not exist; run `volact host init`")
     data = json.dumps(settings.to_json(), indent=2, sort_keys=True) + "\n"
-    _write_atomic(home / SETTINGS_FILE, data.encode())
+    write_atomic(home / SETTINGS_FILE, data.encode())
 
 
 def read_key_file(path: str | os.PathLike[str]) -> TsigKey:
@@ -195,7 +183,7 @@ def _save_state(
     states[domain] = entry
     data = json.dumps({"fqdn": fqdn, "domains": states}, indent=2, sort_keys=True) + "\n"
     with contextlib.suppress(ConfigurationError):
-        _write_atomic(Path(home) / STATE_FILE, data.encode())
+        write_atomic(Path(home) / STATE_FILE, data.encode())
 
 
 # --------------------------------------------------------------------------- wire

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import cast
 
 from volact.errors import ConfigurationError, DecodeError, StoreError, VolactError
+from volact.files import write_atomic
 from volact.host import dns
 from volact.host.activation import load_core
 from volact.host.config import SERVE_FILE, HostConfig, load_config, parse_listen
@@ -373,12 +374,13 @@ async def serve_async(
         listening = ", ".join(server.addresses)
         server.committer.add_event(now, "serve_start", f"listening on {listening}")
         serve_file = home / SERVE_FILE
-        serve_file.write_text(
+        write_atomic(
+            serve_file,
             json.dumps(
                 {"pid": os.getpid(), "addresses": server.addresses,
                  "ports": ports_of(server.addresses), "started_at": now}
             )
-            + "\n"
+            + "\n",
         )  # fmt: skip
         ports = ports_of(server.addresses)
         dns_task = loop.create_task(
