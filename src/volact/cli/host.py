@@ -96,11 +96,32 @@ def register(groups: Any) -> None:
     add_json(p)
     p.set_defaults(func=_report)
 
+    p = sub.add_parser("alerts", help="what needs attention: activation, count, expiry, idle")
+    add_home(p, "host")
+    p.add_argument("--expiry-days", type=_positive, default=admin.EXPIRY_WARNING_DAYS,
+                   metavar="DAYS", help="warn about clients expiring within DAYS (default 15)")
+    p.add_argument("--idle-hours", type=_positive, default=admin.IDLE_HOURS, metavar="HOURS",
+                   help="warn when no client asked for HOURS (default 24)")
+    p.add_argument("--exit-code", action="store_true",
+                   help="exit 3 when there is a critical alert, 4 when only warnings")
+    add_json(p)
+    p.set_defaults(func=_alerts)  # fmt: skip
+
     host_dns.register(sub)
 
 
 def _now() -> int:
     return int(time.time())
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return n
 
 
 def _out(args: argparse.Namespace, obj: dict[str, Any], text: str) -> int:
@@ -292,3 +313,14 @@ def _report(args: argparse.Namespace) -> int:
         for c in obj["clients"]
     ]
     return _out(args, obj, "\n".join(lines))
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    obj = admin.alerts(
+        args.home, now=_now(), expiry_days=args.expiry_days, idle_hours=args.idle_hours
+    )
+    lines = [f"{a['severity'].upper():<9} {a['code']}: {a['message']}" for a in obj["alerts"]]
+    _out(args, obj, "\n".join(lines) or "no alerts")
+    if not args.exit_code or obj["ok"]:
+        return EXIT_OK
+    return 3 if any(a["severity"] == "critical" for a in obj["alerts"]) else 4

@@ -27,6 +27,8 @@ from volact.wire import Result
 
 #: Clients whose activation expires within this many days are flagged in reports.
 EXPIRY_WARNING_DAYS = 15
+#: A host that no client has contacted for this long raises the ``idle`` alert.
+IDLE_HOURS = 24
 
 
 def serving(home: Path) -> dict[str, Any] | None:
@@ -149,13 +151,7 @@ def licensing(home: Path, *, now: int, limit: int = 100) -> dict[str, Any]:
     """
     warn = now + EXPIRY_WARNING_DAYS * DAY
     with HostStore.open(home, create=False) as store:
-        summary = store.query(
-            "SELECT count(*), "
-            "sum(valid_until > ?), sum(valid_until > ? AND valid_until <= ?), "
-            "sum(valid_until > 0 AND valid_until <= ?), sum(valid_until = 0), "
-            "sum(last_contact > ?) FROM clients",
-            (now, now, warn, now, now - COUNT_WINDOW),
-        )[0]
+        summary = _validity_summary(store, now=now, warn=warn)
         rows = store.query(
             "SELECT cmid, sku, workstation, address, vm, last_contact, valid_until, last_result "
             "FROM clients WHERE valid_until > ? ORDER BY valid_until LIMIT ?",
@@ -168,7 +164,7 @@ def licensing(home: Path, *, now: int, limit: int = 100) -> dict[str, Any]:
                 "ORDER BY valid_until DESC LIMIT ?",
                 (now, limit - len(rows)),
             )
-    total, valid, expiring, expired, never, active = (int(x or 0) for x in summary)
+    total, valid, expiring, expired, never, active = summary
     profile = load_profile(home)
     names = {s.id.bytes: s.name for s in profile.catalog.skus}
     clients = [
@@ -208,6 +204,85 @@ def licensing(home: Path, *, now: int, limit: int = 100) -> dict[str, Any]:
     }
 
 
+def _validity_summary(store: HostStore, *, now: int, warn: int) -> tuple[int, ...]:
+    """(known, licensed, expiring before ``warn``, expired, never activated, counted)."""
+    row = store.query(
+        "SELECT count(*), "
+        "sum(valid_until > ?), sum(valid_until > ? AND valid_until <= ?), "
+        "sum(valid_until > 0 AND valid_until <= ?), sum(valid_until = 0), "
+        "sum(last_contact > ?) FROM clients",
+        (now, now, warn, now, now - COUNT_WINDOW),
+    )[0]
+    return tuple(int(x or 0) for x in row)
+
+
+def alerts(
+    home: Path,
+    *,
+    now: int,
+    expiry_days: int = EXPIRY_WARNING_DAYS,
+    idle_hours: int = IDLE_HOURS,
+) -> dict[str, Any]:
+    """What needs an administrator's attention (SPEC §5), most severe first.
+
+    Each alert has a ``severity`` (``critical`` or ``warning``), a stable ``code``
+    and a ``message`` saying what to do. A monitoring system reads ``ok``.
+    """
+    st = status(home, now=now)
+    found: list[dict[str, Any]] = []
+
+    def alert(severity: str, code: str, message: str) -> None:
+        found.append({"severity": severity, "code": code, "message": message})
+
+    if not st["activated"]:
+        what = {"none": "has no host license", "expired": "has an expired host license",
+                "revoked": "has been revoked by the vendor"}.get(st["license_state"], "")
+        alert("critical", "host_not_activated",
+              f"the host {what}: clients are refused; activate it "
+              "(`volact host activate --authority URL` or by file)")  # fmt: skip
+    if not st["serving"]:
+        alert("critical", "not_serving", "no `volact host serve` process runs on this home")
+    for group in st["licensed_groups"]:
+        need = st["thresholds"].get(group)
+        if need is not None and st["count"] < need:
+            alert("warning", "count_below_threshold",
+                  f"count {st['count']} is below the {group} threshold {need}: "
+                  f"{group} machines stay in grace until {need} distinct machines ask")  # fmt: skip
+    warn = now + expiry_days * DAY
+    with HostStore.open(home, create=False) as store:
+        _, _, expiring, expired, _, _ = _validity_summary(store, now=now, warn=warn)
+        last = store.query(
+            "SELECT time FROM events WHERE kind = 'request' ORDER BY id DESC LIMIT 1"
+        )
+    if expiring:
+        alert("warning", "clients_expiring",
+              f"{expiring} client(s) lose activation within {expiry_days} days unless they "
+              "renew: see `volact host report licensing`")  # fmt: skip
+    if expired:
+        alert("warning", "clients_expired",
+              f"{expired} known client(s) have an expired activation")  # fmt: skip
+    last_request = int(last[0][0]) if last else None
+    if last_request is None or now - last_request > idle_hours * 3600:
+        since = "ever" if last_request is None else f"for {(now - last_request) // 3600} h"
+        alert("warning", "idle", f"no client has contacted the host {since} "
+              "(check DNS publishing, firewalls and the clients' host settings)")  # fmt: skip
+    dns_state = st["dns"]
+    if dns_state.get("enabled"):
+        for d in dns_state.get("domains", []):
+            if d.get("failures"):
+                domain, reason = d.get("domain"), d.get("last_error")
+                alert("warning", "dns_publish_failing", f"publishing into {domain} fails: {reason}")
+    found.sort(key=lambda a: a["severity"] != "critical")
+    return {
+        "ok": not found,
+        "alerts": found,
+        "count": st["count"],
+        "last_request": last_request,
+        "expiry_days": expiry_days,
+        "idle_hours": idle_hours,
+    }
+
+
 def _uuid(b: bytes | None) -> str | None:
     return None if b is None else str(uuid.UUID(bytes=bytes(b)))
 
@@ -216,4 +291,4 @@ def _day(day: int) -> str:
     return (datetime.date(1970, 1, 1) + datetime.timedelta(days=day)).isoformat()
 
 
-__all__ = ["activity", "events", "licensing", "serving", "status"]
+__all__ = ["activity", "alerts", "events", "licensing", "serving", "status"]

@@ -1,0 +1,69 @@
+"""`volact host alerts`: what an administrator is told (SPEC §5 admin surface)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from test_host_server import Host, activate, request
+from volact.cli import main
+from volact.host import admin
+from volact.host.testing import make_host_home
+from volact.wire import Result
+
+DAY = 86400
+
+
+def _codes(obj: dict[str, object]) -> set[str]:
+    alerts = obj["alerts"]
+    assert isinstance(alerts, list)
+    return {a["code"] for a in alerts}
+
+
+def test_alerts_follow_the_hosts_life(tmp_path: Path) -> None:
+    home = tmp_path / "host"
+    profile, _, _ = make_host_home(home)
+    now = int(time.time())
+    fresh = admin.alerts(home, now=now)
+    # Activated but never contacted, not serving, below every threshold.
+    assert not fresh["ok"]
+    assert _codes(fresh) == {"not_serving", "count_below_threshold", "idle"}
+    assert fresh["alerts"][0]["severity"] == "critical"
+
+    host = Host(home, ["127.0.0.1:0"])
+    try:
+        replies = [activate(host.addr(), request(profile, i, group="server")) for i in range(5)]
+        assert replies[-1].result is Result.OK
+        serving = admin.alerts(home, now=int(time.time()))
+        # 5 machines: the server group is ready, the desktop group (25) is not.
+        below = [a for a in serving["alerts"] if a["code"] == "count_below_threshold"]
+        assert len(below) == 1 and "desktop threshold 25" in below[0]["message"]
+        assert "not_serving" not in _codes(serving) and "idle" not in _codes(serving)
+    finally:
+        host.stop()
+
+    # 170 days later the grant (valid 180 days) is about to lapse and nobody has asked.
+    later = admin.alerts(home, now=now + 170 * DAY, expiry_days=15)
+    assert {"clients_expiring", "idle"} <= _codes(later)
+    expired = admin.alerts(home, now=now + 200 * DAY)
+    assert "clients_expired" in _codes(expired)
+
+
+def test_alerts_cli_json_and_exit_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "host"
+    make_host_home(home, activated=False)
+    assert main(["host", "alerts", "--home", str(home), "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["ok"] is False and "host_not_activated" in _codes(obj)
+    assert main(["host", "alerts", "--home", str(home), "--exit-code"]) == 3
+    out = capsys.readouterr().out
+    assert out.startswith("CRITICAL")
+    assert main(["host", "alerts", "--home", str(home), "--idle-hours", "0"]) == 2
+    assert "must be positive" in capsys.readouterr().err
+    assert main(["host", "alerts", "--home", str(tmp_path / "nowhere")]) == 1
+    assert "volact: error:" in capsys.readouterr().err
