@@ -60,7 +60,10 @@ def register(groups: Any) -> None:
                         "default: all interfaces on the configured port)")  # fmt: skip
     p.add_argument("--clock-offset", type=int, default=0, metavar="SECONDS",
                    help="act as if the time were SECONDS later (demos and tests: let a "
-                        "simulated week pass); default 0")  # fmt: skip
+                        "simulated week pass); default 0")
+    p.add_argument("--metrics", metavar="ADDR[:PORT]",
+                   help="serve Prometheus metrics at http://ADDR:PORT/metrics "
+                        "(e.g. 127.0.0.1:9188; port 0 picks one, see serve.json)")  # fmt: skip
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("status", help="show whether the host is activated, its count, settings")
@@ -190,7 +193,9 @@ def _activate(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from volact.host.server import serve
 
-    stats = serve(args.home, args.listen, clock_offset=args.clock_offset)
+    stats = serve(
+        args.home, args.listen, clock_offset=args.clock_offset, metrics=args.metrics
+    )
     sys.stdout.write(
         f"stopped: {stats.connections} connections, {stats.replies} replies, "
         f"{stats.malformed} malformed, {stats.timeouts} timed out, "

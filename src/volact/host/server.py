@@ -33,6 +33,7 @@ from volact.files import write_atomic
 from volact.host import dns
 from volact.host.activation import load_core
 from volact.host.config import SERVE_FILE, HostConfig, load_config, parse_listen
+from volact.host.metrics import serve_metrics
 from volact.host.policy import COUNT_WINDOW, HostCore, RequestRecord
 from volact.host.store import HostStore
 from volact.wire import LENGTH_BYTES, MAX_REQUEST_FRAME, ActivateReply, Result, encode
@@ -342,11 +343,13 @@ async def serve_async(
     out: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
     clock_offset: int = 0,
+    metrics: str | None = None,
 ) -> ServerStats:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); return the counters.
 
     ``clock_offset`` (seconds) makes the host act as if the time were that much
-    later: demos and tests use it to let a simulated week pass.
+    later: demos and tests use it to let a simulated week pass. ``metrics``
+    (``ADDR[:PORT]``) serves Prometheus metrics at ``/metrics`` there.
     """
     loop = asyncio.get_running_loop()
     cfg = load_config(home)
@@ -367,6 +370,19 @@ async def serve_async(
             server.committer.close()
             raise
         sweeper = loop.create_task(server.sweep())
+        metrics_server: asyncio.Server | None = None
+        metrics_address: str | None = None
+        if metrics is not None:
+            m_host, m_port = parse_listen(metrics, 9188)
+            try:
+                metrics_server = await serve_metrics(server, m_host, m_port)
+            except OSError as exc:
+                server.committer.close()
+                raise ConfigurationError(
+                    f"cannot serve metrics on {metrics}: {exc.strerror or exc}"
+                ) from exc
+            name = metrics_server.sockets[0].getsockname()
+            metrics_address = f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}"
         stop = stop or asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -378,7 +394,8 @@ async def serve_async(
             serve_file,
             json.dumps(
                 {"pid": os.getpid(), "addresses": server.addresses,
-                 "ports": ports_of(server.addresses), "started_at": now}
+                 "ports": ports_of(server.addresses), "started_at": now,
+                 "metrics": metrics_address}
             )
             + "\n",
         )  # fmt: skip
@@ -402,6 +419,8 @@ async def serve_async(
         )
         await stop.wait()
         server.committer.add_event(server.now(), "serve_stop", "stopping on request")
+        if metrics_server is not None:
+            metrics_server.close()
         await server.stop(grace=cfg.read_timeout + 1.0)
         sweeper.cancel()
         with contextlib.suppress(asyncio.TimeoutError, Exception):
@@ -428,11 +447,15 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-def serve(home: Path, listen: Sequence[str] = (), clock_offset: int = 0) -> ServerStats:
+def serve(
+    home: Path, listen: Sequence[str] = (), clock_offset: int = 0, metrics: str | None = None
+) -> ServerStats:
     """Run the host in this process until a signal stops it."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         try:
-            return runner.run(serve_async(home, listen, clock_offset=clock_offset))
+            return runner.run(
+                serve_async(home, listen, clock_offset=clock_offset, metrics=metrics)
+            )
         except VolactError:
             raise
         except OSError as exc:

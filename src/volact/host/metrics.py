@@ -1,0 +1,97 @@
+"""Prometheus metrics for a serving host (``volact host serve --metrics ADDR:PORT``).
+
+The numbers are read when a scraper asks, on the event loop's thread, from what
+the server already keeps (its counters, the core's count, the store's running
+totals): nothing is added to the activation path. The HTTP side is a tiny
+asyncio responder for ``GET /metrics``; it carries no policy and must never
+block the loop for long (reads are bounded in size and time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from volact.host.server import HostServer
+
+#: A scraper must send its request line and headers within this many seconds.
+READ_TIMEOUT = 5.0
+MAX_HEADER_LINES = 100
+
+
+class HostCollector(Collector):
+    """Turns the server's state into metric families at scrape time."""
+
+    def __init__(self, server: HostServer) -> None:
+        self._server = server
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._server
+        now = s.now()
+        yield GaugeMetricFamily(
+            "volact_host_count", "Distinct machines counted in the last 30 days", s.core.count(now)
+        )
+        yield GaugeMetricFamily(
+            "volact_host_activated", "1 when the host has a valid host license", s.core.activated
+        )
+        thresholds = GaugeMetricFamily(
+            "volact_host_threshold", "Activation threshold of each product group", labels=["group"]
+        )
+        for group, n in s.core.thresholds().items():
+            thresholds.add_metric([group], n)
+        yield thresholds
+        requests = CounterMetricFamily(
+            "volact_host_requests", "Requests since install, by result", labels=["result"]
+        )
+        for result, n in sorted(s.store.result_totals().items()):
+            requests.add_metric([result], n)
+        yield requests
+        st = s.stats
+        yield GaugeMetricFamily("volact_host_connections_open", "Connections open now", st.active)
+        for name, value, text in (
+            ("connections", st.connections, "Connections accepted since start"),
+            ("replies", st.replies, "Replies sent since start"),
+            ("malformed", st.malformed, "Connections closed for bad input since start"),
+            ("timeouts", st.timeouts, "Connections closed for sending too slowly since start"),
+            ("refused_busy", st.refused_busy, "Connections refused over the cap since start"),
+        ):
+            yield CounterMetricFamily(f"volact_host_{name}", text, value)
+
+
+async def serve_metrics(server: HostServer, host: str | None, port: int) -> asyncio.Server:
+    """Listen for scrapers on ``host:port``; the caller closes the returned server."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HostCollector(server))
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
+            for _ in range(MAX_HEADER_LINES):
+                header = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
+                if header in (b"\r\n", b"\n", b""):
+                    break
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == b"GET" and parts[1].split(b"?")[0] == b"/metrics":
+                body = generate_latest(registry)
+                head = f"HTTP/1.0 200 OK\r\nContent-Type: {CONTENT_TYPE_LATEST}\r\n"
+            else:
+                body = b"volact host: metrics are at /metrics\n"
+                head = "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
+            writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            await writer.drain()
+        except (TimeoutError, OSError, ValueError):
+            pass  # a scraper that stalls or hangs up gets nothing; the host carries on
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    return await asyncio.start_server(handle, host, port, reuse_address=True)

@@ -1,0 +1,55 @@
+"""`volact host serve --metrics`: Prometheus metrics read from the live host."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from test_host_server import Host, activate, request
+from volact.host.config import SERVE_FILE
+from volact.host.testing import make_host_home
+from volact.wire import Result
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_follow_requests(tmp_path: Path) -> None:
+    home = tmp_path / "host"
+    profile, _, _ = make_host_home(home)
+    host = Host(home, ["127.0.0.1:0"], "--metrics", "127.0.0.1:0")
+    try:
+        metrics = json.loads((home / SERVE_FILE).read_text())["metrics"]
+        url = f"http://{metrics}/metrics"
+        before = _samples(httpx.get(url, timeout=5).text)
+        assert before[("volact_host_count", ())] == 0
+        assert before[("volact_host_activated", ())] == 1
+        assert before[("volact_host_threshold", (("group", "desktop"),))] == 25
+        replies = [activate(host.addr(), request(profile, i, group="server")) for i in range(6)]
+        assert [r.result for r in replies].count(Result.OK) == 2
+        with socket.create_connection(host.addr(), timeout=5) as s:
+            s.sendall(b"\xff\xff garbage")
+            s.recv(10)
+        after = _samples(httpx.get(url, timeout=5).text)
+        assert after[("volact_host_count", ())] == 6
+        assert after[("volact_host_requests_total", (("result", "ok"),))] == 2
+        assert after[("volact_host_requests_total", (("result", "count_too_low"),))] == 4
+        assert after[("volact_host_malformed_total", ())] >= 1
+        assert after[("volact_host_replies_total", ())] >= 6
+        # Anything but GET /metrics is a 404; a scraper that hangs up changes nothing.
+        assert httpx.get(f"http://{metrics}/other", timeout=5).status_code == 404
+        m_host, m_port = metrics.rsplit(":", 1)
+        with socket.create_connection((m_host, int(m_port)), timeout=5):
+            pass
+        assert httpx.get(url, timeout=5).status_code == 200
+    finally:
+        assert host.stop() == 0
