@@ -9,6 +9,7 @@ SIGTERM no process it started is alive and its ports are free again.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from volact.cli import main
+from volact.demo import PIDS_FILE, DemoOptions, run_demo
 
 pytestmark = pytest.mark.slow
 
@@ -161,3 +163,23 @@ def test_interrupted_demo_stops_every_process(tmp_path: Path, sig: signal.Signal
     assert proc.returncode == 130, out
     assert "interrupted: stopping everything" in out
     _assert_nothing_left(json.loads(pids.read_text()))
+
+
+class _Terminal(io.StringIO):
+    """A stdout that says it is a terminal, so the demo draws its live table."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_live_table_on_a_terminal(tmp_path: Path) -> None:
+    out, err = _Terminal(), io.StringIO()
+    options = DemoOptions(directory=tmp_path / "demo", clients=26, dns=False)
+    assert run_demo(options, main, stdout=out, stderr=err) == 0, out.getvalue()
+    text = out.getvalue()
+    assert "1st attempt" in text and "week later" in text  # the table's header
+    assert "count too low" in text and "24/25" in text and "25/25" in text
+    # 26 rows do not fit a 25-line terminal: a window follows the machine served.
+    assert "machines above" in text
+    assert "result          OK" in text
+    _assert_nothing_left(json.loads((tmp_path / "demo" / PIDS_FILE).read_text()))

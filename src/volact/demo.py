@@ -185,6 +185,7 @@ class LiveDisplay(Display):
         self.console = Console(file=stream, highlight=False)
         self._live: Any = None
         self._rows: list[MachineRow] = []
+        self._current = 0  # index of the machine last served
 
     def say(self, text: str) -> None:
         self.console.print(text, markup=False)
@@ -197,30 +198,29 @@ class LiveDisplay(Display):
     def _table(self) -> Any:
         from rich.table import Table
 
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for name in (
-            "machine",
-            "first attempt",
-            "count",
-            "retry",
-            "a week later",
-            "count",
-            "state",
-            "host",
-        ):
-            table.add_column(name)
+        rows = self._rows
+        # A table taller than the terminal cannot be redrawn in place: show a window
+        # that follows the machine being served, and say how many are off screen.
+        room = max(5, self.console.height - 4)
+        first = 0
+        if len(rows) > room:
+            first = min(max(0, self._current + 1 - room), len(rows) - room)
+        shown = rows[first : first + room]
+        hidden_before, hidden_after = first, len(rows) - first - len(shown)
+        caption = None
+        if hidden_before or hidden_after:
+            caption = f"({hidden_before} machines above, {hidden_after} below)"
+        table = Table(box=None, pad_edge=False, header_style="bold", caption=caption)
+        # Widths of the longest cells: on a narrow terminal only the host name is cut.
+        for name, width in (("machine", 7), ("1st attempt", 13), ("count", 5), ("retry", 9),
+                            ("week later", 10), ("count", 5), ("state", 8)):  # fmt: skip
+            table.add_column(name, no_wrap=True, min_width=width)
+        table.add_column("host", no_wrap=True, overflow="ellipsis")
         style = {"activated": "green", "renewed": "green", "count too low": "yellow"}
-        for r in self._rows:
-            cells = [
-                r.name,
-                r.first,
-                r.first_count,
-                r.retry,
-                r.renewal,
-                r.renewal_count,
-                r.state,
-                r.host,
-            ]
+        for r in shown:
+            host = r.host.rsplit(":", 1)[0]
+            cells = [r.name, r.first, r.first_count, r.retry, r.renewal, r.renewal_count,
+                     r.state, host]  # fmt: skip
             table.add_row(*(f"[{style[c]}]{c}[/]" if c in style else c for c in cells))
         return table
 
@@ -228,11 +228,12 @@ class LiveDisplay(Display):
         from rich.live import Live
 
         self._rows = rows
+        self._current = 0
         self._live = Live(
             self._table(),
             console=self.console,
             refresh_per_second=12,
-            vertical_overflow="visible",
+            vertical_overflow="crop",
             transient=False,
         )
         self._live.start()
@@ -240,8 +241,10 @@ class LiveDisplay(Display):
     def machine(self, row: MachineRow, event: str) -> None:
         if self._live is None:
             super().machine(row, event)
-        else:
-            self._live.update(self._table())
+            return
+        with contextlib.suppress(ValueError):
+            self._current = self._rows.index(row)
+        self._live.update(self._table())
 
     def stop_table(self) -> None:
         if self._live is not None:
