@@ -11,6 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from test_host_server import Host, activate, request
 from volact.host.config import SERVE_FILE
+from volact.host.metrics import MAX_SCRAPERS as METRICS_CAP
+from volact.host.metrics import READ_TIMEOUT
 from volact.host.testing import make_host_home
 from volact.wire import Result
 
@@ -52,4 +54,43 @@ def test_metrics_follow_requests(tmp_path: Path) -> None:
             pass
         assert httpx.get(url, timeout=5).status_code == 200
     finally:
+        assert host.stop() == 0
+
+
+def test_slow_scrapers_cannot_hold_the_metrics_port(tmp_path: Path) -> None:
+    home = tmp_path / "host"
+    profile, _, _ = make_host_home(home)
+    host = Host(home, ["127.0.0.1:0"], "--metrics", "127.0.0.1:0")
+    slow: list[socket.socket] = []
+    try:
+        m_host, m_port = json.loads((home / SERVE_FILE).read_text())["metrics"].rsplit(":", 1)
+        # More slow scrapers than allowed, each dribbling header lines.
+        for _ in range(METRICS_CAP + 4):
+            s = socket.create_connection((m_host, int(m_port)), timeout=5)
+            s.sendall(b"GET /metrics HTTP/1.0\r\nX-Slow: 1\r\n")
+            slow.append(s)
+        # The activation port is served meanwhile, and the extra scrapers were closed.
+        assert activate(host.addr(), request(profile, 1)).result is Result.COUNT_TOO_LOW
+        closed = 0
+        for s in slow[METRICS_CAP:]:
+            s.settimeout(5)
+            closed += s.recv(10) == b""
+        assert closed == 4
+        # A held one is cut off by the overall deadline although it keeps sending lines.
+        slow[0].settimeout(1.0)
+        cut = False
+        for _ in range(int(READ_TIMEOUT) + 5):
+            try:
+                slow[0].sendall(b"X-More: 1\r\n")
+                cut = slow[0].recv(10) == b""
+            except TimeoutError:
+                continue
+            except OSError:
+                cut = True
+            if cut:
+                break
+        assert cut
+    finally:
+        for s in slow:
+            s.close()
         assert host.stop() == 0

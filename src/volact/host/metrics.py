@@ -22,9 +22,12 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from volact.host.server import HostServer
 
-#: A scraper must send its request line and headers within this many seconds.
+#: A scraper must send its whole request (line and headers) within this many seconds.
 READ_TIMEOUT = 5.0
 MAX_HEADER_LINES = 100
+#: Scrapers served at once; more are closed at once (the activation port shares the
+#: process's file descriptors, so a flood here must not starve it).
+MAX_SCRAPERS = 8
 
 
 class HostCollector(Collector):
@@ -71,13 +74,22 @@ async def serve_metrics(server: HostServer, host: str | None, port: int) -> asyn
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HostCollector(server))
 
+    open_now = 0
+
+    async def read_request(reader: asyncio.StreamReader) -> bytes:
+        line = await reader.readline()
+        for _ in range(MAX_HEADER_LINES):
+            if await reader.readline() in (b"\r\n", b"\n", b""):
+                break
+        return line
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_now
+        open_now += 1
         try:
-            line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
-            for _ in range(MAX_HEADER_LINES):
-                header = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
-                if header in (b"\r\n", b"\n", b""):
-                    break
+            if open_now > MAX_SCRAPERS:
+                return
+            line = await asyncio.wait_for(read_request(reader), READ_TIMEOUT)
             parts = line.split()
             if len(parts) >= 2 and parts[0] == b"GET" and parts[1].split(b"?")[0] == b"/metrics":
                 body = generate_latest(registry)
@@ -90,6 +102,7 @@ async def serve_metrics(server: HostServer, host: str | None, port: int) -> asyn
         except (TimeoutError, OSError, ValueError):
             pass  # a scraper that stalls or hangs up gets nothing; the host carries on
         finally:
+            open_now -= 1
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
