@@ -204,22 +204,25 @@ class TsigKey:
         return base64.b64encode(self.secret).decode("ascii")
 
 
-_TOKEN_RE = re.compile(r'\s+|"(?:[^"\\]|\\.)*"|[{};]|[^\s{};"]+')
+# One left-to-right scan, so that comment markers inside a quoted secret (base64 may
+# contain "//") stay part of the string: whitespace, the three comment forms BIND
+# accepts, a quoted string, punctuation, or a bare word.
+_TOKEN_RE = re.compile(
+    r'\s+|/\*.*?\*/|//[^\n]*|#[^\n]*|"(?:[^"\\]|\\.)*"|[{};]|(?:[^\s{};"#/]|/(?![/*]))+',
+    re.S,
+)
 
 
 def _tokens(text: str) -> list[str]:
-    # BIND allows #, // and /* */ comments in its config files, key files included.
-    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
-    text = re.sub(r"(//|#)[^\n]*", " ", text)
     out: list[str] = []
     pos = 0
     while pos < len(text):
         m = _TOKEN_RE.match(text, pos)
-        if m is None:  # an unterminated quote
-            raise ConfigurationError("TSIG key file: unterminated quoted string")
+        if m is None:
+            raise ConfigurationError("TSIG key file: unterminated quoted string or comment")
         tok = m.group(0)
         pos = m.end()
-        if not tok.isspace():
+        if not (tok.isspace() or tok.startswith(("/*", "//", "#"))):
             out.append(tok)
     return out
 
