@@ -547,12 +547,6 @@ class Demo:
             from volact.devservices import Bind9
 
             self.bind = Bind9(zones=(ZONE,), tsig_key_name="volact-demo-key")
-            for _ in range(100):
-                # Work around the host's key-file reader, which takes a "//" inside the
-                # quoted base64 secret for a comment; a fresh secret avoids it.
-                if "//" not in self.bind.tsig_secret_b64:
-                    break
-                self.bind = Bind9(zones=(ZONE,), tsig_key_name="volact-demo-key")
             self.bind.start()
             self.pids.append({"name": "named", "pid": self.bind.pid})
             self.ports.append(self.bind.port)
