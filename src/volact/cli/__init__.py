@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from volact import __version__
 from volact.cli.common import EXIT_ERROR, EXIT_USAGE, error
 from volact.errors import UsageError, VolactError
+
+#: Exit status for an unexpected error (a bug), distinct from bad input (1) and usage (2).
+EXIT_INTERNAL = 70
 
 #: Command group → the module that registers it. Only the group a command names is
 #: imported, so `volact host status` does not load the authority's SQLAlchemy.
@@ -64,6 +68,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         error("interrupted")
         return 130
+    except Exception as exc:
+        # A bug, not bad input: say so in one line unless asked for the traceback.
+        if os.environ.get("VOLACT_DEBUG"):
+            raise
+        error(
+            f"internal error ({type(exc).__name__}: {exc}); this is a bug in volact: "
+            "please report it with the output of the same command run with VOLACT_DEBUG=1"
+        )
+        return EXIT_INTERNAL
     return code
 
 
