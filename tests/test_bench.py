@@ -88,8 +88,10 @@ def test_bench_counts_errors_not_results(
             "--fail-on-error",
         ]
     )
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
     assert code == 1 and out["errors"] == 10 and out["exchanges"] == 0 and out["results"] == {}
+    assert "10 exchange(s) got no valid reply" in captured.err
 
 
 def test_bench_refuses_other_machines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -110,3 +112,25 @@ def test_bench_refuses_other_machines(tmp_path: Path, capsys: pytest.CaptureFixt
         ]
     )
     assert code == 2 and "only targets this machine" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--processes", "100000"], "--processes is at most"),
+        (["--concurrency", "1000000"], "--concurrency is at most"),
+        (["--timeout", "0"], "--timeout must be"),
+        (["--timeout", "-1"], "--timeout must be"),
+        (["--host-pid", "999999999"], "no such process"),
+    ],
+)
+def test_bench_refuses_unbounded_or_impossible_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    prof = tmp_path / "profile.json"
+    profile, _, _ = make_host_home(tmp_path / "h")
+    prof.write_text(profile.dumps())
+    argv = ["bench", "--target", "127.0.0.1:9", "--profile", str(prof), "--clients", "1",
+            "--requests", "1", *extra]  # fmt: skip
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

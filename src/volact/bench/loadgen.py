@@ -63,11 +63,24 @@ class BenchSpec:
             raise UsageError("give --requests or --duration (a run must be bounded)")
         if self.clients < 1 or self.concurrency < 1 or self.processes < 1:
             raise UsageError("--clients, --concurrency and --processes must be at least 1")
+        if self.processes > MAX_PROCESSES:
+            raise UsageError(
+                f"--processes is at most {MAX_PROCESSES} (this machine has {os.cpu_count()} cores)"
+            )
+        if self.concurrency > MAX_CONCURRENCY:
+            raise UsageError(f"--concurrency is at most {MAX_CONCURRENCY} per process")
+        if not 0 < self.timeout <= 60:
+            raise UsageError("--timeout must be more than 0 and at most 60 seconds")
         if self.requests is not None and self.requests < 1:
             raise UsageError("--requests must be at least 1")
         if self.duration is not None and not 0 < self.duration <= 3600:
             raise UsageError("--duration must be between 0 and 3600 seconds")
         check_loopback(self.host)
+
+
+#: Bounds on one run's load: a benchmark must not be able to fork-bomb the machine.
+MAX_PROCESSES = 64
+MAX_CONCURRENCY = 10_000
 
 
 def check_loopback(host: str) -> None:
@@ -258,6 +271,8 @@ def run(spec: BenchSpec, *, host_pid: int | None = None) -> dict[str, Any]:
     else:
         shares = [None] * spec.processes
     cpu0 = cpu_seconds(host_pid) if host_pid else None
+    if host_pid and cpu0 is None:
+        raise UsageError(f"--host-pid {host_pid}: no such process on this machine")
     own0 = _own_cpu()
     wall0 = time.perf_counter()
     if spec.processes == 1:

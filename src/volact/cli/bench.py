@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from volact.bench.loadgen import BenchSpec, run
-from volact.cli.common import EXIT_ERROR, EXIT_OK, add_json, emit_json, load_profile
+from volact.cli.common import EXIT_ERROR, EXIT_OK, add_json, emit_json, error, load_profile
 from volact.errors import UsageError
 from volact.host.config import parse_listen
 
@@ -76,4 +76,7 @@ def _bench(args: argparse.Namespace) -> int:
             f"results: {', '.join(f'{k} {v}' for k, v in sorted(out['results'].items()))}\n"
             + (f"host CPU: {cpu} µs per exchange\n" if cpu is not None else "")
         )
-    return EXIT_ERROR if args.fail_on_error and out["errors"] else EXIT_OK
+    if args.fail_on_error and out["errors"]:
+        error(f"{out['errors']} exchange(s) got no valid reply: {out['error_kinds']}")
+        return EXIT_ERROR
+    return EXIT_OK
