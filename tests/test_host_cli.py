@@ -239,3 +239,38 @@ def test_commands_on_a_missing_home_fail_clearly(
 ) -> None:
     code, _, err = run(capsys, "host", "status", "--home", str(tmp_path / "nope"))
     assert code == 1 and "not a host home" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["init", "--fqdn", "bad name!!"], "is not a DNS label"),
+        (["init", "--port", "0"], "is not a TCP port"),
+        (["init", "--port", "70000"], "is not a TCP port"),
+        (["set", "--fqdn", "a..b"], "is not a DNS label"),
+        (["report", "activity", "--days", "-5"], "must be positive"),
+        (["report", "licensing", "--limit", "0"], "must be positive"),
+        (["events", "--limit", "-1"], "must be positive"),
+    ],
+)
+def test_bad_settings_are_refused_when_given(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    profile_file: Path,
+    argv: list[str],
+    message: str,
+) -> None:
+    home = tmp_path / "h"
+    extra = ["--profile", str(profile_file)] if argv[0] == "init" else []
+    cmd = [*argv[:1], *argv[1:2]] if argv[0] == "report" else argv[:1]
+    rest = argv[len(cmd):]
+    code, out, err = run(capsys, "host", *cmd, "--home", str(home), *extra, *rest)
+    assert code == 2 and message in err and out == ""
+    assert not (home / "host.json").exists()
+
+
+def test_status_text_summarises_dns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "h"
+    make_host_home(home)
+    code, out, _ = run(capsys, "host", "status", "--home", str(home))
+    assert code == 0 and "dns:         publishing off" in out and "{" not in out

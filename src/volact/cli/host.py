@@ -20,6 +20,7 @@ from volact.errors import ConfigurationError, UsageError
 from volact.exchanges import HostActivationResponse, dumps
 from volact.host import activation, admin
 from volact.host.config import check_interval, load_config, save_config
+from volact.host.dns_settings import normalize_name
 
 
 def register(groups: Any) -> None:
@@ -31,8 +32,10 @@ def register(groups: Any) -> None:
     p = sub.add_parser("init", help="create a host home (host id, signing key, store)")
     add_home(p, "host")
     p.add_argument("--profile", required=True, type=Path, help="the vendor's product profile")
-    p.add_argument("--fqdn", default=None, help="the host's DNS name (default: this machine's)")
-    p.add_argument("--port", type=int, default=1688, help="TCP port to serve on (default 1688)")
+    p.add_argument("--fqdn", default=None, type=_fqdn,
+                   help="the host's DNS name (default: this machine's)")
+    p.add_argument("--port", type=_port, default=1688,
+                   help="TCP port to serve on (default 1688)")  # fmt: skip
     add_json(p)
     p.set_defaults(func=_init)
 
@@ -75,25 +78,26 @@ def register(groups: Any) -> None:
     add_home(p, "host")
     p.add_argument("--activation-interval", type=int, metavar="MINUTES")
     p.add_argument("--renewal-interval", type=int, metavar="MINUTES")
-    p.add_argument("--port", type=int)
+    p.add_argument("--port", type=_port)
     p.add_argument("--count-vms", choices=("yes", "no"))
-    p.add_argument("--fqdn")
+    p.add_argument("--fqdn", type=_fqdn)
     add_json(p)
     p.set_defaults(func=_set)
 
     p = sub.add_parser("events", help="show the event log")
     add_home(p, "host")
     p.add_argument("--since", metavar="ISO8601", help="only events at or after this time")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--limit", type=_positive, default=50, help="at most this many (default 50)")
     add_json(p)
     p.set_defaults(func=_events)
 
     p = sub.add_parser("report", help="activity or licensing-status report")
     p.add_argument("kind", choices=("activity", "licensing"))
     add_home(p, "host")
-    p.add_argument("--days", type=int, default=30, help="activity: days to cover (default 30)")
+    p.add_argument("--days", type=_positive, default=30,
+                   help="activity: days to cover (default 30)")  # fmt: skip
     p.add_argument(
-        "--limit", type=int, default=100,
+        "--limit", type=_positive, default=100,
         help="licensing: clients listed, soonest to expire first (default 100)",
     )  # fmt: skip
     add_json(p)
@@ -115,6 +119,19 @@ def register(groups: Any) -> None:
 
 def _now() -> int:
     return int(time.time())
+
+
+def _fqdn(text: str) -> str:
+    try:
+        return normalize_name(text, "the host name")
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return int(text)
 
 
 def _positive(text: str) -> int:
@@ -226,13 +243,21 @@ def _status(args: argparse.Namespace) -> int:
         f"renewal {st['renewal_interval_minutes']} min",
         "  requests:    "
         + (", ".join(f"{k} {v}" for k, v in sorted(st["requests_by_result"].items())) or "none"),
-        f"  dns:         {st['dns']}",
+        f"  dns:         {_dns_line(st['dns'])}",
     ]
     return _out(args, st, "\n".join(lines))
 
 
-def _threshold(st: dict[str, Any], group: str, threshold: int) -> str:
-    return f"{group} {threshold}" + (" (met)" if st["groups_ready"].get(group) else "")
+def _dns_line(dns_state: dict[str, Any]) -> str:
+    if not dns_state.get("enabled"):
+        return "publishing off" + (f" ({dns_state['error']})" if dns_state.get("error") else "")
+    parts = []
+    for d in dns_state.get("domains", []):
+        if d.get("last_error"):
+            parts.append(f"{d.get('domain')} failing: {d['last_error']}")
+        else:
+            parts.append(f"{d.get('domain')} " + ("published" if d.get("published") else "pending"))
+    return "; ".join(parts) or "publishing on, no domain configured"
 
 
 def _set(args: argparse.Namespace) -> int:
