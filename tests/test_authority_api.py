@@ -31,6 +31,7 @@ from volact.authority.ratelimit import RateLimit
 from volact.authority.vault import AuthorityHome
 from volact.catalog import demo_catalog
 from volact.documents import installation_id, verify_host_license, verify_mak_confirmation
+from volact.errors import ConfigurationError
 from volact.exchanges import HostActivationRequest, MakRequest, MakResponse
 from volact.keys import KeyKind, ProductKey
 from volact.signing import SigningKey
@@ -59,8 +60,13 @@ class Api:
         return self.auth.home.vendor_public_key
 
 
-def make_api(tmp: Path, limit: RateLimit | None = None, clock: list[float] | None = None) -> Api:
-    home = AuthorityHome.init(tmp / "auth", vendor="Test", catalog=CATALOG)
+def make_api(
+    tmp: Path,
+    limit: RateLimit | None = None,
+    clock: list[float] | None = None,
+    database: str | None = None,
+) -> Api:
+    home = AuthorityHome.init(tmp / "auth", vendor="Test", catalog=CATALOG, database=database)
     store = Store(home.database_url)
     store.migrate()
     auth = Authority(home, store, home.signing_key())
@@ -77,6 +83,19 @@ def make_api(tmp: Path, limit: RateLimit | None = None, clock: list[float] | Non
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
     a = make_api(tmp_path)
+    yield a
+    a.client.close()
+    a.auth.store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+    """The API on SQLite and on a real PostgreSQL (a database of its own)."""
+    database = None
+    if request.param == "postgres":
+        pg = request.getfixturevalue("postgres")
+        database = pg.create_database("api_" + uuid.uuid4().hex[:16])
+    a = make_api(tmp_path, database=database)
     yield a
     a.client.close()
     a.auth.store.close()
@@ -219,6 +238,82 @@ def test_batch(api: Api) -> None:
     assert_problem(api.client.post("/v1/mak/batch", json=too_many), 422, "malformed_request")
 
 
+CONTROL_NAMES = ["ws\x00", "\x00", "ws\x07", "ws\x1b[2J", "ws\x7f", "ws\x85", "ws\ud800"]
+
+
+def post_raw(api: Api, path: str, body: Any) -> Any:
+    # ensure_ascii escapes a lone surrogate as \ud800, as a hostile client would send it.
+    raw = json.dumps(body).encode()
+    return api.client.post(path, content=raw, headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize("name", CONTROL_NAMES)
+def test_control_characters_in_names_are_malformed_requests(
+    any_store_api: Api, name: str
+) -> None:
+    api = any_store_api
+    mak = api.key("mak", "desktop", 5)
+    body = mak_body(mak)
+    body["workstation"] = name
+    p = assert_problem(post_raw(api, "/v1/mak/activate", body), 422, "malformed_request")
+    assert "workstation" in p["detail"]
+    host = host_body(api.key("host", "server"))
+    host["hostname"] = name.replace("ws", "kms.example")
+    p = assert_problem(post_raw(api, "/v1/hosts/activate", host), 422, "malformed_request")
+    assert "hostname" in p["detail"]
+    # In a batch the bad item is refused on its own; the good ones around it activate.
+    good_1, good_2 = mak_body(mak), mak_body(mak)
+    r = post_raw(api, "/v1/mak/batch", {"requests": [good_1, body, good_2]})
+    assert r.status_code == 200, r.text
+    results = [MakResponse.from_json(x) for x in r.json()["results"]]
+    assert [x.error_code for x in results] == [None, "malformed_request", None]
+    assert results[1].cmid == uuid.UUID(body["cmid"])
+    assert results[1].error_detail is not None and "control character" in results[1].error_detail
+    for res in (results[0], results[2]):
+        assert res.confirmation is not None
+        verify_mak_confirmation(res.confirmation, api.pub, cmid=res.cmid, sku=DESKTOP.id)
+    rec = api.auth.store.get_key(ProductKey.parse(mak).serial)
+    assert rec is not None and rec.used == 2
+    info = api.auth.store.key_details(ProductKey.parse(mak).serial)
+    assert all(m["workstation"] == "ws" for m in info["machines"])
+
+
+def test_exchanges_refuse_control_characters_in_names() -> None:
+    cmid = uuid.uuid4()
+    mak = MakRequest("K", cmid, DESKTOP.id, installation_id(cmid, DESKTOP.id), "ws").to_json()
+    host = HostActivationRequest("K", b"\x01" * 8, b"\x02" * 32, "kms").to_json()
+    for name in CONTROL_NAMES:
+        with pytest.raises(ConfigurationError, match="control character"):
+            MakRequest.from_json({**mak, "workstation": name})
+        with pytest.raises(ConfigurationError, match="control character"):
+            HostActivationRequest.from_json(json.dumps({**host, "hostname": name}))
+    for bad in (None, 7, ["ws"]):
+        with pytest.raises(ConfigurationError, match="must be a string"):
+            MakRequest.from_json({**mak, "workstation": bad})
+    # Printable names, non-ASCII included, still pass (and are cut to the column size).
+    assert MakRequest.from_json({**mak, "workstation": "poste-é" * 20}).workstation == (
+        "poste-é" * 20
+    )[:63]
+    assert HostActivationRequest.from_json({**host, "hostname": "kms.例え.jp"}).hostname == (
+        "kms.例え.jp"
+    )
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1"])
+def test_version_must_be_the_integer_1(api: Api, version: Any) -> None:
+    mak = api.key("mak", "desktop")
+    body = {**mak_body(mak), "version": version}
+    assert_problem(api.client.post("/v1/mak/activate", json=body), 422, "malformed_request")
+    host = {**host_body(api.key("host", "server")), "version": version}
+    assert_problem(api.client.post("/v1/hosts/activate", json=host), 422, "malformed_request")
+    r = api.client.post("/v1/mak/batch", json={"requests": [body, mak_body(mak)]})
+    assert [x["error"]["code"] if "error" in x else None for x in r.json()["results"]] == [
+        "malformed_request", None,
+    ]  # fmt: skip
+    with pytest.raises(ConfigurationError, match="version"):
+        MakRequest.from_json(body)
+
+
 def test_admin_key_info(api: Api) -> None:
     mak = api.key("mak", "desktop", 3)
     body = mak_body(mak)
@@ -263,6 +358,28 @@ def test_rate_limit_per_key_and_per_address(tmp_path: Path) -> None:
     assert int(r.headers["retry-after"]) >= 1
     clock[0] += 2.0  # two tokens refill
     assert a.client.post("/v1/mak/activate", json=mak_body(mak)).status_code == 200
+    a.client.close()
+    a.auth.store.close()
+
+
+def test_malformed_keys_are_limited_by_address_only(tmp_path: Path) -> None:
+    clock = [100.0]
+    a = make_api(tmp_path, RateLimit(rate=1.0, burst=3), clock)
+    app = a.client.app
+    abuser = TestClient(app, client=("192.0.2.66", 4000))
+    for _ in range(10):
+        abuser.post("/v1/mak/activate", json=mak_body("AAAAA-AAAAA-AAAAA-AAAAA-AAAAA"))
+    assert_problem(
+        abuser.post("/v1/mak/activate", json=mak_body("BBBBB")), 429, "rate_limited"
+    )
+    # Another user's typos are answered as typos, at every endpoint, not with a 429.
+    user = TestClient(app, client=("192.0.2.7", 4000))
+    assert_problem(user.post("/v1/mak/activate", json=mak_body("CCCCC")), 400, "mistyped_key")
+    assert_problem(user.post("/v1/hosts/activate", json=host_body("DDDDD")), 400, "mistyped_key")
+    r = user.post("/v1/mak/batch", json={"requests": [mak_body("EEEEE")]})
+    assert r.status_code == 200 and r.json()["results"][0]["error"]["code"] == "mistyped_key"
+    abuser.close()
+    user.close()
     a.client.close()
     a.auth.store.close()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -57,9 +58,28 @@ def _object(text: str | bytes | dict[str, Any], fmt: str, what: str) -> dict[str
         raise ConfigurationError(
             f"this is not a {what} (format {obj.get('format')!r}, expected {fmt!r})"
         )
-    if obj.get("version") != FORMAT_VERSION:
-        raise ConfigurationError(f"{what} version {obj.get('version')!r} is not supported")
+    version = obj.get("version")
+    # An integer, exactly: JSON's true (and 1.0) compare equal to 1 in Python.
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise ConfigurationError(f"{what} version {version!r} is not supported")
     return obj
+
+
+def _text(value: Any, name: str, limit: int) -> str:
+    """A free-text field (a host or machine name): a string without control characters.
+
+    The names go into the vendor's store and onto its screens: PostgreSQL refuses
+    NUL, no database encodes a lone surrogate, and a terminal obeys control codes.
+    """
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a string")
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cs"):
+            raise ConfigurationError(
+                f"{name} contains the control character U+{ord(ch):04X}; "
+                "send the name as printable text"
+            )
+    return value[:limit]
 
 
 def _field(obj: dict[str, Any], name: str, what: str) -> Any:
@@ -100,7 +120,7 @@ class HostActivationRequest:
             host_key=str(_field(obj, "host_key", what)),
             host_id=_unhex(_field(obj, "host_id", what), 8, "host_id"),
             host_public_key=pub,
-            hostname=str(obj.get("hostname", ""))[:255],
+            hostname=_text(obj.get("hostname", ""), "hostname", 255),
         )
 
     def parsed_key(self) -> ProductKey:
@@ -166,7 +186,7 @@ class MakRequest:
             cmid=cmid,
             sku=sku,
             installation_id=_unhex(_field(obj, "installation_id", what), 16, "installation_id"),
-            workstation=str(obj.get("workstation", ""))[:63],
+            workstation=_text(obj.get("workstation", ""), "workstation", 63),
         )
 
     def parsed_key(self) -> ProductKey:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -19,7 +20,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from volact import __version__
@@ -79,15 +80,48 @@ class Problem(BaseModel):
     code: str = Field(description="stable machine-readable code, e.g. exhausted_key")
 
 
+#: A name for the vendor's records: printable text, no control characters (C0, DEL, C1).
+#: ``volact.exchanges`` refuses the same, for the batch items and the files.
+PRINTABLE = r"^[^\x00-\x1F\x7F-\x9F]*$"
+
+
+def _printable(value: str) -> str:
+    # Checked here rather than by ``pattern`` for a message a person can act on.
+    for ch in value:
+        if unicodedata.category(ch) == "Cc":
+            raise ValueError(f"contains the control character U+{ord(ch):04X}; send printable text")
+    return value
+
+
+#: A host or machine name (pydantic already refuses lone surrogates in a str).
+Name = Annotated[str, AfterValidator(_printable)]
+
+
+def _json_integer(value: Any) -> Any:
+    # Lax mode takes ``true`` and ``1.0`` for the literal 1; the version is an integer.
+    if type(value) is not int:
+        raise ValueError("version must be the integer 1")
+    return value
+
+
+#: The format version: the JSON integer 1, exactly.
+Version = Annotated[Literal[1], BeforeValidator(_json_integer)]
+
+
 class HostActivationBody(BaseModel):
     """``volact.exchanges.HostActivationRequest`` as JSON."""
 
     format: Literal["volact-host-activation-request"]
-    version: Literal[1]
+    version: Version
     host_key: str = Field(max_length=64, description="the host key as typed")
     host_id: str = Field(max_length=64, description="16 hex digits, stable for the host")
     host_public_key: str = Field(max_length=128, description="base64 Ed25519 public key")
-    hostname: str = Field(default="", max_length=255, description="the host's FQDN")
+    hostname: Name = Field(
+        default="",
+        max_length=255,
+        json_schema_extra={"pattern": PRINTABLE},
+        description="the host's FQDN",
+    )
 
 
 class HostActivationResult(BaseModel):
@@ -102,12 +136,17 @@ class MakBody(BaseModel):
     """``volact.exchanges.MakRequest`` as JSON."""
 
     format: Literal["volact-mak-request"]
-    version: Literal[1]
+    version: Version
     mak: str = Field(max_length=64, description="the MAK as typed")
     cmid: str = Field(max_length=64, description="the machine id (UUID)")
     sku: str = Field(max_length=64, description="the SKU id (UUID)")
     installation_id: str = Field(max_length=64, description="32 hex digits")
-    workstation: str = Field(default="", max_length=255, description="machine name")
+    workstation: Name = Field(
+        default="",
+        max_length=255,
+        json_schema_extra={"pattern": PRINTABLE},
+        description="machine name",
+    )
 
 
 class MakError(BaseModel):
@@ -297,11 +336,13 @@ def create_app(config: ApiConfig) -> FastAPI:
         if not auth.store.token_valid(hash_token(creds.credentials)):
             raise _Problem("unauthorized", "the token is unknown or revoked", challenge)
 
-    def key_bucket(text: str) -> str:
+    def key_bucket(text: str) -> str | None:
+        # A malformed key has no bucket of its own: one shared bucket would let one
+        # abuser turn everyone's typo into a 429; its sender's address bucket counts it.
         try:
             return "key:" + serial_of(text).hex()
         except VolactError:
-            return "key:malformed"
+            return None
 
     activation_errors = _responses(400, 403, 404, 409, 422, 429, 503)
 
@@ -313,7 +354,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         tags=["activation"],
     )
     def activate_host(body: HostActivationBody, request: Request) -> dict[str, Any]:
-        limit(client(request), key_bucket(body.host_key))
+        limit(client(request), *filter(None, [key_bucket(body.host_key)]))
         req = HostActivationRequest.from_json(body.model_dump())
         return auth.activate_host(req, now=config.clock()).to_json()
 
@@ -326,7 +367,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         tags=["activation"],
     )
     def activate_mak(body: MakBody, request: Request) -> dict[str, Any]:
-        limit(client(request), key_bucket(body.mak))
+        limit(client(request), *filter(None, [key_bucket(body.mak)]))
         req = MakRequest.from_json(body.model_dump())
         return auth.activate_mak(req, now=config.clock()).to_json()
 
@@ -340,7 +381,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     )
     def activate_batch(body: MakBatchBody, request: Request) -> dict[str, Any]:
         keys = {key_bucket(str(r.get("mak", ""))) for r in body.requests if isinstance(r, dict)}
-        limit(client(request), *sorted(keys)[:20])
+        limit(client(request), *sorted(k for k in keys if k is not None)[:20])
         results = auth.activate_mak_batch(body.requests, now=config.clock())
         return {"results": [r.to_json() for r in results]}
 
