@@ -278,3 +278,69 @@ def test_failover_from_a_dead_host_to_a_live_one_through_bind(
     _, ev2, _ = run_json(capsys, "client", "events", "--home", home)
     later = ev2["events"][len(ev["events"]) :]
     assert later and not [e for e in later if e["event"] in ("srv_lookup", "host_failed")]
+
+
+# ---- revocations -------------------------------------------------------------------
+
+
+def test_refresh_revocations_over_http(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, profile_file: Path
+) -> None:
+    import base64
+    import http.server
+    import threading
+
+    from volact.documents import RevocationList
+
+    answer: dict[str, object] = {"sequence": None, "revocation_list": None}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(answer).encode()
+            self.send_response(200 if self.path == "/v1/revocations" else 404)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    home = str(tmp_path / "c")
+    init(capsys, Path(home), profile_file, "--sku", SERVER.name)
+
+    def publish(signer: SigningKey, seq: int) -> None:
+        data = RevocationList(signer.key_id, seq, 1_800_000_000,
+                              host_ids=frozenset({bytes(8)})).sign(signer)  # fmt: skip
+        answer.update(sequence=seq, revocation_list=base64.b64encode(data).decode())
+
+    try:
+        code, out, _ = run(capsys, "client", "refresh-revocations", "--home", home,
+                           "--authority", url)  # fmt: skip
+        assert code == 0 and "no revocation list" in out
+        publish(VENDOR, 2)
+        code, obj, _ = run_json(capsys, "client", "refresh-revocations", "--home", home,
+                                "--authority", url)  # fmt: skip
+        assert code == 0 and obj == {"updated": True, "sequence": 2, "previous": None,
+                                     "offered": 2}  # fmt: skip
+        publish(VENDOR, 1)  # a rollback is refused
+        code, out, _ = run(capsys, "client", "refresh-revocations", "--home", home,
+                           "--authority", url)  # fmt: skip
+        assert code == 0 and "unchanged" in out and "sequence 2" in out
+        publish(SigningKey.from_seed(bytes([5]) * 32), 9)  # not this vendor's
+        code, _, err = run(capsys, "client", "refresh-revocations", "--home", home,
+                           "--authority", url)  # fmt: skip
+        assert code == 1 and "vendor key" in err
+        _, st, _ = run_json(capsys, "client", "status", "--home", home)
+        assert st["revocation_sequence"] == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+    code, _, err = run(capsys, "client", "refresh-revocations", "--home", home,
+                       "--authority", url)  # fmt: skip
+    assert code == 1 and "did not answer" in err
+    code, _, err = run(capsys, "client", "refresh-revocations", "--home", home)
+    assert code == 1 and "--authority" in err

@@ -113,8 +113,31 @@ def test_host_intervals_replace_the_clients(tmp_path: Path) -> None:
     assert (before.activation_interval, before.renewal_interval) == (120, 7 * 24 * 60)
     st = act.activate()
     assert st.result == "count_too_low"
-    assert (st.activation_interval, st.renewal_interval) == (30, 600)
+    # Unsigned: a shorter retry is taken, the renewal interval is not.
+    assert (st.activation_interval, st.renewal_interval) == (30, 7 * 24 * 60)
     assert st.next_action_at == T0 + 30 * 60
+    # The signed ticket's intervals are taken as they are.
+    fill(net.core(next(iter(net.hosts))), 30, T0)
+    _clock.advance(30 * 60)
+    st = act.activate()
+    assert st.activated and (st.activation_interval, st.renewal_interval) == (30, 600)
+
+
+def test_a_forged_count_too_low_cannot_delay_the_client(tmp_path: Path) -> None:
+    """Refusals are unsigned: one saying "retry in 30 days" must not burn the grace."""
+    net, _ = one_host_network()
+    addr = next(iter(net.hosts))
+    forged = encode(
+        ActivateReply(Result.COUNT_TOO_LOW, 1, 25, 30 * 24 * 60, 30 * 24 * 60, bytes(8))
+    )
+    net.hosts[addr] = lambda frame: forged
+    act = net.activation(tmp_path / "m")
+    act.set_domain(DOMAIN)
+    st = act.activate()
+    assert st.result == "count_too_low" and st.count == 1
+    assert (st.activation_interval, st.renewal_interval) == (120, 7 * 24 * 60)
+    assert st.next_action_at == T0 + 120 * 60
+    assert act.status().cached_host == str(addr)  # counts are per host: the host is kept
 
 
 def test_caching_on_sticks_to_the_host(tmp_path: Path) -> None:
@@ -272,3 +295,149 @@ def test_async_twins(tmp_path: Path) -> None:
         return st.activated, st2.state
 
     assert asyncio.run(go()) == (True, "licensed")
+
+
+# ---- tickets whose dates cannot be right -------------------------------------------
+
+
+def _host_with(tmp_path: Path, **attrs: object) -> tuple[Network, Clock, object]:
+    net, clock = one_host_network()
+    core = net.core(next(iter(net.hosts)))
+    fill(core, 10, T0)
+    for name, value in attrs.items():
+        setattr(core, name, value)
+    act = net.activation(tmp_path / "m", sku=SERVER.name)
+    act.set_domain(DOMAIN)
+    return net, clock, act
+
+
+def test_a_ticket_valid_for_ten_years_is_refused(tmp_path: Path) -> None:
+    _, _, act = _host_with(tmp_path, validity=3650 * DAY)
+    before = act.load()  # type: ignore[attr-defined]
+    st = act.activate()  # type: ignore[attr-defined]
+    assert not st.activated and st.state == "grace"
+    assert "3650 days of validity" in (st.last_error or "")
+    after = act.load()  # type: ignore[attr-defined]
+    assert after.ticket is None and after.machine.valid_until is None
+    assert after.cmid == before.cmid
+
+
+def test_a_ticket_issued_in_the_future_or_already_expired_is_refused(tmp_path: Path) -> None:
+    net, clock, act = _host_with(tmp_path, max_skew=400 * DAY)
+    addr = next(iter(net.hosts))
+    core = net.core(addr)
+    net.hosts[addr] = lambda frame: core.handle_frame(frame, now=int(clock()) + DAY)
+    st = act.activate()  # type: ignore[attr-defined]
+    assert not st.activated and "in the future" in (st.last_error or "")
+    net.hosts[addr] = lambda frame: core.handle_frame(frame, now=int(clock()) - 200 * DAY)
+    st = act.activate()  # type: ignore[attr-defined]
+    assert not st.activated and "already expired" in (st.last_error or "")
+    assert act.load().ticket is None  # type: ignore[attr-defined]
+    # A host 3 hours ahead is within the skew a host itself accepts.
+    net.hosts[addr] = lambda frame: core.handle_frame(frame, now=int(clock()) + 3 * 3600)
+    assert act.activate().activated  # type: ignore[attr-defined]
+
+
+def test_the_host_licenses_expiry_caps_the_validity(tmp_path: Path) -> None:
+    clock = Clock()
+    net = Network(clock)
+    core = make_test_host(VENDOR, CATALOG, expires_at=T0 + 30 * DAY)
+    fill(core, 10, T0)
+    addr = net.add_host("kms1.corp.example", core)
+    net.srv[SRV_NAME] = [SrvRecord(0, 0, addr.port, addr.host)]
+    act = net.activation(tmp_path / "m", sku=SERVER.name)
+    act.set_domain(DOMAIN)
+    st = act.activate()
+    assert st.activated and st.valid_until == T0 + 30 * DAY
+    assert act.status().valid_until == T0 + 30 * DAY  # re-verified from the stored ticket
+    clock.advance(30 * DAY)
+    assert act.status().state == "notification"
+
+
+# ---- the schedule survives errors, and clocks set back -----------------------------
+
+
+def test_a_mak_installed_during_an_attempt_discards_its_outcome(tmp_path: Path) -> None:
+    from volact.keys import KeyKind, ProductKey
+
+    net, _clock = one_host_network()
+    addr = next(iter(net.hosts))
+    core = net.core(addr)
+    fill(core, 10, T0)
+    act = net.activation(tmp_path / "m", sku=SERVER.name)
+    act.set_domain(DOMAIN)
+    mak = ProductKey.generate(KeyKind.MAK, bytes(range(12))).text
+
+    def host(frame: bytes) -> bytes:
+        if act.load().machine.key_kind is KeyKind.GVLK:
+            act.install_key(mak, sku=SERVER.name)  # the same SKU, another kind of key
+        return core.handle_frame(frame, now=T0)
+
+    net.hosts[addr] = host
+    st = act.activate()  # a granted ticket for a GVLK machine that now holds a MAK
+    assert not st.activated and st.key_kind == "mak"
+    assert any(e["event"] == "outcome_discarded" for e in act.events())
+    assert act.load().ticket is None
+
+
+def test_the_schedule_survives_a_damaged_state_file(tmp_path: Path) -> None:
+    net, clock = one_host_network()
+    act = net.activation(tmp_path / "m")
+    act.set_domain(DOMAIN)
+    path = act.store.state_path
+    good = path.read_bytes()
+    path.write_bytes(good[:-10])  # damaged: every load raises StoreError
+    sleeps: list[float] = []
+    steps: list[str] = []
+
+    def sleep(seconds: float) -> bool:
+        sleeps.append(seconds)
+        clock.advance(seconds)
+        if len(sleeps) == 2:
+            path.write_bytes(good)  # the administrator restores it
+        return False
+
+    st = act.run_schedule(
+        max_steps=4, sleep=sleep, max_sleep=30 * DAY,
+        on_step=lambda status, acted: steps.append(status.result or "-"),
+    )  # fmt: skip
+    # Two failed steps backed off one activation interval each, then it went on.
+    assert sleeps[:2] == [120 * 60, 120 * 60]
+    assert steps[0] == "count_too_low" and st.result == "count_too_low"
+    errors = [e for e in act.events() if e["event"] == "schedule_error"]
+    assert len(errors) == 2 and errors[0]["error"] == "StoreError"
+
+
+def test_the_async_schedule_survives_errors(tmp_path: Path) -> None:
+    net, _clock = one_host_network()
+    act = net.activation(tmp_path / "m")  # no domain, no search domain, no host: fine
+    path = act.store.state_path
+    good = path.read_bytes()
+    path.write_bytes(b"garbage")
+
+    async def go() -> list[bool]:
+        acted: list[bool] = []
+        task = asyncio.create_task(
+            act.run_schedule_async(max_steps=2, max_sleep=0.01,
+                                   on_step=lambda s, a: acted.append(a))
+        )  # fmt: skip
+        await asyncio.sleep(0.005)
+        path.write_bytes(good)
+        await task
+        return acted
+
+    assert asyncio.run(go()) == [True]  # the first step failed, the second acted
+    assert [e["event"] for e in act.events()].count("schedule_error") == 1
+
+
+def test_a_clock_set_back_makes_the_next_attempt_due(tmp_path: Path) -> None:
+    net, clock = one_host_network()
+    act = net.activation(tmp_path / "m")
+    act.set_domain(DOMAIN)
+    clock.advance(3650 * DAY)  # the clock was 10 years ahead
+    assert act.activate().result == "count_too_low"
+    clock.t = T0 + 60  # and was corrected
+    st = act.status()
+    assert st.next_action_at == T0 + 60 and st.grace_until == T0 + 30 * DAY
+    st, acted = act.tick()
+    assert acted and st.next_action_at == T0 + 60 + 120 * 60

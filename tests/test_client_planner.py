@@ -247,3 +247,24 @@ def test_garbage_reply_is_a_failure_not_a_crash() -> None:
         monotonic=lambda: 0.0,
     )  # fmt: skip
     assert not out.answered and "malformed" in (out.failures[0][1])
+
+
+def test_the_license_fetch_gets_only_what_is_left_of_the_attempt() -> None:
+    from client_support import fill
+
+    host = make_test_host(VENDOR, CATALOG)
+    fill(host, 30, T0)  # over the threshold: an OK reply, whose license must be fetched
+    p = planner(DiscoveryConfig(LABEL, manual_host=HostAddress("h")), limit=10.0)
+    step = p.next_step(0.0)
+    assert isinstance(step, Exchange) and step.timeout == 5.0
+    follow = p.exchange_answer(host.handle_frame(step.frame, now=T0), 8.5)
+    assert isinstance(follow, Exchange) and follow.purpose == "license"
+    assert follow.timeout == 1.5  # not the full 5 s exchange timeout
+    # With nothing left, no fetch is started and the attempt ends on its time bound.
+    p2 = planner(DiscoveryConfig(LABEL, manual_host=HostAddress("h")), limit=10.0)
+    step2 = p2.next_step(0.0)
+    assert isinstance(step2, Exchange)
+    assert p2.exchange_answer(host.handle_frame(step2.frame, now=T0), 10.0) is None
+    done = p2.next_step(10.0)
+    assert isinstance(done, Finished) and not done.outcome.activated
+    assert "no time left" in done.outcome.failures[-1][1]

@@ -147,6 +147,19 @@ def register(groups: Any) -> None:
     p.add_argument("--once", action="store_true", help="one step (act if due), then exit")
     p.set_defaults(func=_agent)
 
+    p = sub.add_parser(
+        "refresh-revocations",
+        help="fetch the vendor's revocation list from the authority; keep it if newer",
+    )
+    add_home(p, "client")
+    p.add_argument(
+        "--authority",
+        metavar="URL",
+        help="the vendor's authority (default: the product profile's authority_url)",
+    )
+    add_json(p)
+    p.set_defaults(func=_refresh_revocations)
+
     p = sub.add_parser("mak-request", help="write this machine's MAK request file (offline)")
     add_home(p, "client")
     p.add_argument("--out", required=True, type=Path, metavar="FILE")
@@ -189,6 +202,7 @@ _HUMAN = (
     ("grace_until", "grace until"), ("next_action_at", "next action"),
     ("last_error", "last error"), ("manual_host", "manual host"), ("domain", "domain"),
     ("host_caching", "host caching"), ("cached_host", "cached host"), ("vm", "virtual machine"),
+    ("revocation_sequence", "revocation list"),
 )  # fmt: skip
 
 
@@ -325,6 +339,24 @@ def _agent(args: argparse.Namespace) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+    return EXIT_OK
+
+
+def _refresh_revocations(args: argparse.Namespace) -> int:
+    result = _open(args).refresh_revocations(args.authority)
+    if args.json:
+        emit_json(result.to_json())
+    elif result.updated:
+        was = "none" if result.previous is None else f"sequence {result.previous}"
+        sys.stdout.write(f"revocation list updated to sequence {result.sequence} (was {was})\n")
+    elif result.offered is None:
+        held = "none" if result.sequence is None else f"sequence {result.sequence}"
+        sys.stdout.write(f"the authority has no revocation list; in force: {held}\n")
+    else:
+        sys.stdout.write(
+            f"revocation list unchanged: the authority's sequence {result.offered} is not "
+            f"newer than sequence {result.sequence}\n"
+        )
     return EXIT_OK
 
 

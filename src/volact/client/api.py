@@ -18,6 +18,11 @@
 :mod:`~volact.client.mak`). Every source of time, randomness and network is a
 constructor argument, so tests run with a hand-moved clock and no sockets. No
 licensing policy lives here: it only applies what the machine and planner decide.
+
+A home records a fingerprint of the machine it was made on (:func:`machine_fingerprint`
+of :func:`read_machine_id`, both replaceable). A home found on another machine (a
+copied directory, one home shared by many machines) is re-armed on load: a new
+CMID, no activation, grace from now, so one activation never serves two machines.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import random
 import socket
@@ -36,8 +42,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from volact.client import discovery, mak, transport
-from volact.client.machine import Machine
+from volact.client import discovery, mak, revocations, transport
+from volact.client.machine import DEFAULT_ACTIVATION_INTERVAL, MINUTE, Machine
 from volact.client.planner import (
     DEFAULT_ATTEMPT_SECONDS,
     DEFAULT_EXCHANGE_SECONDS,
@@ -50,13 +56,21 @@ from volact.client.planner import (
     run_sync,
 )
 from volact.client.srv import HostAddress, SrvRecord
-from volact.client.store import MAX_CACHED_LICENSES, ClientState, ClientStore, LastReply
+from volact.client.store import (
+    MAX_CACHED_LICENSES,
+    ClientState,
+    ClientStore,
+    LastReply,
+    newest_revocations,
+)
+from volact.documents import verify_revocation_list
 from volact.errors import (
     ConfigurationError,
+    DecodeError,
     TransportError,
-    UnknownKeyError,
     UsageError,
     VerificationError,
+    VolactError,
 )
 from volact.exchanges import MakRequest, MakResponse
 from volact.keys import KeyKind, ProductKey
@@ -71,6 +85,41 @@ AsyncExchange = Callable[[HostAddress, bytes, float], Awaitable[bytes]]
 
 #: The longest a background schedule sleeps before looking again (seconds).
 MAX_SLEEP_SECONDS = 3600.0
+
+#: Where the machine's identity is read, in order; the host name is the last resort.
+MACHINE_ID_PATHS = (
+    "/etc/machine-id",
+    "/var/lib/dbus/machine-id",
+    "/sys/class/dmi/id/product_uuid",
+)
+_FINGERPRINT_SALT = b"volact-machine"
+#: What ``status().last_error`` says after a home was found on another machine.
+MOVED_NOTICE = (
+    "home moved to another machine: re-armed (new CMID, activation dropped, grace "
+    "restarted); activate again"
+)
+
+
+def read_machine_id(
+    paths: Sequence[str | Path] = MACHINE_ID_PATHS,
+    hostname: Callable[[], str] = socket.gethostname,
+) -> str:
+    """This machine's identity: the first readable, non-empty id of ``paths``
+    (systemd's machine id, D-Bus's, the DMI product UUID), else the host name."""
+    for path in paths:
+        try:
+            text = Path(path).read_text(errors="replace").strip()
+        except OSError:
+            continue
+        if text and text.lower() != "uninitialized":
+            return text
+    return hostname()
+
+
+def machine_fingerprint(machine_id: str) -> str:
+    """A salted SHA-256 of the machine id: what a home stores (never the id itself)."""
+    return hashlib.sha256(_FINGERPRINT_SALT + b"\x00" + machine_id.encode()).hexdigest()
+
 
 _VM_MARKERS = (
     "kvm",
@@ -149,6 +198,7 @@ class Status:
     host_caching: bool  #: host-caching on|off
     cached_host: str | None  #: the host an attempt goes to first
     vm: bool  #: reported to hosts as a virtual machine
+    revocation_sequence: int | None = None  #: the revocation list in force (None: none)
 
     def to_json(self) -> dict[str, Any]:
         """The object ``volact client status --json`` prints (times in ISO 8601)."""
@@ -156,6 +206,14 @@ class Status:
         for name in ("now", "valid_until", "grace_until", "next_action_at", "last_attempt_at"):
             obj[name] = iso(obj[name])
         return obj
+
+
+def _revocation_sequence(state: ClientState, profile: ProductProfile) -> int | None:
+    try:
+        rl, _ = newest_revocations(profile, state.revocations)
+    except VerificationError:
+        return None
+    return None if rl is None else rl.sequence
 
 
 def _status(state: ClientState, profile: ProductProfile, now: int) -> Status:
@@ -181,8 +239,8 @@ def _status(state: ClientState, profile: ProductProfile, now: int) -> Status:
         activation_interval=m.activation_interval,
         renewal_interval=m.renewal_interval,
         valid_until=None if m.permanent else m.valid_until,
-        grace_until=m.grace_until,
-        next_action_at=m.next_action_at,
+        grace_until=m.grace_end(now),
+        next_action_at=m.next_action_at(now),
         last_attempt_at=m.last_attempt_at,
         last_error=error,
         manual_host=None if state.manual_host is None else str(state.manual_host),
@@ -190,6 +248,7 @@ def _status(state: ClientState, profile: ProductProfile, now: int) -> Status:
         host_caching=state.host_caching,
         cached_host=None if state.cached_host is None else str(state.cached_host),
         vm=state.vm,
+        revocation_sequence=_revocation_sequence(state, profile),
     )
 
 
@@ -222,8 +281,11 @@ def init_home(
     workstation: str | None = None,
     now: int,
     force: bool = False,
+    machine_id: Callable[[], str] = read_machine_id,
 ) -> ClientState:
-    """Create a client home: a new random CMID and, with ``sku``, that SKU's GVLK."""
+    """Create a client home: a new random CMID and, with ``sku``, that SKU's GVLK.
+
+    The home records :func:`machine_fingerprint` of ``machine_id()``."""
     store = ClientStore(home)
     if store.exists() and not force:
         raise UsageError(
@@ -248,6 +310,7 @@ def init_home(
         key=key_text,
         vm=detect_vm() if vm is None else vm,
         workstation=name.encode("utf-8")[:63].decode("utf-8", "ignore"),
+        machine_fingerprint=machine_fingerprint(machine_id()),
     )
     with store.locked():
         store.save_profile(profile)
@@ -283,11 +346,13 @@ class Activation:
         exchange_seconds: float = DEFAULT_EXCHANGE_SECONDS,
         vm: bool | None = None,
         workstation: str | None = None,
+        machine_id: Callable[[], str] = read_machine_id,
+        get_revocations: Callable[[str], revocations.RevocationsAnswer] | None = None,
     ) -> None:
         """Open ``home`` (creating it, with ``sku``'s setup key, if it does not exist).
 
         Everything after ``sku`` is optional: the defaults are the real clock, the
-        real network and the machine's DNS configuration.
+        real network, the machine's DNS configuration and its machine id.
         """
         self.profile = profile
         self.store = ClientStore(home)
@@ -314,8 +379,19 @@ class Activation:
         self._post_mak = post_mak or (lambda url, req: mak.post_mak(url, req))
         self._attempt_seconds = attempt_seconds
         self._exchange_seconds = exchange_seconds
+        self._machine_id = machine_id
+        self._fingerprint: str | None = None
+        self._get_revocations = get_revocations or (lambda url: revocations.fetch_revocations(url))
         if not self.store.exists():
-            init_home(profile, home, sku=sku, vm=vm, workstation=workstation, now=self.now())
+            init_home(
+                profile,
+                home,
+                sku=sku,
+                vm=vm,
+                workstation=workstation,
+                now=self.now(),
+                machine_id=machine_id,
+            )
 
     def now(self) -> int:
         return int(self._clock())
@@ -323,8 +399,53 @@ class Activation:
     # ---- reading -------------------------------------------------------------------
 
     def load(self) -> ClientState:
-        """The stored state, checked and re-verified (see :mod:`volact.client.store`)."""
-        return self.store.load(self.profile)
+        """The stored state, checked and re-verified (see :mod:`volact.client.store`).
+
+        A home found on another machine than the one it was made on is re-armed
+        (and that is saved and logged) before it is returned.
+        """
+        state = self.store.load(self.profile)
+        if self._moved(state):
+            with self.store.locked():
+                return self._load_locked()
+        return state
+
+    def _load_locked(self) -> ClientState:
+        """:meth:`load`, for a caller that holds the home's lock (and saves after)."""
+        state = self.store.load(self.profile)
+        if state.machine_fingerprint is None:  # a home from before fingerprints: adopt
+            return replace(state, machine_fingerprint=self._current_fingerprint())
+        if self._moved(state):
+            state = self._rearmed_for_this_machine(state)
+            self.store.save(state)
+            self._log([{"event": "home_moved", "reason": MOVED_NOTICE, "cmid": str(state.cmid)}])
+        return state
+
+    def _current_fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = machine_fingerprint(self._machine_id())
+        return self._fingerprint
+
+    def _moved(self, state: ClientState) -> bool:
+        return (
+            state.machine_fingerprint is not None
+            and state.machine_fingerprint != self._current_fingerprint()
+        )
+
+    def _rearmed_for_this_machine(self, state: ClientState) -> ClientState:
+        now = self.now()
+        return replace(
+            state,
+            cmid=uuid.uuid4(),
+            machine=state.machine.rearm(now),
+            ticket=None,
+            ticket_license=None,
+            mak_confirmation=None,
+            cached_host=None,
+            last=LastReply(at=now, error=MOVED_NOTICE),
+            load_problem=None,
+            machine_fingerprint=self._current_fingerprint(),
+        )
 
     def status(self) -> Status:
         """Where the license stands now (no network)."""
@@ -342,7 +463,7 @@ class Activation:
         self, change: Callable[[ClientState], ClientState], event: dict[str, Any]
     ) -> Status:
         with self.store.locked():
-            loaded = self.load()
+            loaded = self._load_locked()
             state = change(loaded)
             self.store.save(state)
             self._log([*_problem_events(loaded), event])
@@ -455,7 +576,9 @@ class Activation:
         planner = AttemptPlanner(
             request=req,
             verifier=Verifier(
-                self.profile.vendor_public_key, self.profile.catalog, self.profile.revocation_list()
+                self.profile.vendor_public_key,
+                self.profile.catalog,
+                newest_revocations(self.profile, state.revocations)[0],
             ),
             config=config,
             licenses={bytes.fromhex(k): v for k, v in state.licenses.items()},
@@ -469,8 +592,12 @@ class Activation:
     def _commit(self, before: ClientState, outcome: Outcome) -> Status:
         now = self.now()
         with self.store.locked():
-            state = self.load()
-            if state.cmid != before.cmid or state.machine.sku != before.machine.sku:
+            state = self._load_locked()
+            if (
+                state.cmid != before.cmid
+                or state.machine.sku != before.machine.sku
+                or state.machine.key_kind is not before.machine.key_kind
+            ):
                 # Rearmed or re-keyed meanwhile: this outcome answers a request nobody holds.
                 self._log([{"event": "outcome_discarded", "reason": "state changed meanwhile"}])
                 return _status(state, self.profile, now)
@@ -504,7 +631,8 @@ class Activation:
         return self._commit(state, outcome)
 
     def tick(self) -> tuple[Status, bool]:
-        """Act if an attempt is due; (status, whether it acted)."""
+        """Act if an attempt is due (or the clock was set back past the last one);
+        (status, whether it acted)."""
         status = self.status()
         if status.next_action_at is not None and status.now >= status.next_action_at:
             return self.activate(), True
@@ -529,7 +657,7 @@ class Activation:
         """Apply the authority's answer; a refusal or a forged confirmation changes nothing."""
         now = self.now()
         with self.store.locked():
-            state = self.load()
+            state = self._load_locked()
             confirmation = mak.check_response(state, self.profile, response)
             state = replace(
                 state,
@@ -559,7 +687,7 @@ class Activation:
         except (TransportError, VerificationError) as exc:
             now = self.now()
             with self.store.locked():
-                s = self.load()
+                s = self._load_locked()
                 s = replace(
                     s,
                     machine=s.machine.failed(now),
@@ -568,6 +696,62 @@ class Activation:
                 self.store.save(s)
                 self._log([{"event": "mak_failed", "reason": str(exc)}])
             return _status(s, self.profile, now)
+
+    # ---- revocations ---------------------------------------------------------------
+
+    def apply_revocations(self, data: bytes) -> RevocationUpdate:
+        """Keep ``data`` (a vendor-signed revocation list) if it verifies and is newer
+        than the list in force (the profile's or the stored one). An older or equal
+        list changes nothing; one that does not verify raises
+        :class:`~volact.errors.VerificationError` and changes nothing.
+
+        Stored tickets from hosts the new list revokes are dropped on the next load.
+        """
+        try:
+            offered = verify_revocation_list(data, self.profile.vendor_public_key)
+        except DecodeError as exc:
+            raise VerificationError(f"the revocation list is malformed: {exc}") from exc
+        with self.store.locked():
+            state = self._load_locked()
+            current, _ = newest_revocations(self.profile, state.revocations)
+            previous = None if current is None else current.sequence
+            updated = previous is None or offered.sequence > previous
+            if updated:
+                state = replace(state, revocations=bytes(data))
+                self.store.save(state)
+            self._log(
+                [
+                    {
+                        "event": "revocations_updated" if updated else "revocations_unchanged",
+                        "sequence": offered.sequence,
+                        "previous": previous,
+                    }
+                ]
+            )
+        return RevocationUpdate(
+            updated=updated,
+            sequence=offered.sequence if updated else previous,
+            previous=previous,
+            offered=offered.sequence,
+        )
+
+    def refresh_revocations(self, authority_url: str | None = None) -> RevocationUpdate:
+        """Fetch the authority's revocation list and keep it if it is newer (see
+        :meth:`apply_revocations`)."""
+        url = authority_url or self._authority_url or self.profile.authority_url
+        if not url:
+            raise ConfigurationError(
+                "no authority URL to fetch revocations from: give --authority URL "
+                "(or an authority_url in the product profile)"
+            )
+        answer = self._get_revocations(url)
+        if answer.revocation_list is None:
+            state = self.load()
+            current, _ = newest_revocations(self.profile, state.revocations)
+            seq = None if current is None else current.sequence
+            self._log([{"event": "revocations_unchanged", "sequence": None, "previous": seq}])
+            return RevocationUpdate(updated=False, sequence=seq, previous=seq, offered=None)
+        return self.apply_revocations(answer.revocation_list)
 
     # ---- the schedule --------------------------------------------------------------
 
@@ -586,25 +770,33 @@ class Activation:
         returns True to stop (default: ``stop.wait``); tests pass one that moves a
         fake clock instead. Sleeps last at most ``max_sleep`` seconds, so that a
         change of the system clock is noticed within that time.
+
+        A step that raises a :class:`~volact.errors.VolactError` (a damaged state
+        file, an unreadable home, a refused document, a missing authority URL...)
+        does not end the schedule: the error is logged (``schedule_error``) and the
+        next step comes one activation interval later (at most ``max_sleep``), so
+        that an administrator can repair the home while the product runs.
+        ``on_step`` is called only with a status that could be read.
         """
         stop = stop or threading.Event()
         wait = sleep or stop.wait
         steps = 0
-        status = self.status()
+        status: Status | None = None
         while not stop.is_set() and (max_steps is None or steps < max_steps):
+            failed = False
             try:
                 status, acted = self.tick()
-            except (TransportError, ConfigurationError, UnknownKeyError) as exc:
-                self._log([{"event": "schedule_error", "reason": str(exc)}])
-                acted = False
+            except VolactError as exc:
+                self._schedule_error(exc)
+                failed, acted = True, False
             steps += 1
-            if on_step is not None:
+            if on_step is not None and status is not None:
                 on_step(status, acted)
             if max_steps is not None and steps >= max_steps:
                 break
-            if wait(self._sleep_for(max_sleep)):
+            if wait(self._backoff(status, max_sleep) if failed else self._sleep_for(max_sleep)):
                 break
-        return status
+        return status if status is not None else self.status()
 
     async def run_schedule_async(
         self,
@@ -612,31 +804,47 @@ class Activation:
         stop: asyncio.Event | None = None,
         on_step: Callable[[Status, bool], None] | None = None,
         max_steps: int | None = None,
+        max_sleep: float = MAX_SLEEP_SECONDS,
     ) -> Status:
         """The asyncio twin of :meth:`run_schedule` (cancel the task, or set ``stop``)."""
         stop = stop or asyncio.Event()
         steps = 0
-        status = self.status()
+        status: Status | None = None
         while not stop.is_set() and (max_steps is None or steps < max_steps):
+            failed = False
             try:
                 status, acted = await self.tick_async()
-            except (TransportError, ConfigurationError, UnknownKeyError) as exc:
-                self._log([{"event": "schedule_error", "reason": str(exc)}])
-                acted = False
+            except VolactError as exc:
+                self._schedule_error(exc)
+                failed, acted = True, False
             steps += 1
-            if on_step is not None:
+            if on_step is not None and status is not None:
                 on_step(status, acted)
             if max_steps is not None and steps >= max_steps:
                 break
+            pause = self._backoff(status, max_sleep) if failed else self._sleep_for(max_sleep)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._sleep_for(MAX_SLEEP_SECONDS))
-        return status
+                await asyncio.wait_for(stop.wait(), pause)
+        return status if status is not None else self.status()
 
     def start_background(
         self, *, on_step: Callable[[Status, bool], None] | None = None
     ) -> BackgroundSchedule:
         """Run :meth:`run_schedule` in a daemon thread; stop it with ``.stop()``."""
         return BackgroundSchedule(self, on_step)
+
+    def _schedule_error(self, exc: VolactError) -> None:
+        # The log may be what fails (a full disk): the schedule goes on regardless.
+        with contextlib.suppress(VolactError):
+            self._log(
+                [{"event": "schedule_error", "error": exc.__class__.__name__, "reason": str(exc)}]
+            )
+
+    @staticmethod
+    def _backoff(status: Status | None, max_sleep: float) -> float:
+        """The pause after a failed step: the activation interval, at most ``max_sleep``."""
+        minutes = status.activation_interval if status is not None else DEFAULT_ACTIVATION_INTERVAL
+        return float(max(1.0, min(max_sleep, minutes * MINUTE)))
 
     def _sleep_for(self, max_sleep: float) -> float:
         now = self.now()
@@ -651,6 +859,19 @@ class Activation:
         now = self.now()
         for e in events:
             self.store.append_event({"time": iso(now), "t": now, **e})
+
+
+@dataclass(frozen=True)
+class RevocationUpdate:
+    """What :meth:`Activation.refresh_revocations` did."""
+
+    updated: bool  #: the offered list was newer and is now in force
+    sequence: int | None  #: the sequence in force afterwards (None: no list at all)
+    previous: int | None  #: the sequence in force before
+    offered: int | None  #: the sequence of the list offered (None: the authority has none)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
 class BackgroundSchedule:
@@ -696,21 +917,20 @@ def apply_outcome(state: ClientState, outcome: Outcome, now: int) -> ClientState
     m = state.machine
     ticket, ticket_license = state.ticket, state.ticket_license
     if outcome.ticket is not None and outcome.reply is not None:
+        # Intervals from the signed ticket; validity capped by the host license's expiry.
         t = outcome.ticket
-        if m.valid_until is None or t.valid_until >= m.valid_until:
+        valid_until = t.valid_until if outcome.valid_until is None else outcome.valid_until
+        if m.valid_until is None or valid_until >= m.valid_until:
             ticket, ticket_license = outcome.ticket_bytes, outcome.license_bytes
         m = m.succeeded(
             now,
-            valid_until=t.valid_until,
+            valid_until=valid_until,
             activation_interval=t.activation_interval,
             renewal_interval=t.renewal_interval,
         )
     elif outcome.reply is not None:
-        m = m.count_too_low(
-            now,
-            activation_interval=outcome.reply.activation_interval,
-            renewal_interval=outcome.reply.renewal_interval,
-        )
+        # COUNT_TOO_LOW is unsigned: it may shorten the retry interval, never lengthen it.
+        m = m.count_too_low(now, activation_interval=outcome.reply.activation_interval)
     else:
         m = m.failed(now)
     licenses = dict(state.licenses)
@@ -747,9 +967,12 @@ __all__ = [
     "Activation",
     "BackgroundSchedule",
     "LicenseState",
+    "RevocationUpdate",
     "Status",
     "apply_outcome",
     "detect_vm",
     "init_home",
+    "machine_fingerprint",
+    "read_machine_id",
     "resolve_key",
 ]

@@ -17,7 +17,13 @@ States (SPEC §7)::
 
 This module must not do I/O, read a clock or draw randomness: ``now`` (Unix seconds)
 is always passed in, and it may jump backwards (a user can set the clock) without
-breaking an invariant. A failure never moves a validity date.
+breaking an invariant: a last attempt or an installation "in the future" (the clock
+was once ahead and was set back) makes the next attempt due now and never lengthens
+grace. A failure never moves a validity date.
+
+An unsigned reply (COUNT_TOO_LOW) can be forged by anyone on the path, so its
+intervals may only make the client retry *sooner*; intervals that lengthen the
+schedule come only from a verified ticket (:meth:`Machine.succeeded`).
 """
 
 from __future__ import annotations
@@ -42,6 +48,31 @@ DEFAULT_RENEWAL_INTERVAL = 7 * 24 * 60
 MIN_INTERVAL = 15
 MAX_INTERVAL = 30 * 24 * 60
 _U32_MAX = 0xFFFF_FFFF
+#: How far a host's clock may be ahead of the client's when it issues a ticket (the
+#: skew a host accepts in a request, SPEC §5).
+MAX_TICKET_SKEW = 4 * 3600
+#: Slack on a ticket's validity beyond :data:`VALIDITY_SECONDS` after its issue.
+VALIDITY_TOLERANCE = 3600
+
+
+def implausible_validity(issued_at: int, valid_until: int, now: int) -> str | None:
+    """Why a ticket's dates cannot be right at ``now`` (client clock), or None if plausible.
+
+    A ticket is issued by a host whose clock is within the skew of the client's, is
+    still valid, and is valid for at most 180 days (plus a little) from its issue: a
+    host (or a stolen host key) cannot grant a ten-year activation.
+    """
+    if issued_at - MAX_TICKET_SKEW > now:
+        return (
+            f"the ticket was issued {(issued_at - now) // 60} minutes in the future "
+            "(the host's clock or this machine's is wrong)"
+        )
+    if valid_until <= now:
+        return "the ticket has already expired (the host's clock or this machine's is wrong)"
+    if valid_until > issued_at + VALIDITY_SECONDS + VALIDITY_TOLERANCE:
+        days = (valid_until - issued_at) // DAY
+        return f"the ticket claims {days} days of validity; at most 180 are granted"
+    return None
 
 
 def clamp_interval(minutes: int) -> int:
@@ -84,15 +115,26 @@ class Machine:
 
     @property
     def grace_until(self) -> int | None:
-        """End of the initial grace, or None when no key is installed."""
+        """End of the initial grace as recorded, or None when no key is installed."""
         return None if self.installed_at is None else self.installed_at + GRACE_SECONDS
+
+    def grace_end(self, now: int) -> int | None:
+        """End of the initial grace as seen at ``now``.
+
+        An installation after ``now`` (the clock was ahead then) counts as made at
+        ``now``: setting the clock back never lengthens grace. The next transition
+        records that (see :meth:`_rebased`).
+        """
+        if self.installed_at is None:
+            return None
+        return min(self.installed_at, now) + GRACE_SECONDS
 
     def state(self, now: int) -> LicenseState:
         if self.sku is None:
             return LicenseState.UNLICENSED
         if self.permanent or (self.valid_until is not None and now < self.valid_until):
             return LicenseState.LICENSED
-        grace_until = self.grace_until
+        grace_until = self.grace_end(now)
         if grace_until is not None and now < grace_until:
             return LicenseState.GRACE
         return LicenseState.NOTIFICATION
@@ -107,18 +149,25 @@ class Machine:
         if state is LicenseState.LICENSED and not self.permanent:
             end = self.valid_until
         elif state is LicenseState.GRACE:
-            end = self.grace_until
+            end = self.grace_end(now)
         if end is None:
             return 0
         return max(0, min(_U32_MAX, (end - now) // MINUTE))
 
-    @property
-    def next_action_at(self) -> int | None:
-        """When to attempt activation (or renewal) next; None when nothing is to do."""
+    def next_action_at(self, now: int) -> int | None:
+        """When to attempt activation (or renewal) next, seen at ``now``; None when
+        nothing is to do.
+
+        A last attempt (or an installation) recorded after ``now`` means the clock
+        was ahead and has been set back: the schedule counted from that moment
+        could be years away, so the next attempt is due at once.
+        """
         if self.sku is None or self.installed_at is None or self.permanent:
             return None
         if self.last_attempt_at is None:
-            return self.installed_at  # a fresh key: act at once
+            return min(self.installed_at, now)  # a fresh key: act at once
+        if self.last_attempt_at > now:
+            return now
         interval = self.renewal_interval if self.last_attempt_ok else self.activation_interval
         return self.last_attempt_at + interval * MINUTE
 
@@ -128,16 +177,16 @@ class Machine:
         if state is LicenseState.LICENSED and not self.permanent:
             return self.valid_until
         if state is LicenseState.GRACE:
-            return self.grace_until
+            return self.grace_end(now)
         return None
 
     def wake_at(self, now: int) -> int | None:
         """When a scheduler should next wake: an action is due or the state changes."""
-        times = [t for t in (self.next_action_at, self.next_change_at(now)) if t is not None]
+        times = [t for t in (self.next_action_at(now), self.next_change_at(now)) if t is not None]
         return min(times) if times else None
 
     def due(self, now: int) -> bool:
-        at = self.next_action_at
+        at = self.next_action_at(now)
         return at is not None and now >= at
 
     # ---- transitions ---------------------------------------------------------------
@@ -175,6 +224,12 @@ class Machine:
         if self.sku is None:
             raise UsageError(f"cannot record {what}: no product key is installed")
 
+    def _rebased(self, now: int) -> Machine:
+        """An installation recorded after ``now`` is moved to ``now`` (grace never grows)."""
+        if self.installed_at is not None and self.installed_at > now:
+            return replace(self, installed_at=now)
+        return self
+
     def succeeded(
         self, now: int, *, valid_until: int, activation_interval: int, renewal_interval: int
     ) -> Machine:
@@ -185,7 +240,7 @@ class Machine:
         # A later grant never shortens what an earlier one gave (clocks may disagree).
         until = valid_until if self.valid_until is None else max(self.valid_until, valid_until)
         return replace(
-            self,
+            self._rebased(now),
             valid_until=until,
             activation_interval=clamp_interval(activation_interval),
             renewal_interval=clamp_interval(renewal_interval),
@@ -195,16 +250,20 @@ class Machine:
             last_success_at=now,
         )
 
-    def count_too_low(
-        self, now: int, *, activation_interval: int, renewal_interval: int
-    ) -> Machine:
-        """A host answered but has not counted enough machines: retry at its interval."""
+    def count_too_low(self, now: int, *, activation_interval: int) -> Machine:
+        """A host answered but has not counted enough machines.
+
+        The reply is unsigned: its activation interval is taken only if it is not
+        longer than the one in force (a forged reply must not delay the client for
+        its whole grace), and its renewal interval is not taken at all.
+        """
         self._require_key("a reply")
+        offered = clamp_interval(activation_interval)
+        shorter = offered < self.activation_interval
         return replace(
-            self,
-            activation_interval=clamp_interval(activation_interval),
-            renewal_interval=clamp_interval(renewal_interval),
-            intervals_from_host=True,
+            self._rebased(now),
+            activation_interval=offered if shorter else self.activation_interval,
+            intervals_from_host=self.intervals_from_host or shorter,
             last_attempt_at=now,
             last_attempt_ok=False,
         )
@@ -212,7 +271,7 @@ class Machine:
     def failed(self, now: int) -> Machine:
         """No host granted (none answered, refused, or sent something unverifiable)."""
         self._require_key("a failure")
-        return replace(self, last_attempt_at=now, last_attempt_ok=False)
+        return replace(self._rebased(now), last_attempt_at=now, last_attempt_ok=False)
 
     def mak_activated(self, now: int) -> Machine:
         """The vendor confirmed this machine's MAK activation: permanent."""
@@ -220,7 +279,11 @@ class Machine:
         if self.key_kind is not KeyKind.MAK:
             raise UsageError("a MAK confirmation needs a MAK installed")
         return replace(
-            self, permanent=True, last_attempt_at=now, last_attempt_ok=True, last_success_at=now
+            self._rebased(now),
+            permanent=True,
+            last_attempt_at=now,
+            last_attempt_ok=True,
+            last_success_at=now,
         )
 
     def with_validity(self, valid_until: int | None, permanent: bool) -> Machine:

@@ -16,7 +16,9 @@ Order of hosts:
    weighted random within a priority, by the injected ``random.Random``).
 
 A host that does not answer, or answers with an error other than "count too low",
-or whose ticket does not verify, is dropped for this attempt and the next is tried.
+or whose ticket does not verify (or whose dates are implausible: issued in the
+future, already expired, valid beyond 180 days), is dropped for this attempt and
+the next is tried. Every exchange's timeout is cut to the time left in the attempt.
 SRV answers are data from the network: records that are malformed are skipped and
 their number is capped. This module imports no socket, asyncio or time.
 """
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from volact.catalog import Catalog
+from volact.client.machine import implausible_validity
 from volact.client.srv import HostAddress, SrvRecord
 from volact.documents import (
     ActivationTicket,
@@ -189,6 +192,8 @@ class Outcome:
     events: tuple[dict[str, Any], ...]  #: client event-log entries, in order
     last_reply: ActivateReply | None = None  #: the last reply received, even a refusal
     last_host: HostAddress | None = None  #: the host that sent it
+    #: end of the granted activation: the ticket's, capped by the host license's expiry
+    valid_until: int | None = None
 
     @property
     def activated(self) -> bool:
@@ -239,6 +244,7 @@ class AttemptPlanner:
     _outcome: Outcome | None = field(default=None, init=False)
     _looked_up: list[str] = field(default_factory=list, init=False)
     _last_reply: tuple[HostAddress, ActivateReply] | None = field(default=None, init=False)
+    _answered_at: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -317,9 +323,11 @@ class AttemptPlanner:
         pending = self._expect_exchange()
         self._drop(pending.address, f"no answer: {reason}")
 
-    def exchange_answer(self, data: bytes) -> Exchange | None:
-        """A frame came back. Returns a follow-up exchange (license fetch) or None."""
+    def exchange_answer(self, data: bytes, now: float | None = None) -> Exchange | None:
+        """A frame came back (at monotonic ``now``). Returns a follow-up exchange
+        (license fetch) or None. Without ``now``, the attempt's start is assumed."""
         pending = self._expect_exchange()
+        self._answered_at = self.started if now is None else now
         try:
             msg = decode(data)
         except DecodeError as exc:
@@ -376,9 +384,15 @@ class AttemptPlanner:
             return None
         if self._outcome is not None:
             return None
-        # First contact with this host (or its cached license no longer holds).
+        # First contact with this host (or its cached license no longer holds). The
+        # fetch gets what is left of the attempt, so the whole attempt stays bounded.
+        remaining = self.started + self.time_limit - self._answered_at
+        if remaining <= 0:
+            self._drop(address, "no time left in the attempt to fetch the host's license")
+            return None
         self._waiting = _Pending(address, "license", reply)
-        return Exchange(address, encode(GetLicense()), self.exchange_timeout, "license")
+        timeout = min(self.exchange_timeout, remaining)
+        return Exchange(address, encode(GetLicense()), timeout, "license")
 
     def _on_license(
         self, address: HostAddress, reply: ActivateReply, lic_bytes: bytes, *, fetched: bool
@@ -402,12 +416,17 @@ class AttemptPlanner:
             )
             if ticket.sku != self.request.sku:
                 raise VerificationError(f"the ticket is for SKU {ticket.sku}, not the one asked")
+            why = implausible_validity(
+                ticket.issued_at, ticket.valid_until, self.request.client_time
+            )
+            if why is not None:
+                raise VerificationError(why)
         except (VerificationError, DecodeError) as exc:
             self._drop(address, f"ticket refused: {exc}")
             return True
         if fetched:
             self._new_licenses[reply.host_id] = lic_bytes
-        self._finish(address, reply, ticket, lic_bytes)
+        self._finish(address, reply, ticket, lic_bytes, lic.expires_at)
         return True
 
     def _verify_license(self, data: bytes, host_id: bytes) -> HostLicense:
@@ -446,7 +465,13 @@ class AttemptPlanner:
         reply: ActivateReply,
         ticket: ActivationTicket | None = None,
         license_bytes: bytes | None = None,
+        license_expires_at: int | None = None,
     ) -> None:
+        valid_until = None
+        if ticket is not None:
+            valid_until = ticket.valid_until
+            if license_expires_at is not None:
+                valid_until = min(valid_until, license_expires_at)
         self._outcome = Outcome(
             host=address,
             reply=reply,
@@ -459,6 +484,7 @@ class AttemptPlanner:
             events=tuple(self._events),
             last_reply=reply,
             last_host=address,
+            valid_until=valid_until,
         )
 
     def _finish_failed(self, reason: str) -> Finished:
@@ -514,7 +540,7 @@ def run_sync(
             except TransportError as exc:
                 planner.exchange_failed(str(exc))
                 break
-            ex = planner.exchange_answer(data)
+            ex = planner.exchange_answer(data, monotonic())
     raise AssertionError("the planner did not finish within its step bound")
 
 
@@ -545,7 +571,7 @@ async def run_async(
             except TransportError as exc:
                 planner.exchange_failed(str(exc))
                 break
-            ex = planner.exchange_answer(data)
+            ex = planner.exchange_answer(data, monotonic())
     raise AssertionError("the planner did not finish within its step bound")
 
 

@@ -14,7 +14,10 @@ never a mix. The checksum line makes any changed byte of the state file detectab
 *extending* a license by editing the file is that validity is never read from the
 JSON but from the stored ticket (or MAK confirmation), re-verified against the
 vendor key on every load; a ticket that no longer verifies is dropped with a reason.
-This module does file I/O only; it takes ``now`` from its caller.
+The state also keeps the newest vendor-signed revocation list the client has seen
+(re-verified on load too) and a fingerprint of the machine the home belongs to
+(a salted hash; the machine's own id is never written). This module does file I/O
+only; it takes ``now`` from its caller.
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from volact.client.machine import Machine
+from volact.client.machine import Machine, implausible_validity
 from volact.client.srv import HostAddress
 from volact.documents import (
     ActivationTicket,
+    RevocationList,
     verify_host_license,
     verify_mak_confirmation,
+    verify_revocation_list,
     verify_ticket,
 )
 from volact.errors import ConfigurationError, DecodeError, StoreError, VerificationError
@@ -89,6 +94,10 @@ class ClientState:
     ticket_license: bytes | None = None  #: the host license that ticket verified against
     mak_confirmation: bytes | None = None  #: the vendor's MAK confirmation
     licenses: dict[str, bytes] = field(default_factory=dict)  #: host id hex → license
+    #: the newest vendor-signed revocation list seen (never replaced by an older one)
+    revocations: bytes | None = None
+    #: salted hash of the machine this home was made on (see ``api.machine_fingerprint``)
+    machine_fingerprint: str | None = None
     load_problem: str | None = None  #: why a stored ticket was dropped when loading
 
     @property
@@ -152,6 +161,8 @@ def state_to_json(s: ClientState) -> dict[str, Any]:
         "ticket_license": _b64(s.ticket_license),
         "mak_confirmation": _b64(s.mak_confirmation),
         "licenses": {k: _b64(v) for k, v in sorted(s.licenses.items())},
+        "revocations": _b64(s.revocations),
+        "machine_fingerprint": s.machine_fingerprint,
     }
 
 
@@ -196,17 +207,41 @@ def state_from_json(o: Any) -> ClientState:
             ticket_license=_unb64(o.get("ticket_license")),
             mak_confirmation=_unb64(o.get("mak_confirmation")),
             licenses={str(k): bytes(_unb64(v) or b"") for k, v in dict(o["licenses"]).items()},
+            revocations=_unb64(o.get("revocations")),
+            machine_fingerprint=None
+            if o.get("machine_fingerprint") is None
+            else str(o["machine_fingerprint"]),
         )
     except (KeyError, TypeError, ValueError, binascii.Error, ConfigurationError) as exc:
         raise StoreError(f"the client state is malformed: {exc}") from exc
+
+
+def newest_revocations(
+    profile: ProductProfile, stored: bytes | None
+) -> tuple[RevocationList | None, bytes | None]:
+    """The revocation list in force: the higher sequence of the profile's and the stored
+    one (both vendor-verified), with its bytes. A stored list that does not verify
+    raises :class:`VerificationError`."""
+    best = profile.revocation_list()
+    best_bytes = profile.revocations
+    if stored is not None:
+        try:
+            rl = verify_revocation_list(stored, profile.vendor_public_key)
+        except DecodeError as exc:
+            raise VerificationError(f"the revocation list is malformed: {exc}") from exc
+        if best is None or rl.sequence > best.sequence:
+            best, best_bytes = rl, stored
+    return best, best_bytes
 
 
 def reverify(state: ClientState, profile: ProductProfile) -> ClientState:
     """``state`` with validity taken only from documents that verify now.
 
     A stored ticket must verify against the stored host license, which must verify
-    against the profile's vendor key (as of the ticket's issue) and not be revoked,
-    and name this CMID and the installed SKU; a MAK confirmation must be the
+    against the profile's vendor key (as of the ticket's issue) and not be revoked
+    (by the newer of the profile's and the stored revocation list), and name this
+    CMID and the installed SKU; its validity is at most 180 days from its issue and
+    ends no later than the license's expiry. A MAK confirmation must be the
     vendor's for this CMID and SKU. Whatever fails is dropped, and the reason kept.
     """
     if state.vendor_key_id != profile.vendor_key_id:
@@ -215,6 +250,13 @@ def reverify(state: ClientState, profile: ProductProfile) -> ClientState:
         )
     m = state.machine
     problem: str | None = None
+    stored_revocations = state.revocations
+    try:
+        revocations, _ = newest_revocations(profile, stored_revocations)
+    except VerificationError as exc:
+        problem = f"the stored revocation list was refused: {exc}"
+        stored_revocations = None
+        revocations = profile.revocation_list()
     valid_until: int | None = None
     permanent = False
     ticket, ticket_license, confirmation = (
@@ -231,12 +273,18 @@ def reverify(state: ClientState, profile: ProductProfile) -> ClientState:
                 ticket_license,
                 profile.vendor_public_key,
                 now=issued,
-                revocations=profile.revocation_list(),
+                revocations=revocations,
             )
             t = verify_ticket(ticket, lic, profile.catalog, cmid=state.cmid, nonce=None)
             if t.sku != m.sku:
                 raise VerificationError("the stored ticket is for another SKU")
+            # Only the span is checked here: "now" may have moved since it arrived.
+            why = implausible_validity(t.issued_at, t.valid_until, t.issued_at)
+            if why is not None:
+                raise VerificationError(why)
             valid_until = t.valid_until
+            if lic.expires_at is not None:
+                valid_until = min(valid_until, lic.expires_at)
         except (VerificationError, DecodeError) as exc:
             problem = f"the stored activation ticket was refused: {exc}"
             ticket = ticket_license = None
@@ -258,6 +306,7 @@ def reverify(state: ClientState, profile: ProductProfile) -> ClientState:
         ticket=ticket,
         ticket_license=ticket_license,
         mak_confirmation=confirmation,
+        revocations=stored_revocations,
         load_problem=problem,
     )
 
