@@ -93,6 +93,53 @@ def test_init_with_catalog_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 1 and "JSON" in err
 
 
+@pytest.mark.parametrize(
+    "database",
+    ["postgresql+psycopg://u@127.0.0.1:1/db", "sqlite:////nonexistent/dir/x.db", "nosuch://x"],
+)
+def test_failed_init_leaves_nothing_and_can_be_run_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], database: str
+) -> None:
+    parent = tmp_path / "new"
+    home = parent / "home"
+    code, _, err = run(
+        capsys, "authority", "init", "--home", str(home), "--demo-catalog", "--database", database
+    )
+    assert code == 1 and "database" in err
+    assert not parent.exists()  # the home and the parent it created are gone
+    # A home directory that was already there stays, empty.
+    home.mkdir(parents=True)
+    code, _, err = run(
+        capsys, "authority", "init", "--home", str(home), "--demo-catalog", "--database", database
+    )
+    assert code == 1 and list(home.iterdir()) == []
+    # Nothing was left to refuse a second init.
+    assert run_json(capsys, "authority", "init", "--home", str(home), "--demo-catalog")["vendor"]
+
+
+def test_init_failing_after_the_store_removes_store_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from volact.authority import vault
+
+    real = vault._write_exclusive
+
+    def fail_on_config(path: Path, data: bytes, mode: int) -> None:
+        if path.name == vault.CONFIG_FILE:
+            raise vault.ConfigurationError(f"cannot create {path}: No space left on device")
+        real(path, data, mode)
+
+    monkeypatch.setattr(vault, "_write_exclusive", fail_on_config)
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    code, _, err = run(capsys, "authority", "init", "--home", str(home), "--demo-catalog")
+    assert code == 1 and "No space" in err
+    assert sorted(p.name for p in home.iterdir()) == ["notes.txt"]
+    monkeypatch.setattr(vault, "_write_exclusive", real)
+    assert run_json(capsys, "authority", "init", "--home", str(home), "--demo-catalog")["vendor"]
+
+
 def test_passphrase_protected_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pw = tmp_path / "pw"
     pw.write_text("correct horse\n")

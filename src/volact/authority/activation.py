@@ -13,13 +13,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from volact.authority import rules
 from volact.authority.db import Store, cmid_of
-from volact.authority.vault import AuthorityHome
+from volact.authority.vault import AuthorityHome, check_new_home, new_home, sqlite_url
+from volact.catalog import Catalog
 from volact.documents import RevocationList
-from volact.errors import ConfigurationError, VolactError
+from volact.errors import ConfigurationError, StoreError, VolactError
 from volact.exchanges import (
     HostActivationRequest,
     HostActivationResponse,
@@ -128,6 +130,38 @@ class Authority:
             sign=lambda rl: rl.sign(self.vendor_key),
             now=now,
         )
+
+
+def init_authority(
+    path: Path,
+    *,
+    vendor: str,
+    catalog: Catalog,
+    passphrase: bytes | None = None,
+    database: str | None = None,
+) -> tuple[AuthorityHome, int]:
+    """Create a new authority home: store first, then the vendor key and config.
+
+    The store is connected to and migrated before the key is generated, so a bad
+    or unreachable database fails before anything is written; any later failure
+    removes what this created (:func:`vault.new_home`). Returns the home and the
+    store's schema version before migration.
+    """
+    check_new_home(path, vendor)
+    with new_home(path):
+        store = Store(database or sqlite_url(path))
+        try:
+            before = store.migrate()
+        except StoreError as exc:
+            raise StoreError(
+                f"{exc}; check --database (nothing was written to {path})"
+            ) from exc
+        finally:
+            store.close()
+        home = AuthorityHome.init(
+            path, vendor=vendor, catalog=catalog, passphrase=passphrase, database=database
+        )
+    return home, before
 
 
 def issue_key(

@@ -19,6 +19,8 @@ import base64
 import binascii
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,9 @@ KEY_FILE = "vendor-key.pem"
 CONFIG_FILE = "authority.json"
 DB_FILE = "authority.db"
 SERVE_FILE = "serve.json"
+#: Files a failed ``init`` may have created (SQLite's side files included).
+INIT_FILES = (KEY_FILE, CONFIG_FILE, DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm",
+              DB_FILE + "-journal")  # fmt: skip
 CONFIG_FORMAT = "volact-authority"
 CONFIG_VERSION = 1
 
@@ -55,7 +60,7 @@ class AuthorityHome:
 
     @property
     def database_url(self) -> str:
-        return self.database or f"sqlite:///{(self.path / DB_FILE).resolve()}"
+        return self.database or sqlite_url(self.path)
 
     def gvlks(self) -> dict[Any, str]:
         """SKU id → the SKU's GVLK text for this vendor."""
@@ -103,14 +108,7 @@ class AuthorityHome:
         database: str | None = None,
     ) -> AuthorityHome:
         """Create a new vendor key and config; refuse if the home already holds one."""
-        if not vendor.strip() or len(vendor) > 200:
-            raise ConfigurationError("the vendor name must be 1..200 characters")
-        for name in (KEY_FILE, CONFIG_FILE):
-            if (path / name).exists():
-                raise ConfigurationError(
-                    f"{path / name} already exists: this home is initialised; "
-                    "refusing to replace a vendor key (use another --home)"
-                )
+        check_new_home(path, vendor)
         try:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
@@ -168,6 +166,63 @@ class AuthorityHome:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
             raise ConfigurationError(f"{cfg} is damaged: {exc}") from exc
+
+
+def sqlite_url(path: Path) -> str:
+    """The URL of the default store: SQLite in the home."""
+    return f"sqlite:///{(path / DB_FILE).resolve()}"
+
+
+def check_new_home(path: Path, vendor: str) -> None:
+    """Refuse a bad vendor name, or a home that already holds a key or config."""
+    if not vendor.strip() or len(vendor) > 200:
+        raise ConfigurationError("the vendor name must be 1..200 characters")
+    for name in (KEY_FILE, CONFIG_FILE):
+        if (path / name).exists():
+            raise ConfigurationError(
+                f"{path / name} already exists: this home is initialised; "
+                "refusing to replace a vendor key (use another --home)"
+            )
+
+
+@contextmanager
+def new_home(path: Path) -> Iterator[None]:
+    """Create ``path`` (and its missing parents) for ``init``; undo it all on failure.
+
+    If the body raises, the home's files that did not exist before (:data:`INIT_FILES`)
+    are removed, then the directories this created, so a failed ``init`` leaves
+    nothing behind and can simply be run again. Files that were there before are
+    never touched.
+    """
+    path = Path(os.path.abspath(path))
+    created: list[Path] = []
+    d = path
+    while not d.exists() and d != d.parent:
+        created.append(d)
+        d = d.parent
+    before = {name for name in INIT_FILES if (path / name).exists()}
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        _remove_dirs(created)
+        raise ConfigurationError(f"cannot create {path}: {exc.strerror}") from exc
+    try:
+        yield
+    except BaseException:
+        for name in INIT_FILES:
+            if name not in before:
+                with suppress(OSError):
+                    (path / name).unlink(missing_ok=True)
+        _remove_dirs(created)
+        raise
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    for d in created:  # deepest first; a directory someone filled meanwhile stays
+        try:
+            d.rmdir()
+        except OSError:
+            break
 
 
 def _write_exclusive(path: Path, data: bytes, mode: int) -> None:

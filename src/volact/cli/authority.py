@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from volact.authority import rules
-from volact.authority.activation import Authority, hash_token, issue_key, new_token, serial_of
+from volact.authority.activation import (
+    Authority,
+    hash_token,
+    init_authority,
+    issue_key,
+    new_token,
+    serial_of,
+)
 from volact.authority.db import SCHEMA_VERSION, Store, key_summary
 from volact.authority.vault import AuthorityHome, write_file
 from volact.catalog import Catalog, demo_catalog
@@ -230,15 +237,12 @@ def _init(args: argparse.Namespace) -> int:
     passphrase = _passphrase(args)
     if args.passphrase_file is not None and not passphrase:
         raise ConfigurationError(f"{args.passphrase_file} is empty: put a passphrase in it")
-    if args.database:
-        Store(args.database).close()  # refuse a bad URL before creating the key
-    home = AuthorityHome.init(
+    # The store is reached and migrated before the key is written; a failure
+    # leaves the home as it was (a directory it created is removed).
+    home, _ = init_authority(
         args.home, vendor=args.vendor, catalog=catalog, passphrase=passphrase,
         database=args.database,
     )  # fmt: skip
-    store = Store(home.database_url)
-    store.migrate()
-    store.close()
     obj = {
         "home": str(args.home),
         "vendor": home.vendor,
