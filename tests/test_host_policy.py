@@ -5,6 +5,7 @@ No sockets, no store, no sleeping: the clock is an integer moved by hand.
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from volact import wire
 from volact.catalog import demo_catalog
-from volact.documents import RevocationList, verify_chain
+from volact.documents import HostLicense, RevocationList, verify_chain
 from volact.errors import ConfigurationError, DecodeError
 from volact.host.policy import (
     COUNT_WINDOW,
@@ -22,6 +23,8 @@ from volact.host.policy import (
     VALIDITY,
     ClientIndex,
     HostCore,
+    MalformedLog,
+    check_license,
     make_test_host,
 )
 from volact.signing import SigningKey
@@ -351,3 +354,166 @@ def test_client_index_from_rows_skips_old_machines() -> None:
     index = ClientIndex.from_rows(rows, now=T0)
     assert index.count(T0) == 2 and index.count(T0, count_vms=False) == 1
     assert index.count(T0 + COUNT_WINDOW) == 0
+
+
+# -- a batch that never reached the store leaves the count -------------------
+
+
+def test_forgetting_decisions_takes_their_machines_back_out_of_the_count() -> None:
+    core = make_test_host(VENDOR, CAT)
+    for i in range(4):
+        core.decide_frame(wire.encode(request(i, sku=SERVER.id)), now=T0)
+    vm_renewal = core.decide_frame(wire.encode(request(1, sku=SERVER.id, vm=True)), now=T0 + 9)
+    fifth = core.decide_frame(wire.encode(request(4, sku=SERVER.id)), now=T0 + 9)
+    assert fifth.must_commit and fifth.reply.count == 5  # type: ignore[union-attr]
+    # The batch holding the renewal and the fifth machine failed to commit.
+    core.forget([d.touched for d in (vm_renewal, fifth) if d.touched is not None])
+    assert core.count(T0 + 9) == 4
+    assert core.index.last_seen(bytes(uuid.UUID(int=2).bytes)) == T0
+    assert core.index.count(T0 + 9, count_vms=False) == 4  # machine 1 is physical again
+    # Asked again, the fifth machine is granted with the same count.
+    again = core.decide_frame(wire.encode(request(4, sku=SERVER.id)), now=T0 + 10)
+    assert again.must_commit and again.reply.count == 5  # type: ignore[union-attr]
+    # Machine 1 leaves the count 30 days after its committed contact, not the
+    # forgotten one; only the fifth machine (seen at T0 + 10) is left.
+    assert core.count(T0 + COUNT_WINDOW) == 1
+
+
+def test_refusals_are_forgotten_too_and_skewed_requests_touch_nothing() -> None:
+    core = make_test_host(VENDOR, CAT)
+    refused = core.decide_frame(wire.encode(request(1)), now=T0)
+    assert refused.touched is not None and core.count(T0) == 1
+    skewed = core.decide_frame(wire.encode(request(2, now=T0 - 5 * 3600)), now=T0)
+    assert skewed.record is not None and skewed.touched is None
+    core.forget([refused.touched])
+    assert core.count(T0) == 0
+
+
+def test_an_undone_renewal_does_not_stretch_a_machines_30_days() -> None:
+    index = ClientIndex()
+    a = b"a" * 16
+    index.touch(a, 0, False)
+    index.touch(a, 20 * DAY, False)  # committed renewal; the heap still says day 0
+    lost = index.touch(a, 31 * DAY, False)
+    assert index.count(31 * DAY) == 1  # expiry refreshes the heap entry to day 31
+    index.undo([lost])
+    assert index.last_seen(a) == 20 * DAY
+    assert index.count(50 * DAY - 1) == 1
+    assert index.count(50 * DAY) == 0  # 30 days after day 20, not after day 31
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.tuples(st.integers(0, 7), st.booleans()), min_size=1, max_size=6),
+            st.integers(0, 20 * DAY),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    st.integers(0, 60 * DAY),
+)
+def test_client_index_with_failed_batches_matches_a_naive_count(
+    batches: list[tuple[list[tuple[int, bool]], int, bool]], probe: int
+) -> None:
+    """Batches of touches in time order, some undone (a failed commit): the index
+    agrees with counting only the committed ones, at every step and at the end."""
+    index = ClientIndex()
+    committed: dict[int, tuple[int, bool]] = {}
+    now = 0
+    for touches, step, ok in batches:
+        now += step
+        done = []
+        for m, vm in touches:
+            done.append(index.touch(bytes([m]) * 16, now, vm))
+            index.count(now)  # as the core does: expiry runs between touch and undo
+        if ok:
+            for m, vm in touches:
+                committed[m] = (now, vm)
+        else:
+            index.undo(done)
+        live = {m: v for m, (t, v) in committed.items() if t > now - COUNT_WINDOW}
+        assert index.count(now) == len(live)
+        assert index.count(now, count_vms=False) == sum(1 for v in live.values() if not v)
+    end = now + probe
+    live = {m: v for m, (t, v) in committed.items() if t > end - COUNT_WINDOW}
+    assert index.count(end) == len(live)
+    assert index.count(end, count_vms=False) == sum(1 for v in live.values() if not v)
+
+
+# -- garbage connections: at most one event per address per minute ----------
+
+
+def _n(message: str) -> int:
+    return int(message.split()[0])
+
+
+def test_malformed_connections_are_logged_once_a_minute_per_address() -> None:
+    log = MalformedLog()
+    rows = log.add(T0, "192.0.2.1", "garbage")
+    assert rows == [(T0, "192.0.2.1", "1 connection: garbage")]
+    # Within the minute: counted, not logged (another address is logged at once).
+    for i in range(1, 60):
+        assert log.add(T0 + i // 2, "192.0.2.1", f"garbage {i}") == []
+    assert log.add(T0 + 5, "192.0.2.2", "slow") == [(T0 + 5, "192.0.2.2", "1 connection: slow")]
+    assert log.due(T0 + 59) == []
+    # The minute ends: one event for the 59 that followed; the next minute opens.
+    rows = log.due(T0 + 60)
+    assert rows == [(T0 + 60, "192.0.2.1", "59 connections in 60 s, the last: garbage 59")]
+    assert log.add(T0 + 61, "192.0.2.1", "more") == []
+    # 192.0.2.2 had a quiet minute: its window closes with no event.
+    assert log.due(T0 + 65) == [] and len(log) == 1
+    assert log.add(T0 + 66, "192.0.2.2", "again") == [(T0 + 66, "192.0.2.2", "1 connection: again")]
+    assert log.drain(T0 + 70) == [(T0 + 70, "192.0.2.1", "1 connection in 10 s, the last: more")]
+    assert len(log) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40)), min_size=1, max_size=200))
+def test_malformed_log_bounds_events_and_accounts_for_every_connection(
+    arrivals: list[tuple[int, int]],
+) -> None:
+    log = MalformedLog(max_addresses=100)
+    now = T0
+    events: list[tuple[int, str, str]] = []
+    for address, step in arrivals:
+        now += step
+        events += log.add(now, f"192.0.2.{address}", "garbage")
+    events += log.drain(now)
+    assert sum(_n(m) for _, _, m in events) == len(arrivals)
+    for address in {a for _, a, _ in events}:
+        times = [t for t, a, _ in events if a == address]
+        # Apart from the summary written at stop, one event per address per minute.
+        assert all(b - a >= 60 for a, b in itertools.pairwise(times[:-1]))
+    assert [t for t, _, _ in events] == sorted(t for t, _, _ in events)
+
+
+def test_malformed_log_keeps_a_bounded_number_of_windows() -> None:
+    log = MalformedLog(max_addresses=3)
+    for i in range(3):
+        log.add(T0, f"192.0.2.{i}", "x")
+        log.add(T0, f"192.0.2.{i}", "y")
+    rows = log.add(T0 + 1, "192.0.2.9", "z")
+    assert len(log) == 3
+    assert rows == [
+        (T0 + 1, "192.0.2.0", "1 connection in 1 s, the last: y"),
+        (T0 + 1, "192.0.2.9", "1 connection: z"),
+    ]
+
+
+# -- installing a host license -------------------------------------------------
+
+
+def test_an_expired_license_is_refused_when_installed_but_served_with_its_code() -> None:
+    key = SigningKey.from_seed(bytes(range(32)))
+    host_id = bytes.fromhex("0123456789abcdef")
+    lic = HostLicense(
+        VENDOR.key_id, host_id, key.public_key, b"\x42" * 12, ("desktop",), T0, T0 + DAY
+    ).sign(VENDOR)
+    assert check_license(lic, host_id, key, VENDOR.public_key, now=T0 + DAY - 1).host_id == host_id
+    with pytest.raises(ConfigurationError, match=r"expired 3 days ago.*activate again"):
+        check_license(lic, host_id, key, VENDOR.public_key, now=T0 + 4 * DAY)
+    # A host whose installed license expires keeps serving, with its own result code.
+    assert check_license(lic, host_id, key, VENDOR.public_key).expires_at == T0 + DAY

@@ -219,3 +219,23 @@ def test_fast_ticket_body_agrees() -> None:
     t = ActivationTicket(CMID, SKU, NONCE, HOST_ID, T, T + 5, 120, 10080, 25)
     fast = fastwire.ticket_body(CMID.bytes, SKU.bytes, NONCE, HOST_ID, T, T + 5, 120, 10080, 25)
     assert fast == t.body()
+
+
+@pytest.mark.parametrize("host_id", [b"", bytes(7), bytes(9)])
+def test_fast_encoders_refuse_a_wrong_sized_host_id(host_id: bytes) -> None:
+    # As the reference codec does; struct alone would pad or cut it silently.
+    with pytest.raises(ValueError, match="host id"):
+        ActivateReply(Result.BUSY, 0, 0, 120, 10080, host_id)
+    with pytest.raises(ValueError, match="host id"):
+        fastwire.encode_reply(Result.BUSY, 0, 0, 120, 10080, host_id)
+    with pytest.raises(ValueError, match="host id"):
+        fastwire.ticket_body(CMID.bytes, SKU.bytes, NONCE, host_id, T, T + 5, 120, 10080, 25)
+
+
+def test_fast_encoders_refuse_wrong_sized_fields() -> None:
+    with pytest.raises(ValueError, match="ticket"):
+        fastwire.encode_reply(Result.OK, 25, 25, 120, 10080, HOST_ID, bytes(149))
+    with pytest.raises(ValueError, match="16 bytes"):
+        fastwire.ticket_body(CMID.bytes, SKU.bytes, NONCE[:15], HOST_ID, T, T + 5, 120, 10080, 1)
+    with pytest.raises(ValueError, match="16 bytes"):
+        fastwire.ticket_body(CMID.bytes + b"x", SKU.bytes, NONCE, HOST_ID, T, T, 120, 10080, 1)

@@ -10,6 +10,7 @@ signature, this host's id and public key) and installs it; ``load_core`` builds 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -99,12 +100,18 @@ def activation_request(home: Path, cfg: HostConfig) -> HostActivationRequest:
     )
 
 
-def install_license(home: Path, cfg: HostConfig, response: HostActivationResponse) -> bytes:
-    """Verify the authority's license for this host and install it; return it."""
+def install_license(
+    home: Path, cfg: HostConfig, response: HostActivationResponse, *, now: int | None = None
+) -> bytes:
+    """Verify the authority's license for this host and install it; return it.
+
+    A license that has already expired at ``now`` (default: the clock) is refused.
+    """
     profile = load_profile(home)
     lic = check_license(
-        response.host_license, cfg.host_id, load_signing_key(home), profile.vendor_public_key
-    )
+        response.host_license, cfg.host_id, load_signing_key(home), profile.vendor_public_key,
+        now=int(time.time()) if now is None else now,
+    )  # fmt: skip
     unknown = [g for g in lic.groups if g not in {x.name for x in profile.catalog.groups}]
     if unknown:
         raise ConfigurationError(f"the host license names unknown product groups: {unknown}")

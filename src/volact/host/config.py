@@ -39,6 +39,9 @@ MAX_INTERVAL = 30 * 24 * 60
 DEFAULT_ACTIVATION_INTERVAL = 120
 DEFAULT_RENEWAL_INTERVAL = 7 * 24 * 60
 DEFAULT_MAX_CONNECTIONS = 1024
+#: A quarter of the slots: one address cannot starve the others, and ``volact
+#: bench`` (64 exchanges in flight from one loopback address) still fits.
+DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 256
 DEFAULT_READ_TIMEOUT = 5.0
 HOST_ID_BYTES = 8
 
@@ -65,18 +68,26 @@ class HostConfig:
     renewal_interval: int = DEFAULT_RENEWAL_INTERVAL  #: minutes between client renewals
     count_vms: bool = True  #: whether virtual machines count toward thresholds
     max_connections: int = DEFAULT_MAX_CONNECTIONS  #: concurrent connections served at once
+    #: concurrent connections from one client address (0: no per-address cap)
+    max_connections_per_address: int = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
     read_timeout: float = DEFAULT_READ_TIMEOUT  #: seconds a client has to send its request
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  #: unknown keys, kept
 
     def __post_init__(self) -> None:
         if len(self.host_id) != HOST_ID_BYTES:
             raise ConfigurationError(f"host id must be {HOST_ID_BYTES} bytes")
+        if not isinstance(self.count_vms, bool):
+            raise ConfigurationError(f"count_vms must be True or False, not {self.count_vms!r}")
         if not 0 <= self.port <= 65535:
             raise ConfigurationError(f"port must be 0..65535, not {self.port}")
         check_interval(self.activation_interval, "the activation interval")
         check_interval(self.renewal_interval, "the renewal interval")
         if not 1 <= self.max_connections <= 1_000_000:
             raise ConfigurationError("max_connections must be 1..1000000")
+        if not 0 <= self.max_connections_per_address <= 1_000_000:
+            raise ConfigurationError(
+                "max_connections_per_address must be 0..1000000 (0: no per-address cap)"
+            )
         if not 0.1 <= self.read_timeout <= 600:
             raise ConfigurationError("read_timeout must be 0.1..600 seconds")
         if not self.fqdn or len(self.fqdn) > 253:
@@ -100,9 +111,16 @@ class HostConfig:
             raise ConfigurationError(f"host configuration version {obj.get('version')!r}")
         known = {
             "host_id", "fqdn", "port", "listen", "activation_interval",
-            "renewal_interval", "count_vms", "max_connections", "read_timeout",
+            "renewal_interval", "count_vms", "max_connections", "max_connections_per_address",
+            "read_timeout",
         }  # fmt: skip
         extra = {k: v for k, v in obj.items() if k not in known | {"format", "version"}}
+        count_vms = obj.get("count_vms", True)
+        if not isinstance(count_vms, bool):
+            raise ConfigurationError(
+                f"{CONFIG_FILE}: count_vms must be true or false (a JSON boolean), "
+                f"not {count_vms!r}"
+            )
         try:
             return cls(
                 host_id=bytes.fromhex(str(obj["host_id"])),
@@ -113,8 +131,11 @@ class HostConfig:
                     obj.get("activation_interval", DEFAULT_ACTIVATION_INTERVAL)
                 ),
                 renewal_interval=int(obj.get("renewal_interval", DEFAULT_RENEWAL_INTERVAL)),
-                count_vms=bool(obj.get("count_vms", True)),
+                count_vms=count_vms,
                 max_connections=int(obj.get("max_connections", DEFAULT_MAX_CONNECTIONS)),
+                max_connections_per_address=int(
+                    obj.get("max_connections_per_address", DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)
+                ),
                 read_timeout=float(obj.get("read_timeout", DEFAULT_READ_TIMEOUT)),
                 extra=extra,
             )
@@ -145,9 +166,12 @@ def save_config(home: Path, cfg: HostConfig) -> None:
     write_atomic(home / CONFIG_FILE, (json.dumps(cfg.to_json(), indent=2) + "\n").encode())
 
 
-
 def parse_listen(addr: str, default_port: int) -> tuple[str, int]:
-    """``ADDR[:PORT]`` → (host, port); IPv6 literals go in brackets: ``[::1]:1688``."""
+    """``ADDR[:PORT]`` → (host, port); IPv6 literals go in brackets: ``[::1]:1688``.
+
+    ``:PORT`` (no address) gives the host ``""``: all interfaces, IPv4 and IPv6,
+    like listening with no address at all.
+    """
     a = addr.strip()
     if not a:
         raise ConfigurationError("an empty listen address")
@@ -174,4 +198,4 @@ def parse_listen(addr: str, default_port: int) -> tuple[str, int]:
         port = default_port
     if not 0 <= port <= 65535:
         raise ConfigurationError(f"listen address {addr!r}: port must be 0..65535")
-    return host or "0.0.0.0", port
+    return host, port

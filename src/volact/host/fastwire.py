@@ -14,11 +14,12 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from volact.documents import DOC_VERSION, DocType
+from volact.documents import DOC_VERSION, HOST_ID_BYTES, NONCE_BYTES, DocType
 from volact.errors import DecodeError
 from volact.wire import (
     MAX_WORKSTATION_BYTES,
     PROTOCOL_VERSION,
+    TICKET_BYTES,
     LicenseState,
     MsgType,
 )
@@ -83,7 +84,15 @@ def encode_reply(
     host_id: bytes,
     ticket: bytes = b"",
 ) -> bytes:
-    """The same bytes as ``wire.encode(ActivateReply(...))``."""
+    """The same bytes as ``wire.encode(ActivateReply(...))``.
+
+    A wrong-sized host id or ticket is a ValueError, as in :mod:`volact.wire`
+    (``struct`` would pad or cut it silently).
+    """
+    if len(host_id) != HOST_ID_BYTES:
+        raise ValueError(f"host id must be {HOST_ID_BYTES} bytes")
+    if ticket and len(ticket) != TICKET_BYTES:
+        raise ValueError(f"a ticket is {TICKET_BYTES} bytes")
     return (
         _REPLY.pack(
             _REPLY.size - 2 + len(ticket), PROTOCOL_VERSION, MsgType.ACTIVATE_REPLY, result,
@@ -104,7 +113,11 @@ def ticket_body(
     renewal_interval: int,
     count: int,
 ) -> bytes:
-    """The same bytes as ``ActivationTicket(...).body()``."""
+    """The same bytes as ``ActivationTicket(...).body()``; ValueError on a wrong-sized field."""
+    if len(host_id) != HOST_ID_BYTES:
+        raise ValueError(f"host id must be {HOST_ID_BYTES} bytes")
+    if len(cmid) != 16 or len(sku) != 16 or len(nonce) != NONCE_BYTES:
+        raise ValueError("cmid, sku and nonce must be 16 bytes each")
     return _TICKET_BODY.pack(
         DocType.TICKET, DOC_VERSION, cmid, sku, nonce, host_id, issued_at, valid_until,
         activation_interval, renewal_interval, count,

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 from volact.catalog import Catalog
 from volact.documents import HostLicense, RevocationList, verify_host_license
@@ -56,6 +56,11 @@ _NO_HOST_ID = bytes(8)
 
 _SLOT_BITS = 24
 _SLOT_MASK = (1 << _SLOT_BITS) - 1
+
+#: What :meth:`ClientIndex.touch` changed, to take it back: ``(cmid, last seen
+#: before or None for a machine new to the count, whether it was a VM)``. A plain
+#: tuple: one is made per request.
+Touch: TypeAlias = tuple[bytes, int | None, bool]
 
 
 class ClientIndex:
@@ -100,26 +105,53 @@ class ClientIndex:
         heapq.heapify(index._heap)
         return index
 
-    def touch(self, cmid: bytes, now: int, vm: bool) -> None:
-        """Record that ``cmid`` made an admissible request at ``now``."""
+    def touch(self, cmid: bytes, now: int, vm: bool) -> Touch:
+        """Record that ``cmid`` made an admissible request at ``now``; return how to undo it."""
         old = self._last.get(cmid)
+        was_vm = old is not None and cmid in self._vms
         if old is None:
             self._last[cmid] = now
-            if self._free:
-                slot = self._free.pop()
-                self._slots[slot] = cmid
-            else:
-                slot = len(self._slots)
-                if slot > _SLOT_MASK:
-                    raise ValueError(f"a host counts at most {_SLOT_MASK} machines")
-                self._slots.append(cmid)
-            heapq.heappush(self._heap, (now << _SLOT_BITS) | slot)
+            self._push(cmid, now)
         elif now > old:
             self._last[cmid] = now  # the heap entry is refreshed lazily in expire()
         if vm:
             self._vms.add(cmid)
         elif self._vms:
             self._vms.discard(cmid)
+        return (cmid, old, was_vm)
+
+    def undo(self, touches: Sequence[Touch]) -> None:
+        """Take back ``touches`` (their records never reached the store), newest first.
+
+        A machine new to the count leaves it; its heap entry is dropped when it
+        reaches the top. A known machine gets its previous time back, with a heap
+        entry of its own at that time: the entry it had may meanwhile have been
+        refreshed to the later time. The index stays exact; the heap may hold one
+        extra entry per undone touch until that machine leaves the count.
+        """
+        last, vms = self._last, self._vms
+        for cmid, old, was_vm in reversed(touches):
+            if old is None:
+                if last.pop(cmid, None) is not None:
+                    vms.discard(cmid)
+                continue
+            last[cmid] = old
+            self._push(cmid, old)
+            if was_vm:
+                vms.add(cmid)
+            else:
+                vms.discard(cmid)
+
+    def _push(self, cmid: bytes, time: int) -> None:
+        if self._free:
+            slot = self._free.pop()
+            self._slots[slot] = cmid
+        else:
+            slot = len(self._slots)
+            if slot > _SLOT_MASK:
+                raise ValueError(f"a host counts at most {_SLOT_MASK} machines")
+            self._slots.append(cmid)
+        heapq.heappush(self._heap, (time << _SLOT_BITS) | slot)
 
     def expire(self, now: int) -> None:
         """Drop machines not seen for the whole window before ``now``."""
@@ -130,8 +162,10 @@ class ClientIndex:
             entry = heapq.heappop(heap)
             slot = entry & _SLOT_MASK
             cmid = slots[slot]
-            seen = last[cmid]
-            if seen > entry >> _SLOT_BITS:
+            seen = last.get(cmid)
+            if seen is None:  # an undone machine, or a second entry (see undo())
+                self._free.append(slot)
+            elif seen > entry >> _SLOT_BITS:
                 heapq.heappush(heap, (seen << _SLOT_BITS) | slot)
             else:
                 del last[cmid]
@@ -179,6 +213,9 @@ class Decision:
 
     frame: bytes  #: the whole reply frame
     record: RequestRecord | None  #: the request to persist, None for license fetches
+    #: what the request changed in the count: give it to :meth:`HostCore.forget`
+    #: if the record could not be persisted (None when the count was not touched)
+    touched: Touch | None = None
 
     @property
     def reply(self) -> ActivateReply | LicenseReply:
@@ -273,13 +310,14 @@ class HostCore:
             return self._refuse(req, now, address, Result.CLOCK_SKEW, 0, required or 0)
         if required is None:
             return self._refuse(req, now, address, Result.UNKNOWN_SKU, 0, 0)
-        self.index.touch(req.cmid, now, req.vm)
+        touched = self.index.touch(req.cmid, now, req.vm)
         count = self.index.count(now, count_vms=self.config.count_vms)
         result = self.status_for(sku, now)
         if result is Result.OK and count < required:
             result = Result.COUNT_TOO_LOW
         if result is not Result.OK:
-            return self._refuse(req, now, address, result, count, required)
+            frame = self._reply(result, count, required)
+            return Decision(frame, _record(req, now, address, result, count, 0), touched)
         key = self.signing_key
         assert key is not None
         valid_until = now + self.validity
@@ -292,7 +330,17 @@ class HostCore:
             Result.OK, count, required, cfg.activation_interval, cfg.renewal_interval,
             cfg.host_id, body + key.sign(body),
         )  # fmt: skip
-        return Decision(frame, _record(req, now, address, Result.OK, count, valid_until))
+        record = _record(req, now, address, Result.OK, count, valid_until)
+        return Decision(frame, record, touched)
+
+    def forget(self, touched: Sequence[Touch]) -> None:
+        """Take decided requests back out of the count: their records were not persisted.
+
+        The count then matches the store again (a server calls this when a group
+        commit fails); ``touched`` are the decisions' :attr:`Decision.touched`, in
+        the order they were decided.
+        """
+        self.index.undo(touched)
 
     # -- helpers ---------------------------------------------------------------
 
@@ -352,10 +400,14 @@ def check_license(
     host_id: bytes,
     signing_key: SigningKey | None,
     vendor_public_key: bytes | None,
+    *,
+    now: int | None = None,
 ) -> HostLicense:
     """The host license, if the vendor signed it for this host id and signing key.
 
-    Expiry is not checked here (an expired host answers with its own result code).
+    With ``now`` (installing a license), a license that has already expired is
+    refused. Without it (loading the installed license to serve), expiry is not
+    checked: an expired host answers with its own result code.
     """
     if vendor_public_key is None:
         raise ConfigurationError("a host license needs the vendor key to check it")
@@ -367,7 +419,104 @@ def check_license(
         )
     if signing_key is None or lic.host_public_key != signing_key.public_key:
         raise ConfigurationError("the host license names another host signing key")
+    if now is not None and lic.expires_at is not None and now >= lic.expires_at:
+        raise ConfigurationError(
+            f"the host license expired {_ago(now - lic.expires_at)} ago (at Unix time "
+            f"{lic.expires_at}); ask the vendor for a new one and activate again"
+        )
     return lic
+
+
+def _ago(seconds: int) -> str:
+    if seconds >= 2 * DAY:
+        return f"{seconds // DAY} days"
+    if seconds >= 7200:
+        return f"{seconds // 3600} hours"
+    return f"{seconds} seconds"
+
+
+#: One event row: (time, client address, message).
+EventRow: TypeAlias = tuple[int, str, str]
+
+
+class _Window:
+    __slots__ = ("end", "message", "n", "start")
+
+    def __init__(self, start: int, end: int, message: str) -> None:
+        self.start = start  #: when the window opened
+        self.end = end  #: when it ends
+        self.n = 0  #: malformed connections not yet in an event
+        self.message = message  #: what was wrong with the last one
+
+
+class MalformedLog:
+    """Which malformed connections become ``malformed`` events: at most one per address per minute.
+
+    Garbage traffic must not grow the event log without bound. The first malformed
+    connection from an address is logged at once; the ones that follow within the
+    minute are only counted, and when the minute ends one event stands for all of
+    them and opens the next minute; a minute without any closes the address's
+    window. Every message starts with the number of connections it stands for.
+    The caller keeps the running totals (every connection counts there).
+
+    At most ``max_addresses`` windows are open: past that, the oldest is closed
+    early (its summary written), so memory stays bounded whatever the number of
+    source addresses, at the price of a second event within the minute for them.
+    Sans-I/O: ``now`` is Unix seconds.
+    """
+
+    __slots__ = ("_open", "max_addresses", "window")
+
+    def __init__(self, window: int = 60, max_addresses: int = 10_000) -> None:
+        self.window = window
+        self.max_addresses = max_addresses
+        #: open windows by address, in order of their end (a window that goes on
+        #: is moved to the back)
+        self._open: dict[str, _Window] = {}
+
+    def add(self, now: int, address: str, message: str) -> list[EventRow]:
+        """One malformed connection from ``address``: the event rows to write now."""
+        rows = self.due(now)
+        w = self._open.get(address)
+        if w is not None:
+            w.n += 1
+            w.message = message
+            return rows
+        if len(self._open) >= self.max_addresses:
+            rows.extend(self._close(now, next(iter(self._open))))
+        self._open[address] = _Window(now, now + self.window, message)
+        rows.append((now, address, f"1 connection: {message}"))
+        return rows
+
+    def due(self, now: int) -> list[EventRow]:
+        """The summaries of windows that ended at or before ``now``."""
+        rows: list[EventRow] = []
+        while self._open:
+            address, w = next(iter(self._open.items()))
+            if w.end > now:
+                break
+            rows.extend(self._close(now, address))
+            if w.n:
+                # Traffic went on during the minute: its summary opens the next one.
+                self._open[address] = _Window(now, now + self.window, w.message)
+        return rows
+
+    def drain(self, now: int) -> list[EventRow]:
+        """The summaries of every open window (the host is stopping)."""
+        rows: list[EventRow] = []
+        for address in list(self._open):
+            rows.extend(self._close(now, address))
+        return rows
+
+    def _close(self, now: int, address: str) -> list[EventRow]:
+        w = self._open.pop(address)
+        if not w.n:
+            return []
+        what = f"{w.n} connection{'s' if w.n > 1 else ''}"
+        return [(now, address, f"{what} in {now - w.start} s, the last: {w.message}")]
+
+    def __len__(self) -> int:
+        return len(self._open)
 
 
 def make_test_host(
@@ -421,7 +570,9 @@ __all__ = [
     "ClientIndex",
     "Decision",
     "HostCore",
+    "MalformedLog",
     "RequestRecord",
+    "Touch",
     "check_license",
     "make_test_host",
 ]

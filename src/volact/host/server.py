@@ -3,10 +3,10 @@
 One connection carries one exchange: read one request frame (bounded in size and
 time), let the core decide, send the reply, close. A reply that grants activation
 is written only after its record is committed to the store; the commits of
-concurrent requests are grouped into one transaction by a writer thread
-(:class:`GroupCommitter`). Refusals are answered at once and recorded in the same
-batches. Garbage, oversized or slow requests close their own connection and
-nothing else.
+concurrent requests are grouped into one transaction (:class:`GroupCommitter`).
+Refusals are answered at once and recorded in the same batches. Garbage, oversized
+or slow requests close their own connection and nothing else; one client address
+may hold only so many connections at once (``max_connections_per_address``).
 
 No policy lives here: counting, thresholds and tickets are the core's. Uses
 uvloop when it is importable. SIGTERM/SIGINT stop accepting, let in-flight
@@ -28,13 +28,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from volact.errors import ConfigurationError, DecodeError, StoreError, VolactError
+from volact.errors import ConfigurationError, DecodeError, VolactError
 from volact.files import write_atomic
 from volact.host import dns
 from volact.host.activation import load_core
 from volact.host.config import SERVE_FILE, HostConfig, load_config, parse_listen
 from volact.host.metrics import serve_metrics
-from volact.host.policy import COUNT_WINDOW, HostCore, RequestRecord
+from volact.host.policy import (
+    COUNT_WINDOW,
+    EventRow,
+    HostCore,
+    MalformedLog,
+    RequestRecord,
+    Touch,
+)
 from volact.host.store import HostStore
 from volact.wire import LENGTH_BYTES, MAX_REQUEST_FRAME, ActivateReply, Result, encode
 
@@ -51,26 +58,42 @@ class GroupCommitter:
     on the loop thread: measured here, an fsync costs ~250 µs of wall time, a
     small price once per batch, and it avoids handing every batch to a thread
     (which cost more CPU than the commit itself).
+
+    Whatever goes wrong in a write, every waiter is answered (False: the grant
+    becomes BUSY) and ``on_failure`` gets the count changes of the lost records,
+    so that the in-memory count keeps matching the store.
     """
 
     def __init__(
-        self, store: HostStore, loop: asyncio.AbstractEventLoop, interval: float = 0.004
+        self,
+        store: HostStore,
+        loop: asyncio.AbstractEventLoop,
+        interval: float = 0.004,
+        on_failure: Callable[[list[Touch]], None] | None = None,
     ) -> None:
         self._store = store
         self._loop = loop
         self.interval = interval
+        self._on_failure = on_failure
         self._records: list[RequestRecord] = []
         self._waiters: list[_Done] = []
+        self._touched: list[Touch] = []
         self._events: list[tuple[int, str, str]] = []
-        self._malformed: list[tuple[int, str, str]] = []
+        self._malformed: list[EventRow] = []
+        self._malformed_n = 0
         self._timer: asyncio.TimerHandle | None = None
         self.batches = 0
         self.failures = 0
 
-    def add(self, record: RequestRecord, done: _Done | None = None) -> None:
+    def add(
+        self, record: RequestRecord, done: _Done | None = None, touched: Touch | None = None
+    ) -> None:
+        """A request to persist; ``done`` waits for its commit, ``touched`` is undone on failure."""
         self._records.append(record)
         if done is not None:
             self._waiters.append(done)
+        if touched is not None:
+            self._touched.append(touched)
         if self._timer is None:
             self._timer = self._loop.call_later(self.interval, self.flush)
 
@@ -79,9 +102,11 @@ class GroupCommitter:
         if self._timer is None:
             self._timer = self._loop.call_later(self.interval, self.flush)
 
-    def add_malformed(self, now: int, address: str, message: str) -> None:
-        self._malformed.append((now, address, message))
-        if self._timer is None:
+    def add_malformed(self, rows: Sequence[EventRow], connections: int) -> None:
+        """``connections`` more malformed connections (running totals) and event rows to write."""
+        self._malformed.extend(rows)
+        self._malformed_n += connections
+        if self._timer is None and (rows or connections):
             self._timer = self._loop.call_later(self.interval, self.flush)
 
     def flush(self) -> None:
@@ -89,21 +114,27 @@ class GroupCommitter:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not (self._records or self._events or self._malformed):
+        if not (self._records or self._events or self._malformed or self._malformed_n):
             return
-        records, waiters = self._records, self._waiters
-        events, malformed = self._events, self._malformed
-        self._records, self._waiters, self._events, self._malformed = [], [], [], []
-        ok = True
+        records, waiters, touched = self._records, self._waiters, self._touched
+        events, malformed, malformed_n = self._events, self._malformed, self._malformed_n
+        self._records, self._waiters, self._touched = [], [], []
+        self._events, self._malformed, self._malformed_n = [], [], 0
+        ok = False
         try:
-            self._store.write_batch(records, events, malformed)
-        except StoreError as exc:
-            ok = False
+            self._store.write_batch(records, events, malformed, malformed_count=malformed_n)
+            ok = True
+        except Exception as exc:  # any failure: the grants become BUSY, never hang
             self.failures += 1
-            sys.stderr.write(f"volact host: the store failed, grants refused with BUSY: {exc}\n")
-        self.batches += 1
-        for w in waiters:
-            w(ok)
+            _warn(f"the store failed, {len(waiters)} grants refused with BUSY: {exc}")
+        finally:
+            self.batches += 1
+            if not ok and touched and self._on_failure is not None:
+                try:
+                    self._on_failure(touched)
+                except Exception as exc:  # pragma: no cover - the core's undo does not raise
+                    _warn(f"cannot take the lost requests out of the count: {exc}")
+            _notify(waiters, ok)
 
     def close(self) -> None:
         self.flush()
@@ -111,7 +142,14 @@ class GroupCommitter:
 
 def _notify(waiters: list[_Done], ok: bool) -> None:
     for w in waiters:
-        w(ok)
+        try:
+            w(ok)
+        except Exception as exc:  # one broken connection must not starve the others
+            _warn(f"cannot answer a client: {exc}")
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"volact host: {message}\n")
 
 
 @dataclass
@@ -120,7 +158,7 @@ class ServerStats:
 
     connections: int = 0  #: connections accepted
     active: int = 0  #: connections open now
-    refused_busy: int = 0  #: connections closed at once because of the cap
+    refused_busy: int = 0  #: connections closed at once because of a cap (total or per address)
     malformed: int = 0  #: connections closed for bad input
     timeouts: int = 0  #: connections closed for sending too slowly
     replies: int = 0  #: replies sent
@@ -129,7 +167,7 @@ class ServerStats:
 class HostProtocol(asyncio.Protocol):
     """One connection: one request frame in, one reply frame out."""
 
-    __slots__ = ("_buf", "_done", "_need", "_server", "_started", "_transport")
+    __slots__ = ("_buf", "_done", "_need", "_peer", "_server", "_started", "_transport")
 
     def __init__(self, server: HostServer) -> None:
         self._server = server
@@ -138,6 +176,7 @@ class HostProtocol(asyncio.Protocol):
         self._done = False
         self._transport: asyncio.Transport | None = None
         self._started = 0.0
+        self._peer = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
@@ -145,21 +184,40 @@ class HostProtocol(asyncio.Protocol):
         s = self._server
         s.stats.connections += 1
         if s.stats.active >= s.config.max_connections or s.stopping:
-            s.stats.refused_busy += 1
-            self._done = True
-            self._transport.abort()
+            self._refuse()
             return
+        peer = transport.get_extra_info("peername")
+        self._peer = str(peer[0]) if peer else ""
+        cap = s.config.max_connections_per_address
+        if cap:
+            n = s.per_address.get(self._peer, 0)
+            if n >= cap:  # one address must not take every slot
+                self._refuse()
+                return
+            s.per_address[self._peer] = n + 1
         s.stats.active += 1
         s.in_flight.add(self)
         # Read timeouts are enforced by one sweeper for all connections
         # (HostServer.sweep), not by a timer per connection.
         self._started = s.loop.time()
 
+    def _refuse(self) -> None:
+        assert self._transport is not None
+        self._server.stats.refused_busy += 1
+        self._done = True
+        self._transport.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:
         s = self._server
         if self in s.in_flight:
             s.in_flight.discard(self)
             s.stats.active -= 1
+            if s.config.max_connections_per_address:
+                n = s.per_address[self._peer] - 1
+                if n:
+                    s.per_address[self._peer] = n
+                else:
+                    del s.per_address[self._peer]
             if s.stopping and not s.in_flight:
                 s.drained.set()
 
@@ -168,10 +226,7 @@ class HostProtocol(asyncio.Protocol):
             s = self._server
             s.stats.timeouts += 1
             self._done = True
-            s.committer.add_malformed(
-                s.now(), self.peer(),
-                f"no whole request within {s.config.read_timeout:g} s",
-            )  # fmt: skip
+            s.malformed(self._peer, f"no whole request within {s.config.read_timeout:g} s")
             self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
@@ -199,21 +254,27 @@ class HostProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if not self._done:
             self._bad("the connection closed before a whole request arrived")
-        return None
+            return None
+        # A whole request, then a half-close (shutdown(SHUT_WR)): keep our side open
+        # for the reply, which for a grant waits for the group commit. The sweeper
+        # still bounds how long the connection may stay.
+        return True
 
     def _bad(self, message: str) -> None:
         self._done = True
         s = self._server
         s.stats.malformed += 1
-        s.committer.add_malformed(s.now(), self.peer(), message)
+        s.malformed(self._peer, message)
+        if self._transport is not None:
+            self._transport.abort()
+
+    def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
 
     def peer(self) -> str:
-        if self._transport is None:
-            return ""
-        peer = self._transport.get_extra_info("peername")
-        return str(peer[0]) if peer else ""
+        """The client's address (as text, without the port)."""
+        return self._peer
 
     def send(self, frame: bytes) -> None:
         t = self._transport
@@ -242,8 +303,11 @@ class HostServer:
         self.config = config
         self.loop = loop
         self.stats = ServerStats()
-        self.committer = GroupCommitter(store, loop)
+        self.committer = GroupCommitter(store, loop, on_failure=core.forget)
+        self.malformed_log = MalformedLog()
         self.in_flight: set[HostProtocol] = set()
+        #: open connections by client address (kept only when there is a per-address cap)
+        self.per_address: dict[str, int] = {}
         self.stopping = False
         self.drained = asyncio.Event()
         self.servers: list[asyncio.AbstractServer] = []
@@ -252,6 +316,11 @@ class HostServer:
     def now(self) -> int:
         """The host's idea of the time: the clock, moved by ``--clock-offset``."""
         return int(time.time()) + self.clock_offset
+
+    def malformed(self, address: str, message: str) -> None:
+        """A connection closed for bad input: counted always, logged at most once a minute."""
+        rows = self.malformed_log.add(self.now(), address, message)
+        self.committer.add_malformed(rows, 1)
 
     def exchange(self, conn: HostProtocol, frame: bytes) -> None:
         now = self.now()
@@ -270,10 +339,10 @@ class HostServer:
             def done(ok: bool) -> None:
                 conn.send(decision.frame if ok else busy)
 
-            self.committer.add(rec, done)
+            self.committer.add(rec, done, decision.touched)
         else:
             conn.send(decision.frame)
-            self.committer.add(rec)
+            self.committer.add(rec, None, decision.touched)
 
     def _busy_frame(self, rec: RequestRecord) -> bytes:
         cfg = self.config
@@ -285,14 +354,30 @@ class HostServer:
         )  # fmt: skip
 
     async def sweep(self) -> None:
-        """Close connections that have not sent a whole request within the read timeout."""
+        """Close connections that have not sent a whole request within the read timeout.
+
+        A connection that did send one but is still open a second read timeout
+        later (its reply is stuck) is aborted too. Also writes the summaries of the
+        malformed-connection windows that have ended.
+        """
         timeout = self.config.read_timeout
         period = min(1.0, timeout / 4)
         while not self.stopping:
             await asyncio.sleep(period)
-            deadline = self.loop.time() - timeout
-            for conn in [c for c in self.in_flight if c._started < deadline]:
+            self.sweep_once(self.loop.time())
+
+    def sweep_once(self, loop_time: float) -> None:
+        timeout = self.config.read_timeout
+        deadline = loop_time - timeout
+        stuck = deadline - timeout
+        for conn in [c for c in self.in_flight if c._started < deadline]:
+            if not conn._done:
                 conn.timed_out()
+            elif conn._started < stuck:
+                conn.abort()
+        rows = self.malformed_log.due(self.now())
+        if rows:
+            self.committer.add_malformed(rows, 0)
 
     async def start(self, listen: Sequence[str]) -> None:
         for spec in listen or ("",):
@@ -301,7 +386,7 @@ class HostServer:
                 port = self.config.port
             else:
                 host, port = parse_listen(spec, self.config.port)
-                if host in ("*", "0.0.0.0/::"):
+                if host in ("", "*", "0.0.0.0/::"):  # ":PORT": all interfaces, both families
                     host = None
             try:
                 srv = await self.loop.create_server(
@@ -326,6 +411,7 @@ class HostServer:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.drained.wait(), grace)
         # Let grants waiting on a commit be answered before the writer stops.
+        self.committer.add_malformed(self.malformed_log.drain(self.now()), 0)
         self.committer.close()
         for conn in list(self.in_flight):
             if conn._transport is not None:

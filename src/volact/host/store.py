@@ -147,7 +147,10 @@ class HostStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             store._migrate()
-        except sqlite3.DatabaseError as exc:
+        except StoreError:
+            store.close()
+            raise
+        except sqlite3.Error as exc:
             store.close()
             raise StoreError(
                 f"the store {path} is corrupt or not a volact store ({exc}); "
@@ -190,17 +193,22 @@ class HostStore:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._begin()
+        try:
+            yield self._conn
+        except BaseException:
+            self.rollback()
+            raise
+        else:
+            self.commit()
+
+    def _begin(self) -> None:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise StoreError(f"the store is busy or locked: {exc}") from exc
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        else:
-            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:  # closed, misused, corrupt ...
+            raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
 
     # -- writes ----------------------------------------------------------------
 
@@ -213,9 +221,16 @@ class HostStore:
         records: Sequence[RequestRecord],
         events: Iterable[tuple[int, str, str]] = (),
         malformed: Iterable[tuple[int, str, str]] = (),
+        *,
+        malformed_count: int | None = None,
     ) -> None:
-        """Persist many requests and events in one transaction (group commit)."""
-        self.stage(records, events, malformed)
+        """Persist many requests and events in one transaction (group commit).
+
+        ``malformed`` are ``(time, address, message)`` event rows; the running total
+        of malformed connections grows by ``malformed_count`` (default: one per row:
+        a server logs fewer rows than connections).
+        """
+        self.stage(records, events, malformed, malformed_count=malformed_count)
         self.commit()
 
     def stage(
@@ -223,21 +238,27 @@ class HostStore:
         records: Sequence[RequestRecord],
         events: Iterable[tuple[int, str, str]] = (),
         malformed: Iterable[tuple[int, str, str]] = (),
+        *,
+        malformed_count: int | None = None,
     ) -> None:
         """Begin a transaction and write a batch into it; :meth:`commit` makes it durable.
 
         Split so that a server can do the CPU work on its own thread and leave only
-        the commit (the disk wait) to another.
+        the commit (the disk wait) to another. On any error the transaction is
+        rolled back (the connection stays usable) and ``sqlite3`` errors become
+        :class:`StoreError`.
         """
+        self._begin()
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"the store is busy or locked: {exc}") from exc
-        try:
-            self._stage(records, list(events), list(malformed))
+            rows = list(malformed)
+            n = len(rows) if malformed_count is None else malformed_count
+            self._stage(records, list(events), rows, n)
         except sqlite3.Error as exc:
             self.rollback()
             raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
+        except BaseException:
+            self.rollback()
+            raise
 
     def commit(self) -> None:
         try:
@@ -255,6 +276,7 @@ class HostStore:
         records: Sequence[RequestRecord],
         events: list[tuple[int, str, str]],
         malformed: list[tuple[int, str, str]],
+        malformed_count: int,
     ) -> None:
         c = self._conn
         if records:
@@ -296,10 +318,11 @@ class HostStore:
                 "INSERT INTO events (time, kind, address, message) VALUES (?, 'malformed', ?, ?)",
                 malformed,
             )
+        if malformed_count:
             c.execute(
                 "INSERT INTO result_totals VALUES ('malformed', ?) "
                 "ON CONFLICT (result) DO UPDATE SET n = n + excluded.n",
-                (len(malformed),),
+                (malformed_count,),
             )
         if events:
             c.executemany("INSERT INTO events (time, kind, message) VALUES (?, ?, ?)", events)
