@@ -319,6 +319,42 @@ def test_sigterm_stops_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str
         httpx.get(server.url + "/v1/health", timeout=2)
 
 
+def test_a_second_serve_on_the_same_home_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = init_home(tmp_path, capsys)
+    first = start(home)
+    try:
+        before = (home / "serve.json").read_text()
+        second = subprocess.run(
+            [sys.executable, "-c", "from volact.cli import run; run()", "authority", "serve",
+             "--home", str(home), "--listen", "127.0.0.1:0"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode == 1, second.stderr
+        assert f"pid {first.proc.pid}" in second.stderr and "stop it first" in second.stderr
+        # The first one's serve.json is untouched and it still answers.
+        assert (home / "serve.json").read_text() == before
+        assert httpx.get(first.url + "/v1/health", timeout=5).status_code == 200
+    finally:
+        assert first.stop() == 0
+    assert not (home / "serve.json").exists()
+    # Once the first has stopped, the home can be served again.
+    again = start(home)
+    assert again.stop() == 0
+
+
+def test_serve_removes_only_its_own_serve_file(tmp_path: Path) -> None:
+    from volact.authority.vault import remove_serve_file
+
+    (tmp_path / "serve.json").write_text(json.dumps({"pid": 4242, "url": "http://x"}))
+    remove_serve_file(tmp_path, 4343)
+    assert (tmp_path / "serve.json").exists()
+    remove_serve_file(tmp_path, 4242)
+    assert not (tmp_path / "serve.json").exists()
+    remove_serve_file(tmp_path, 4242)  # already gone: nothing to do
+
+
 def test_serve_refuses_bad_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     home = init_home(tmp_path, capsys)
     code = main(["authority", "serve", "--home", str(home), "--listen", "nonsense"])

@@ -1,7 +1,8 @@
 """Runs the authority's HTTP API under uvicorn, with one or several worker processes.
 
-The parent process checks the home, the vendor key (and its passphrase) and the
-store, migrates the schema, binds and listens on the socket, writes
+The parent process takes the home's serving lock (one serve per home), checks
+the home, the vendor key (and its passphrase) and the store, migrates the
+schema, binds and listens on the socket, writes
 ``HOME/serve.json`` with the bound address and prints one readiness line; then
 the workers (spawned processes, each building its own app from environment
 variables via :func:`app_from_env`) accept on that shared socket. Workers are
@@ -25,7 +26,14 @@ from volact.authority.activation import Authority
 from volact.authority.api import ApiConfig, create_app
 from volact.authority.db import Store
 from volact.authority.ratelimit import RateLimit
-from volact.authority.vault import SERVE_FILE, AuthorityHome
+from volact.authority.vault import (
+    SERVE_FILE,
+    AuthorityHome,
+    lock_serving,
+    remove_serve_file,
+    unlock_serving,
+    write_file,
+)
 from volact.errors import ConfigurationError, UsageError
 
 ENV_HOME = "VOLACT_AUTHORITY_HOME"
@@ -158,7 +166,20 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(opts: ServeOptions) -> int:
-    """Run until SIGTERM/SIGINT; return the exit code."""
+    """Run until SIGTERM/SIGINT; return the exit code.
+
+    Holds the home's serving lock throughout, so a second serve on the same home
+    is refused (naming the first one's pid) instead of taking over ``serve.json``.
+    """
+    AuthorityHome.open(opts.home)  # a clear error for a missing home, before the lock
+    lock = lock_serving(opts.home)
+    try:
+        return _serve_locked(opts)
+    finally:
+        unlock_serving(lock)
+
+
+def _serve_locked(opts: ServeOptions) -> int:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -192,8 +213,11 @@ def serve(opts: ServeOptions) -> int:
         "workers": opts.workers,
         "database": _redact(opts.database),
     }
-    serve_file = opts.home / SERVE_FILE
-    serve_file.write_text(json.dumps(info, indent=2) + "\n")
+    try:
+        write_file(opts.home / SERVE_FILE, json.dumps(info, indent=2) + "\n")
+    except ConfigurationError:
+        sock.close()
+        raise
     sys.stdout.write(
         f"volact authority listening on {url} "
         f"({opts.workers} worker{'s' if opts.workers > 1 else ''}, "
@@ -213,7 +237,7 @@ def serve(opts: ServeOptions) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        serve_file.unlink(missing_ok=True)
+        remove_serve_file(opts.home, os.getpid())
         sock.close()
     return 0
 

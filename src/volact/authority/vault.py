@@ -6,6 +6,7 @@ Layout of ``HOME``::
     authority.json    vendor name, vendor public key, catalog, default database URL
     authority.db      the SQLite store (unless a PostgreSQL URL is configured)
     serve.json        the address a running ``volact authority serve`` listens on
+    serve.lock        held (flock) by the one ``serve`` running on this home; its pid
 
 This module reads and writes those files and nothing else; it never overwrites a
 vendor key (losing it would orphan every license the vendor ever signed). The
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -36,6 +39,7 @@ KEY_FILE = "vendor-key.pem"
 CONFIG_FILE = "authority.json"
 DB_FILE = "authority.db"
 SERVE_FILE = "serve.json"
+LOCK_FILE = "serve.lock"
 #: Files a failed ``init`` may have created (SQLite's side files included).
 INIT_FILES = (KEY_FILE, CONFIG_FILE, DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm",
               DB_FILE + "-journal")  # fmt: skip
@@ -241,6 +245,51 @@ def _write_exclusive(path: Path, data: bytes, mode: int) -> None:
         os.chmod(path, mode)  # the umask may have narrowed it; never widened past mode
     except OSError as exc:
         raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def lock_serving(path: Path) -> int:
+    """Take the home's serving lock (``serve.lock``); refuse if another serve holds it.
+
+    One ``serve`` per home: a second one would overwrite ``serve.json`` and, when
+    stopped, delete it under the first. The lock is an ``flock`` on an open file,
+    so it goes away with the process however it ends. Returns the descriptor to
+    pass to :func:`unlock_serving`.
+    """
+    lock = path / LOCK_FILE
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot open {lock}: {exc.strerror}; serve needs a writable home"
+        ) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise ConfigurationError(
+            f"another `volact authority serve` (pid {holder}) is running on {path}; "
+            "stop it first, or give each serve a home of its own"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def unlock_serving(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+def remove_serve_file(path: Path, pid: int) -> None:
+    """Remove ``serve.json`` if it is the one process ``pid`` wrote, never another's."""
+    serve_file = path / SERVE_FILE
+    try:
+        info = json.loads(serve_file.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(info, dict) and info.get("pid") == pid:
+        serve_file.unlink(missing_ok=True)
 
 
 def write_file(path: Path, text: str) -> None:
