@@ -40,6 +40,26 @@ _RECORDS = [
     "manyaddr 60 IN A 127.0.0.1",
     *(f"_volact._tcp.many 60 IN SRV 0 1 {1000 + i} h{i}" for i in range(100)),  # BIND allows 100
     *(f"manyaddr 60 IN A 127.0.1.{i}" for i in range(1, 60)),
+    # 100 records: 64 of priority 5 first, then 36 of priority 0, which must all be kept.
+    *(f"_volact._tcp.prio 60 IN SRV 5 1 {2000 + i} p5-{i}" for i in range(64)),
+    *(f"_volact._tcp.prio 60 IN SRV 0 1 {3000 + i} p0-{i}" for i in range(36)),
+    # Addresses that do not name one host, beside the two that do.
+    *(
+        f"oddaddr 60 IN {t} {a}"
+        for t, a in [
+            ("A", "255.255.255.255"),
+            ("A", "224.0.0.1"),
+            ("A", "239.255.255.250"),
+            ("A", "240.0.0.1"),
+            ("A", "0.0.0.7"),
+            ("A", "127.0.0.1"),
+            ("AAAA", "ff02::1"),
+            ("AAAA", "ff05::1:3"),
+            ("AAAA", "::ffff:224.0.0.1"),
+            ("AAAA", "::ffff:255.255.255.255"),
+            ("AAAA", "::1"),
+        ]
+    ),
 ]
 
 
@@ -73,6 +93,33 @@ def test_huge_answer_sets_are_capped(hostile: Bind9) -> None:
     assert len(set(got)) == len(got)
     addrs = discovery.resolve_host(f"manyaddr.{ZONE}", nameservers=_ns(hostile))
     assert len(addrs) == discovery.MAX_ADDRESSES
+
+
+def test_capping_keeps_the_best_priorities(hostile: Bind9) -> None:
+    # 100 records, 36 of them priority 0: a cut taken before sorting keeps about 23
+    # of those (whatever order BIND answers in); all 36 must survive the cut.
+    got = discovery.lookup_srv(f"_volact._tcp.prio.{ZONE}", nameservers=_ns(hostile))
+    assert len(got) == discovery.MAX_RECORDS
+    assert sum(r.priority == 0 for r in got) == 36
+    assert [r.priority for r in got] == sorted(r.priority for r in got)
+
+
+def test_capping_on_crafted_rdata_keeps_the_lowest_priority() -> None:
+    def srv(text: str) -> object:
+        return dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.SRV, text)
+
+    answer = [srv(f"9 0 {1000 + i} h{i}.example.") for i in range(100)]
+    answer.append(srv("0 0 1688 best.example."))
+    got = discovery._srv_from_answer(answer)
+    assert len(got) == discovery.MAX_RECORDS
+    assert got[0] == SrvRecord(0, 0, 1688, "best.example")
+
+
+def test_non_unicast_addresses_are_dropped(hostile: Bind9) -> None:
+    ns = _ns(hostile)
+    assert discovery.resolve_host(f"oddaddr.{ZONE}", nameservers=ns) == ["::1", "127.0.0.1"]
+    got = asyncio.run(discovery.resolve_host_async(f"oddaddr.{ZONE}", nameservers=ns))
+    assert got == ["::1", "127.0.0.1"]
 
 
 def test_missing_names_and_types_give_empty_lists(hostile: Bind9) -> None:

@@ -6,11 +6,13 @@ those servers (``dns.resolver.Resolver(configure=False)``, their ports included)
 without, to the machine's resolver configuration.
 
 Answers come from the network and are not trusted blindly: records with port 0,
-the "no service" target ``.``, targets that are not host names, or anything past
-:data:`MAX_RECORDS` are dropped. The choice among the records (RFC 2782), caching
-and failover are the planner's, not this module's. Lookups return an empty list
-when the name does not exist or has no such records, and raise
-:class:`volact.errors.TransportError` when no nameserver answers.
+the "no service" target ``.`` and targets that are not host names are dropped, and
+of the rest only the :data:`MAX_RECORDS` best by priority are kept; addresses that
+do not name one host (wildcard, broadcast, multicast, reserved) are dropped. The
+choice among the records (RFC 2782), caching and failover are the planner's, not
+this module's. Lookups return an empty list when the name does not exist or has no
+such records, and raise :class:`volact.errors.TransportError` when no nameserver
+answers.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import dns.resolver
 from volact.client.srv import HostAddress, SrvRecord
 from volact.errors import ConfigurationError, TransportError
 
-#: Most SRV records taken from one answer (a hostile answer set is cut here).
+#: Most SRV records taken from one answer (a hostile answer set is cut here, keeping
+#: the lowest priority numbers: those are the ones RFC 2782 says to try first).
 MAX_RECORDS = 64
 #: Most addresses taken for one target, per family.
 MAX_ADDRESSES = 16
@@ -110,8 +113,6 @@ def _srv_from_answer(rdatas: Iterable[object]) -> list[SrvRecord]:
     out: list[SrvRecord] = []
     seen: set[SrvRecord] = set()
     for rd in rdatas:
-        if len(out) >= MAX_RECORDS:
-            break
         if not isinstance(rd, dns.rdtypes.IN.SRV.SRV):
             continue
         if rd.port == 0 or rd.target == dns.name.root:
@@ -123,7 +124,28 @@ def _srv_from_answer(rdatas: Iterable[object]) -> list[SrvRecord]:
         if rec not in seen:
             seen.add(rec)
             out.append(rec)
-    return out
+    # A DNS message bounds the answer (64 KiB), so sorting all of it is cheap; cutting
+    # before sorting would let a long answer push out the records to try first.
+    out.sort(key=lambda r: r.priority)
+    return out[:MAX_RECORDS]
+
+
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+
+
+def _unicast(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether ``ip`` names one host we could connect to (loopback included).
+
+    Not the wildcard, broadcast, multicast or a reserved range; an IPv4-mapped IPv6
+    address is judged by its IPv4 address.
+    """
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return True
+    if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
+        return False  # IPv4 reserved is 240.0.0.0/4, with 255.255.255.255
+    return not (isinstance(ip, ipaddress.IPv4Address) and ip in _THIS_NETWORK)
 
 
 def _addresses(rdatas: Iterable[object], family: int) -> list[str]:
@@ -136,7 +158,7 @@ def _addresses(rdatas: Iterable[object], family: int) -> list[str]:
             ip = ipaddress.ip_address(text)
         except ValueError:
             continue
-        if ip.version == family and not ip.is_unspecified and str(ip) not in out:
+        if ip.version == family and _unicast(ip) and str(ip) not in out:
             out.append(str(ip))
     return out
 
