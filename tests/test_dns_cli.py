@@ -172,3 +172,101 @@ def test_publish_needs_a_server_and_a_home(
     assert main(["host", "dns", "show", "--home", str(tmp_path / "nowhere")]) == 1
     assert main(["host", "dns", "--server", "127.0.0.1"]) == 2
     assert "--home" in capsys.readouterr().err
+
+
+def _leaks(secret: str, text: str, n: int = 6) -> list[str]:
+    low = text.lower()
+    return [
+        secret[i : i + n] for i in range(len(secret) - n + 1) if secret[i : i + n].lower() in low
+    ]
+
+
+def test_malformed_key_file_shows_no_part_of_the_secret_anywhere(
+    home: Path, bind9: Bind9, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A key file holding just the secret: its error goes to `show --json`
+    # (tsig_key.error), `host status`, last_error, dns-state.json and host events.
+    key = bind9.write_key_file(home.parent / "host.key")
+    assert main(["host", "dns", "--home", str(home), "--server", f"127.0.0.1:{bind9.port}",
+                 "--tsig-key-file", str(key)]) == 0  # fmt: skip
+    secret = bind9.tsig_secret_b64
+    key.write_text(secret + "\n")
+    capsys.readouterr()
+    assert main(["host", "dns", "--home", str(home), "--tsig-key-file", str(key)]) == 1
+    outputs = [capsys.readouterr().err]
+    st = _json(capsys, ["host", "dns", "show", "--home", str(home), "--json"])
+    error = st["tsig_key"]["error"]  # type: ignore[index]
+    assert "line 1" in error and "expected 'key" in error
+    out = _json(capsys, ["host", "dns", "publish", "--home", str(home), "--json"], code=1)
+    assert out["results"][0]["reason"] == "config"  # type: ignore[index]
+    assert main(["host", "status", "--home", str(home), "--json"]) == 0
+    assert main(["host", "events", "--home", str(home), "--json"]) == 0
+    assert main(["host", "dns", "show", "--home", str(home)]) == 0
+    captured = capsys.readouterr()
+    outputs += [json.dumps(st), json.dumps(out), captured.out, captured.err]
+    outputs.append((home / "dns-state.json").read_text())
+    assert "dns_publish_failed" in captured.out
+    for text in outputs:
+        assert not _leaks(secret, text), text
+
+
+def test_publish_with_no_domain_says_so_in_json(
+    home: Path, bind9: Bind9, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["host", "dns", "--home", str(home), "--server", f"127.0.0.1:{bind9.port}",
+                 "--fqdn", "localhost"]) == 0  # fmt: skip
+    for action in ("publish", "unpublish"):
+        out = _json(capsys, ["host", "dns", action, "--home", str(home), "--json"], code=1)
+        assert out["ok"] is False and out["results"] == []
+        assert "no parent domain" in str(out["error"]) and "--domain" in str(out["error"])
+    capsys.readouterr()
+    assert main(["host", "dns", "publish", "--home", str(home)]) == 1
+    assert "nothing to publish" in capsys.readouterr().err
+
+
+def test_home_and_json_before_or_after_the_subcommand(
+    home: Path, bind9: Bind9, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["host", "dns", "--home", str(home), "--server", f"127.0.0.1:{bind9.port}",
+                 "--no-tsig"]) == 0  # fmt: skip
+    for argv in (
+        ["--home", str(home), "show", "--json"],
+        ["--home", str(home), "--json", "show"],
+        ["show", "--home", str(home), "--json"],
+        ["--home", str(home), "show", "--home", str(home), "--json"],
+    ):
+        st = _json(capsys, ["host", "dns", *argv])
+        assert st["servers"] == [f"127.0.0.1:{bind9.port}"]
+    capsys.readouterr()
+    assert main(["host", "dns", "--home", str(home), "show"]) == 0
+    assert "DNS publishing: disabled" in capsys.readouterr().out
+    # publish goes out (and is refused: unsigned), found the home given first.
+    out = _json(capsys, ["host", "dns", "--home", str(home), "publish", "--json"], code=1)
+    assert out["results"][0]["reason"] == "refused"  # type: ignore[index]
+
+    for argv, needle in (
+        (["show"], "--home DIR is required"),
+        (["--home", str(home), "show", "--home", str(home.parent)], "different directories"),
+        (["--home", str(home), "--ttl", "60", "show"], "--ttl change settings"),
+        (["--home", str(home), "--disable", "publish"], "--enable/--disable"),
+    ):
+        capsys.readouterr()
+        assert main(["host", "dns", *argv]) == 2, argv
+        assert needle in capsys.readouterr().err
+    assert hostdns_settings(home)["ttl"] == 3600  # the refused --ttl changed nothing
+
+
+def hostdns_settings(home: Path) -> dict[str, object]:
+    obj = json.loads((home / "dns.json").read_text())
+    assert isinstance(obj, dict)
+    return obj
+
+
+def test_bad_server_name_error_names_it_once(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["host", "dns", "--home", str(home), "--server", "bad host!"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("bad host!") == 1, err
+    assert "not an IP address or a host name" in err

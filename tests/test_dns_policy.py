@@ -7,6 +7,7 @@ whole (RFC 2136 updates are atomic), and the host reports why.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,3 +80,47 @@ def test_another_name_is_refused_whole(strict: Bind9, tmp_path: Path) -> None:
     assert "update policy" in outcomes[0].detail
     assert not strict.query(fqdn, "A").answer
     assert not strict.query(f"_volact._tcp.{ZONE}", "SRV").answer  # nothing half-done
+
+
+def test_old_name_no_longer_granted_does_not_block_publishing(
+    strict: Bind9, tmp_path: Path
+) -> None:
+    # The host was host9 (granted then), is host1 now, and the policy was narrowed to
+    # host1: its old A record can no longer be deleted with this key. That refusal
+    # must not refuse the new records too; the old one stays on record, to retry.
+    home = _home(tmp_path, strict)
+    old, fqdn = f"host9.{ZONE}", f"host1.{ZONE}"
+    upd = strict.update(ZONE)
+    upd.add(f"_volact._tcp.{ZONE}.", 3600, "SRV", f"0 0 1688 {old}.")
+    assert strict.send(upd).rcode() == 0
+    state = {
+        "fqdn": old,
+        "domains": {
+            ZONE: {
+                "published": True,
+                "fqdn": old,
+                "records": [
+                    {"name": f"_volact._tcp.{ZONE}", "type": "SRV", "rdata": f"0 0 1688 {old}."},
+                    {"name": old, "type": "A", "rdata": "127.0.0.9"},
+                ],
+            }
+        },
+    }
+    (home / hostdns.STATE_FILE).write_text(json.dumps(state))
+
+    outcomes = hostdns.run_once(
+        home, action="publish", fqdn=fqdn, port=1688, addresses=("127.0.0.1",)
+    )
+    assert [o.ok for o in outcomes] == [True], outcomes
+    assert f"old records under {old} not removed: refused (REFUSED)" in outcomes[0].detail
+    srv = {
+        rd.to_text() for rrset in strict.query(f"_volact._tcp.{ZONE}", "SRV").answer for rd in rrset
+    }
+    assert srv == {f"0 0 1688 {fqdn}."}  # the old SRV went: the label is granted
+    kept = json.loads((home / hostdns.STATE_FILE).read_text())["domains"][ZONE]["records"]
+    assert {"name": old, "type": "A", "rdata": "127.0.0.9"} in kept
+
+    outcomes = hostdns.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
+    assert [o.ok for o in outcomes] == [True]
+    assert not strict.query(f"_volact._tcp.{ZONE}", "SRV").answer
+    assert not strict.query(fqdn, "A").answer

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import dns.rdatatype
@@ -165,6 +166,138 @@ def test_one_host_into_two_zones_with_own_priority_and_weight(bind9: Bind9, tmp_
     hostdns.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
     assert _srv(bind9, "corp.example", fqdn) == _srv(bind9, "branch.example", fqdn) == set()
     assert [d["published"] for d in hostdns.status(home)["domains"]] == [False, False]
+
+
+def _rdatas(bind9: Bind9, name: str, rdtype: str) -> set[str]:
+    return {rd.to_text() for rrset in bind9.query(name, rdtype).answer for rd in rrset}
+
+
+def _admin_adds(bind9: Bind9, zone: str, *records: tuple[str, str, str]) -> None:
+    """Records an administrator maintains by hand (sent with the zone's key)."""
+    upd = bind9.update(zone)
+    for name, rdtype, rdata in records:
+        upd.add(name + ".", 3600, rdtype, rdata)
+    assert bind9.send(upd).rcode() == 0
+
+
+def test_admin_address_records_survive_publish_and_unpublish(bind9: Bind9, tmp_path: Path) -> None:
+    # The zone holds `host AAAA 2001:db8::1` and `host A 192.0.2.99` kept by an
+    # admin; the host publishes only `A 192.0.2.10`. Neither publish nor unpublish
+    # may touch the admin's records.
+    zone = "corp.example"
+    fqdn = f"{_name('admin')}.{zone}"
+    _admin_adds(bind9, zone, (fqdn, "AAAA", "2001:db8::1"), (fqdn, "A", "192.0.2.99"))
+    home = _home(tmp_path, bind9, "admin", addresses=["192.0.2.10"])
+
+    assert _publish(home, fqdn, 1688, ("127.0.0.1",)).kinds() == ["dns_publish_ok"]
+    assert _rdatas(bind9, fqdn, "AAAA") == {"2001:db8::1"}
+    assert _rdatas(bind9, fqdn, "A") == {"192.0.2.99", "192.0.2.10"}
+
+    # Republishing with another address replaces only the one it published.
+    settings = hostdns.load_settings(home)
+    hostdns.save_settings(home, replace(settings, addresses=("192.0.2.11",)))
+    assert _publish(home, fqdn, 1688).kinds() == ["dns_publish_ok"]
+    assert _rdatas(bind9, fqdn, "A") == {"192.0.2.99", "192.0.2.11"}
+    assert _rdatas(bind9, fqdn, "AAAA") == {"2001:db8::1"}
+
+    events = Events()
+    hostdns.run_once(
+        home, action="unpublish", fqdn=fqdn, port=1688, addresses=(), record_event=events
+    )
+    assert events.kinds() == ["dns_unpublish_ok"]
+    assert _srv(bind9, zone, fqdn) == set()
+    assert _rdatas(bind9, fqdn, "A") == {"192.0.2.99"}
+    assert _rdatas(bind9, fqdn, "AAAA") == {"2001:db8::1"}
+    state = json.loads((home / hostdns.STATE_FILE).read_text())["domains"][zone]
+    assert state["published"] is False and state["records"] == []
+
+
+def test_wildcard_listener_after_explicit_address_removes_only_its_own(
+    bind9: Bind9, tmp_path: Path
+) -> None:
+    zone = "corp.example"
+    fqdn = f"{_name('wild')}.{zone}"
+    _admin_adds(bind9, zone, (fqdn, "A", "192.0.2.99"))
+    home = _home(tmp_path, bind9, "wild", addresses=["192.0.2.10"])
+    _publish(home, fqdn, 1688)
+    assert _rdatas(bind9, fqdn, "A") == {"192.0.2.99", "192.0.2.10"}
+    # Back to the listen addresses, which are a wildcard: nothing of its own to add.
+    hostdns.save_settings(home, replace(hostdns.load_settings(home), addresses=()))
+    _publish(home, fqdn, 1688, ("0.0.0.0",))
+    assert _rdatas(bind9, fqdn, "A") == {"192.0.2.99"}
+    assert _srv(bind9, zone, fqdn) == {f"0 0 1688 {fqdn}"}
+    hostdns.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
+    assert _rdatas(bind9, fqdn, "A") == {"192.0.2.99"}
+
+
+def test_fqdn_change_removes_the_old_records(bind9: Bind9, tmp_path: Path) -> None:
+    zone = "corp.example"
+    old, new = f"{_name('old')}.{zone}", f"{_name('new')}.{zone}"
+    other = f"{_name('other')}.{zone}"
+    home = _home(tmp_path, bind9, "renamed", publish=[{"domain": "branch.example"}])
+    other_home = _home(tmp_path, bind9, "other")
+    _publish(other_home, other, 1688, ("127.0.0.3",))
+
+    assert _publish(home, old, 1688, ("127.0.0.1", "::1")).kinds() == ["dns_publish_ok"] * 2
+    assert _srv(bind9, zone, old) == {f"0 0 1688 {old}"}
+    assert _srv(bind9, "branch.example", old) == {f"0 0 1688 {old}"}
+    assert _rdatas(bind9, old, "A") == {"127.0.0.1"}
+
+    # The host is renamed (host set --fqdn, or host dns --fqdn) and publishes again.
+    assert _publish(home, new, 1688, ("127.0.0.1", "::1")).kinds() == ["dns_publish_ok"] * 2
+    assert _srv(bind9, zone, old, new, other) == {f"0 0 1688 {new}", f"0 0 1688 {other}"}
+    assert _srv(bind9, "branch.example", old, new) == {f"0 0 1688 {new}"}
+    assert not bind9.query(old, "A").answer and not bind9.query(old, "AAAA").answer
+    assert _rdatas(bind9, new, "A") == {"127.0.0.1"}
+    assert _rdatas(bind9, other, "A") == {"127.0.0.3"}
+
+    hostdns.run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
+    assert _srv(bind9, zone, old, new, other) == {f"0 0 1688 {other}"}
+    assert not bind9.query(new, "A").answer
+    hostdns.run_once(other_home, action="unpublish", fqdn=other, port=1688, addresses=())
+
+
+def test_fqdn_change_with_state_from_before_rdatas_were_recorded(
+    bind9: Bind9, tmp_path: Path
+) -> None:
+    # dns-state.json as earlier versions wrote it: the FQDN on top, addresses per domain.
+    zone = "corp.example"
+    old, new = f"{_name('legacy-old')}.{zone}", f"{_name('legacy-new')}.{zone}"
+    home = _home(tmp_path, bind9, "legacy")
+    upd = bind9.update(zone)
+    upd.add(f"{LABEL}.{zone}.", 3600, "SRV", f"0 0 1688 {old}.")
+    upd.add(old + ".", 3600, "A", "127.0.0.1")
+    assert bind9.send(upd).rcode() == 0
+    legacy = {"fqdn": old, "domains": {zone: {"published": True, "addresses": ["127.0.0.1"]}}}
+    (home / hostdns.STATE_FILE).write_text(json.dumps(legacy))
+
+    assert _publish(home, new, 1688, ("127.0.0.1",)).kinds() == ["dns_publish_ok"]
+    assert _srv(bind9, zone, old, new) == {f"0 0 1688 {new}"}
+    assert not bind9.query(old, "A").answer
+    hostdns.run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
+    assert _srv(bind9, zone, new) == set() and not bind9.query(new, "A").answer
+
+
+def test_failed_publish_keeps_the_record_of_what_was_published(
+    bind9: Bind9, tmp_path: Path
+) -> None:
+    zone = "corp.example"
+    old, new = f"{_name('keep-old')}.{zone}", f"{_name('keep-new')}.{zone}"
+    home = _home(tmp_path, bind9, "keep")
+    _publish(home, old, 1688, ("127.0.0.1",))
+    bind9.stop()
+    try:
+        outcomes = hostdns.run_once(
+            home, action="publish", fqdn=new, port=1688, addresses=("127.0.0.1",), timeout=2.0
+        )
+    finally:
+        bind9.start()
+    assert [o.ok for o in outcomes] == [False]
+    # The failure under the new name did not make it forget the old one.
+    assert _publish(home, new, 1688, ("127.0.0.1",)).kinds() == ["dns_publish_ok"]
+    assert _srv(bind9, zone, old, new) == {f"0 0 1688 {new}"}
+    assert not bind9.query(old, "A").answer
+    hostdns.run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
+import secrets
 import shutil
 import subprocess
 
@@ -23,6 +25,7 @@ from volact.host.dns_settings import (
     FailureKind,
     Outcome,
     PublishDomain,
+    Published,
     PublishSchedule,
     ServerAddress,
     SrvValue,
@@ -103,7 +106,7 @@ def test_an_unterminated_comment_is_refused() -> None:
         (f'key "k" {{ algorithm hmac-foo; secret "{SECRET}"; }};', "unknown algorithm"),
         ('key "k" { algorithm hmac-sha256; secret "not base64!"; };', "not valid base64"),
         (f'key "k" {{ algorithm hmac-sha256; secret "{SECRET}";', "not closed"),
-        (f'key "k" {{ algorithm hmac-sha256; secret "{SECRET}" }};', "STATEMENT VALUE"),
+        (f'key "k" {{ algorithm hmac-sha256; secret "{SECRET}" }};', "expected 'algorithm NAME;'"),
         (f'key "k" {{ algorithm hmac-sha256; secret "{SECRET}"; flavour x; }};', "unknown"),
         (KEYGEN_TEXT + KEYGEN_TEXT.replace("host1", "host2"), "2 keys"),
         ('key "k" { secret "abc', "unterminated"),
@@ -113,6 +116,78 @@ def test_bad_key_files_are_refused_without_echoing_the_secret(text: str, needle:
     with pytest.raises(ConfigurationError, match=needle) as info:
         parse_bind_key(text)
     assert SECRET not in str(info.value)
+
+
+def _leaks(secret: str, text: str, n: int = 6) -> list[str]:
+    """The substrings of ``secret`` of ``n`` characters that appear in ``text`` (any case)."""
+    low = text.lower()
+    return [
+        secret[i : i + n] for i in range(len(secret) - n + 1) if secret[i : i + n].lower() in low
+    ]
+
+
+def _malformed_key_files(secret: str) -> list[str]:
+    """Key files that are wrong in many ways, with the secret in many places."""
+    good = [
+        "key", '"host1.corp.example"', "{", "algorithm", "hmac-sha256", ";",
+        "secret", f'"{secret}"', ";", "}", ";",
+    ]  # fmt: skip
+    files = [
+        secret,
+        secret + "\n",
+        f'"{secret}"',
+        f"# a comment\n\n{secret}\n",
+        f"secret {secret};",
+        f'secret "{secret}";',
+        f'{{ secret "{secret}"; }};',
+        f'key {secret} {{ algorithm hmac-sha256; secret "{secret}"; }};',
+        f'key "{secret}" {{ algorithm hmac-sha256; }};',
+        f'key "{secret.lower()}" {{ algorithm hmac-sha256; }};',
+        f'key "k" {{ algorithm {secret}; secret "{secret}"; }};',
+        f'key "k" {{ {secret} "x"; }};',
+        f'key "k" {{ {secret}; }};',
+        f'key "k" {{ algorithm hmac-sha256; secret {secret} }};',
+        f'key "k" {{ algorithm hmac-sha256; secret "{secret}!"; }};',
+        f'key "k" {{ algorithm hmac-sha256; secret "{secret}" "{secret}"; }};',
+        f'key "k" {{ algorithm hmac-sha256; secret "{secret}"; }}; {secret}',
+        f'key "k" {{ algorithm hmac-sha256; secret "{secret}"; }} {secret};',
+        f'key "k" {{ algorithm hmac-sha256; secret "{secret}";',
+        f'key "k" {{ algorithm hmac-sha256; secret "{secret}',
+        f'key "k" {{ algorithm hmac-sha256; secret "{secret}"; /* {secret}',
+        f'key "k" {{ secret "{secret}"; }};',
+        f'options {{ secret "{secret}"; }};',
+        f'key "k" {{ algorithm hmac-sha256; secret "{secret}"; }};' * 2,
+    ]
+    # Every token of a good file replaced by the secret, and the secret put before each.
+    for i in range(len(good)):
+        files.append(" ".join([*good[:i], secret, *good[i + 1 :]]))
+        files.append("\n".join([*good[:i], secret, *good[i:]]))
+    return files
+
+
+def test_key_file_errors_never_quote_any_of_the_secret() -> None:
+    # The error text lands in `host dns show --json`, `host status`, dns-state.json
+    # and host events: a malformed file (or one holding just the secret) must not
+    # leak any part of it there.
+    for _ in range(20):
+        secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        for text in _malformed_key_files(secret):
+            try:
+                parse_bind_key(text)
+            except ConfigurationError as exc:
+                message = str(exc)
+            else:
+                continue  # some placements still make a valid file
+            assert not _leaks(secret, message), (text, message)
+            assert re.search(r"line \d+|holds no key|keys;", message), message
+
+
+def test_key_file_errors_name_the_line() -> None:
+    text = f'key "k" {{\n\talgorithm hmac-sha256;\n\tsecret "{SECRET}!";\n}};\n'
+    with pytest.raises(ConfigurationError, match="line 3: the secret is not valid base64"):
+        parse_bind_key(text)
+    with pytest.raises(ConfigurationError, match="line 2: expected 'key"):
+        parse_bind_key(f"# only the secret\n{SECRET}\n")
 
 
 @given(st.text(max_size=300))
@@ -142,6 +217,14 @@ def test_server_address_parsing() -> None:
     for bad in ("", "[::1", "1.2.3.4:0", "1.2.3.4:99999", "[::1]x", "bad name:53", "[zz]:53"):
         with pytest.raises(ConfigurationError):
             ServerAddress.parse(bad)
+
+
+def test_bad_server_name_is_named_once() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        ServerAddress.parse("bad host!")
+    message = str(info.value)
+    assert message.count("bad host!") == 1, message
+    assert "not an IP address or a host name" in message
 
 
 def test_settings_json_round_trip_has_no_secret() -> None:
@@ -224,6 +307,14 @@ def test_publishable_addresses_drop_wildcards_and_ports() -> None:
     assert got == ("127.0.0.1", "::1")
 
 
+def test_publishable_addresses_are_unicast() -> None:
+    bad = ["255.255.255.255", "240.0.0.1", "0.1.2.3", "ff02::1", "::ffff:224.0.0.1", "::2"]
+    assert publishable_addresses([*bad, "192.0.2.1", "2001:db8::1"]) == ("192.0.2.1", "2001:db8::1")
+    for a in bad:
+        with pytest.raises(ConfigurationError, match="unicast"):
+            DnsSettings(addresses=(a,))
+
+
 # ------------------------------------------------------------------ plans
 
 
@@ -254,7 +345,7 @@ def test_publish_replaces_only_own_srv_whatever_its_port() -> None:
 
 def test_publish_adds_a_and_aaaa_only_inside_the_zone() -> None:
     deletes, adds = _plan([], addresses=("0.0.0.0", "192.0.2.7", "2001:db8::7"))
-    assert "h1.corp.example A *" in deletes and "h1.corp.example AAAA *" in deletes
+    assert deletes == set()  # nothing published before: no A/AAAA is deleted
     assert "h1.corp.example A 192.0.2.7" in adds and "h1.corp.example AAAA 2001:db8::7" in adds
     deletes, adds = _plan([], zone="branch.example", addresses=("192.0.2.7",))
     assert deletes == set()
@@ -271,23 +362,122 @@ def test_bad_port_is_refused() -> None:
         _plan([], port=0)
 
 
-def test_unpublish_removes_only_own() -> None:
+SRV_OWNER = "_volact._tcp.corp.example"
+
+
+def _published(fqdn: str, *records: tuple[str, str, str]) -> Published:
+    return Published(fqdn, tuple(Change(n, t, r) for n, t, r in records))
+
+
+def test_publish_deletes_exactly_what_it_published_before() -> None:
+    before = _published(
+        "h1.corp.example",
+        (SRV_OWNER, "SRV", "0 0 1688 h1.corp.example."),
+        ("h1.corp.example", "A", "192.0.2.10"),
+    )
+    deletes, adds = _plan([], addresses=("192.0.2.11",), previous=before)
+    # Only the A rdata it published goes; never the RRset, and no AAAA at all.
+    assert deletes == {
+        f"{SRV_OWNER} SRV 0 0 1688 h1.corp.example.",
+        "h1.corp.example A 192.0.2.10",
+    }
+    assert adds == {f"{SRV_OWNER} SRV 0 0 1688 h1.corp.example.", "h1.corp.example A 192.0.2.11"}
+
+
+def test_publish_under_a_new_fqdn_deletes_the_old_records() -> None:
+    before = _published(
+        "old.corp.example",
+        (SRV_OWNER, "SRV", "0 0 1688 old.corp.example."),
+        ("old.corp.example", "AAAA", "2001:db8::1"),
+    )
+    other = SrvValue(0, 0, 1688, "h2.corp.example")
+    deletes, adds = _plan([other, SrvValue(0, 0, 1688, "old.corp.example")], previous=before)
+    assert deletes == {f"{SRV_OWNER} SRV 0 0 1688 old.corp.example."}
+    assert adds == {f"{SRV_OWNER} SRV 0 0 1688 h1.corp.example."}
+    # The old name's address goes in a second update: a policy that no longer grants
+    # the old name must not refuse the new records with it.
+    plan = plan_publish(
+        zone="corp.example",
+        label="_volact._tcp",
+        fqdn="h1.corp.example",
+        port=1688,
+        priority=0,
+        weight=0,
+        ttl=60,
+        addresses=(),
+        existing_srv=[],
+        previous=before,
+    )
+    assert plan.cleanup == (Change("old.corp.example", "AAAA", "2001:db8::1"),)
+
+
+def test_unpublish_removes_only_own_and_what_was_published() -> None:
+    before = _published("h1.corp.example", ("h1.corp.example", "A", "127.0.0.1"))
     plan = plan_unpublish(
         zone="corp.example",
         label="_volact._tcp",
         fqdn="h1.corp.example",
-        addresses=("127.0.0.1",),
         existing_srv=[
             SrvValue(0, 0, 1688, "h2.corp.example"),
             SrvValue(0, 0, 1, "h1.corp.example"),
         ],
+        previous=before,
     )
     assert plan.adds == ()
     assert plan.deletes == (
-        Change("_volact._tcp.corp.example", "SRV", "0 0 1 h1.corp.example."),
-        Change("h1.corp.example", "A", None),
-        Change("h1.corp.example", "AAAA", None),
+        Change(SRV_OWNER, "SRV", "0 0 1 h1.corp.example."),
+        Change("h1.corp.example", "A", "127.0.0.1"),
     )
+    # With nothing recorded, no address is removed at all.
+    bare = plan_unpublish(
+        zone="corp.example", label="_volact._tcp", fqdn="h1.corp.example", existing_srv=[]
+    )
+    assert bare.deletes == ()
+
+
+def test_published_state_round_trip_and_untrusted_entries() -> None:
+    p = _published(
+        "h1.corp.example",
+        (SRV_OWNER, "SRV", "1 2 1688 h1.corp.example."),
+        ("h1.corp.example", "A", "192.0.2.1"),
+        ("h1.corp.example", "AAAA", "2001:db8::1"),
+    )
+    assert Published.from_state(p.to_json(), zone="corp.example", fqdn=None) == p
+    hostile = {
+        "fqdn": "h1.corp.example",
+        "records": [
+            {"name": "h1.other.example", "type": "A", "rdata": "192.0.2.1"},  # another zone
+            {"name": "h1.corp.example", "type": "A", "rdata": "2001:db8::1"},  # wrong family
+            {"name": "h1.corp.example", "type": "NS", "rdata": "ns.corp.example."},
+            {"name": "corp.example", "type": "SRV", "rdata": "0 0 1 h1.corp.example."},
+            {"name": SRV_OWNER, "type": "SRV", "rdata": "0 0 99999 h1.corp.example."},
+            {"name": SRV_OWNER, "type": "SRV", "rdata": "junk"},
+            "not a record",
+            {"name": "h1.corp.example", "type": "A", "rdata": "192.0.2.9"},
+        ],
+    }
+    got = Published.from_state(hostile, zone="corp.example", fqdn=None)
+    assert got.records == (Change("h1.corp.example", "A", "192.0.2.9"),)
+    assert Published.from_state({}, zone="corp.example", fqdn="h1.corp.example") == Published(
+        None, ()
+    )
+
+
+def test_state_from_before_rdatas_were_recorded() -> None:
+    # Older dns-state.json: "published" and "addresses" per domain, the FQDN on top.
+    legacy = {"published": True, "addresses": ["192.0.2.1", "::1"]}
+    before = Published.from_state(legacy, zone="corp.example", fqdn="old.corp.example")
+    assert before.records == (
+        Change("old.corp.example", "A", "192.0.2.1"),
+        Change("old.corp.example", "AAAA", "::1"),
+    )
+    # Its SRV is found by the old name's target, since its rdata was not kept.
+    deletes, _ = _plan(
+        [SrvValue(0, 0, 1688, "old.corp.example"), SrvValue(0, 0, 1688, "h2.corp.example")],
+        previous=before,
+    )
+    assert f"{SRV_OWNER} SRV 0 0 1688 old.corp.example." in deletes
+    assert not any("h2" in d for d in deletes)
 
 
 # ------------------------------------------------------------------ schedule

@@ -43,7 +43,8 @@ def register(host_commands: Any) -> None:
             "given), then show them. Sub-commands: show, publish, unpublish."
         ),
     )
-    # dests differ from the sub-commands' (--home/--json) so argparse keeps both.
+    # dests differ from the sub-commands' (--home/--json) so argparse keeps both:
+    # `host dns --home H show` and `host dns show --home H` both work.
     p.add_argument("--home", dest="set_home", type=Path, metavar="DIR", help="the host home")
     p.add_argument("--json", dest="set_json", action="store_true", help="print one JSON object")
     p.add_argument(
@@ -112,11 +113,53 @@ def register(host_commands: Any) -> None:
         ("unpublish", _unpublish, "remove this host's own records now, from every domain"),
     ):
         s = sub.add_parser(name, help=text, description=text)
-        s.add_argument(
-            "--home", required=True, type=Path, metavar="DIR", help="the host's home directory"
-        )
+        s.add_argument("--home", type=Path, metavar="DIR", help="the host's home directory")
         s.add_argument("--json", action="store_true", help="print one JSON object")
         s.set_defaults(func=func)
+
+
+#: The options that change settings: they belong to `host dns` without a sub-command.
+_SETTING_OPTIONS = {
+    "server": "--server",
+    "tsig_key_file": "--tsig-key-file",
+    "no_tsig": "--no-tsig",
+    "domain": "--domain",
+    "priority": "--priority",
+    "weight": "--weight",
+    "publish_domain": "--publish-domain",
+    "remove_publish_domain": "--remove-publish-domain",
+    "ttl": "--ttl",
+    "address": "--address",
+    "clear_addresses": "--clear-addresses",
+    "fqdn": "--fqdn",
+    "label": "--label",
+    "retry_initial": "--retry-initial",
+    "retry_max": "--retry-max",
+    "republish_interval": "--republish-interval",
+    "enable": "--enable/--disable",
+}
+
+
+def _sub_args(args: argparse.Namespace) -> tuple[Path, bool]:
+    """Home and --json of a sub-command, given before or after its name."""
+    command = f"volact host dns {args.dns_command}"
+    # Unset is None, or False for the plain flags; --disable sets enable to False.
+    given = [
+        flag
+        for dest, flag in _SETTING_OPTIONS.items()
+        if (value := getattr(args, dest)) is not None and (dest == "enable" or value is not False)
+    ]
+    if given:
+        raise UsageError(
+            f"{command}: {', '.join(given)} change settings and cannot be combined with "
+            f"'{args.dns_command}'; run `volact host dns --home DIR {given[0]} ...` first"
+        )
+    homes = {h for h in (args.home, args.set_home) if h is not None}
+    if not homes:
+        raise UsageError(f"{command}: --home DIR is required")
+    if len(homes) > 1:
+        raise UsageError(f"{command}: --home is given twice with different directories")
+    return homes.pop(), bool(args.json or args.set_json)
 
 
 def _configure(args: argparse.Namespace) -> int:
@@ -161,9 +204,10 @@ def _configure(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    if not Path(args.home).is_dir():
-        raise ConfigurationError(f"host home {args.home} does not exist")
-    return _print_status(args.home, args.json)
+    home, as_json = _sub_args(args)
+    if not home.is_dir():
+        raise ConfigurationError(f"host home {home} does not exist")
+    return _print_status(home, as_json)
 
 
 def _print_status(home: Path, as_json: bool) -> int:
@@ -232,7 +276,7 @@ def _host_facts(home: Path) -> tuple[str, int, list[str]]:
 
 
 def _run(args: argparse.Namespace, action: str) -> int:
-    home: Path = args.home
+    home, as_json = _sub_args(args)
     fqdn, port, addresses = _host_facts(home)
     from volact.host.store import HostStore
 
@@ -248,18 +292,31 @@ def _run(args: argparse.Namespace, action: str) -> int:
         )
     finally:
         store.close()
-    ok = all(o.ok for o in outcomes)
-    if args.json:
-        emit_json({"action": action, "ok": ok, "results": [_outcome_json(o) for o in outcomes]})
+    ok = bool(outcomes) and all(o.ok for o in outcomes)
+    message: str | None = None
+    if not outcomes:
+        message = (
+            f"nothing to {action}: the FQDN has no parent domain and the publish list is "
+            "empty; set one with `volact host dns --home DIR --domain DOMAIN` "
+            "(or --publish-domain DOMAIN)"
+        )
+    elif not ok:
+        failed = ", ".join(o.domain for o in outcomes if not o.ok)
+        message = f"{action} failed for {failed}; see the reasons above and `volact host dns show`"
+    if as_json:
+        emit_json(
+            {
+                "action": action,
+                "ok": ok,
+                "error": message,
+                "results": [_outcome_json(o) for o in outcomes],
+            }
+        )
     else:
         for o in outcomes:
             print(f"{'ok' if o.ok else 'FAILED'}  {o.message()}")
-    if not outcomes:
-        error(f"nothing to {action}: no domain (set --domain or --publish-domain)")
-        return EXIT_ERROR
-    if not ok:
-        failed = ", ".join(o.domain for o in outcomes if not o.ok)
-        error(f"{action} failed for {failed}; see the reasons above and `volact host dns show`")
+    if message is not None:
+        error(message)
         return EXIT_ERROR
     return EXIT_OK
 

@@ -43,11 +43,13 @@ from volact.files import write_atomic
 from volact.host.dns_settings import (
     DEFAULT_LABEL,
     Backoff,
+    Change,
     DnsSettings,
     DomainState,
     FailureKind,
     Outcome,
     PublishDomain,
+    Published,
     PublishSchedule,
     ServerAddress,
     SrvValue,
@@ -58,7 +60,6 @@ from volact.host.dns_settings import (
     parse_bind_key,
     plan_publish,
     plan_unpublish,
-    publishable_addresses,
 )
 
 #: The settings file in the host home.
@@ -76,7 +77,6 @@ EventSink = Callable[[str, str], None]
 
 
 # --------------------------------------------------------------------------- files
-
 
 
 def load_settings(home: Path) -> DnsSettings:
@@ -161,29 +161,48 @@ def _load_state(home: Path) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in domains.items() if isinstance(k, str) and isinstance(v, dict)}
 
 
+def load_published(home: Path, domain: str) -> Published:
+    """What ``dns-state.json`` says this host last published into ``domain``."""
+    whole = _read_state_file(home)
+    entry = _load_state(home).get(domain, {})
+    fqdn = whole.get("fqdn")
+    return Published.from_state(entry, zone=domain, fqdn=fqdn if isinstance(fqdn, str) else None)
+
+
 def _save_state(
     home: Path,
     domain: str,
     state: DomainState,
     *,
-    published: bool | None,
+    published: Published | None,
+    action: str,
     fqdn: str,
-    addresses: Sequence[str] = (),
 ) -> None:
     """Merge one domain's state into ``dns-state.json``; a failure here is not fatal.
 
-    The addresses published are kept so that ``unpublish`` can remove the A/AAAA
-    records later, even after the service (and its listen addresses) is gone.
+    After a success, ``published`` is what the domain now holds of this host: the
+    exact rdatas, so that the next publish or an ``unpublish`` deletes those and
+    nothing else, even after the FQDN, the addresses or the service have changed.
     """
     states = _load_state(home)
     entry = {**states.get(domain, {}), **state.to_json()}
     if published is not None:
-        entry["published"] = published
-        entry["addresses"] = list(publishable_addresses(addresses)) if published else []
+        entry["published"] = action == "publish"
+        entry.update(published.to_json())
+        entry.pop("addresses", None)  # the older format's record of A/AAAA
     states[domain] = entry
     data = json.dumps({"fqdn": fqdn, "domains": states}, indent=2, sort_keys=True) + "\n"
     with contextlib.suppress(ConfigurationError):
         write_atomic(Path(home) / STATE_FILE, data.encode())
+
+
+def _published(outcome: Outcome, action: str, fqdn: str) -> Published | None:
+    """What to record after ``outcome``: None after a failure (the zone is as it was)."""
+    if not outcome.ok:
+        return None
+    if action == "publish":
+        return Published(fqdn, outcome.records)
+    return Published(None, outcome.records)  # what it could not remove, if anything
 
 
 # --------------------------------------------------------------------------- wire
@@ -244,12 +263,8 @@ def _update_message(plan: UpdatePlan, key: TsigKey | None) -> dns.update.UpdateM
         msg.use_tsig(_dns_key(key))
     for c in plan.deletes:
         name = dns.name.from_text(c.name + ".")
-        if c.rdata is None:
-            msg.delete(name, c.rdtype)
-        else:
-            msg.delete(name, c.rdtype, c.rdata)
+        msg.delete(name, c.rdtype, c.rdata)
     for c in plan.adds:
-        assert c.rdata is not None
         msg.add(dns.name.from_text(c.name + "."), c.ttl, c.rdtype, c.rdata)
     return msg
 
@@ -355,7 +370,21 @@ def _run(
             if failed.kind in _RETRY_NEXT_SERVER:
                 continue
             return last
-        return Outcome(domain, True, plan.summary(), None, str(server))
+        records = [Change(c.name, c.rdtype, c.rdata) for c in plan.adds]
+        removed = list(plan.deletes)
+        note = ""
+        if plan.cleanup:
+            try:
+                _send_update(UpdatePlan(plan.zone, plan.cleanup, ()), server, key, timeout)
+            except Exception as exc:  # kept in the state, to be removed next time
+                reason = classify(exc, key=key, timeout=timeout).detail
+                names = ", ".join(sorted({c.name for c in plan.cleanup}))
+                note = f"; old records under {names} not removed: {reason}"
+                records += [c for c in plan.cleanup if c not in records]
+            else:
+                removed += plan.cleanup
+        detail = UpdatePlan(plan.zone, tuple(removed), plan.adds).summary() + note
+        return Outcome(domain, True, detail, None, str(server), tuple(records))
     assert last is not None
     return last
 
@@ -368,9 +397,15 @@ def publish_domain(
     fqdn: str,
     port: int,
     addresses: Sequence[str],
+    previous: Published | None = None,
     timeout: float = QUERY_TIMEOUT,
 ) -> Outcome:
-    """Replace this host's SRV (and A/AAAA) in one domain; the result, never an exception."""
+    """Replace this host's SRV (and A/AAAA) in one domain; the result, never an exception.
+
+    ``previous`` is what this host published there before: those
+    exact rdatas are deleted, whatever name they were published under
+    (:func:`load_published` reads it).
+    """
     name = normalize_name(fqdn, "FQDN")
     addrs = settings.addresses or tuple(addresses)
 
@@ -385,6 +420,7 @@ def publish_domain(
             ttl=settings.ttl,
             addresses=addrs,
             existing_srv=existing,
+            previous=previous,
         )
 
     return _run(target.domain, settings, make_plan, f"{label}.{target.domain}", timeout)
@@ -396,16 +432,15 @@ def unpublish_domain(
     *,
     label: str,
     fqdn: str,
-    addresses: Sequence[str],
+    previous: Published | None = None,
     timeout: float = QUERY_TIMEOUT,
 ) -> Outcome:
-    """Remove this host's own SRV rdata (and its A/AAAA) from one domain."""
+    """Remove this host's own SRV rdata and exactly the rdatas ``previous`` holds."""
     name = normalize_name(fqdn, "FQDN")
-    addrs = settings.addresses or tuple(addresses)
 
     def make_plan(existing: list[SrvValue]) -> UpdatePlan:
         return plan_unpublish(
-            zone=target.domain, label=label, fqdn=name, addresses=addrs, existing_srv=existing
+            zone=target.domain, label=label, fqdn=name, existing_srv=existing, previous=previous
         )
 
     return _run(target.domain, settings, make_plan, f"{label}.{target.domain}", timeout)
@@ -428,7 +463,6 @@ def _record(
     action: str,
     backoff: Backoff,
     fqdn: str,
-    addresses: Sequence[str],
 ) -> None:
     old = _load_state(home).get(outcome.domain, {})
     prior = old.get("failures", 0)
@@ -442,10 +476,8 @@ def _record(
         last_ok=now if outcome.ok else (last_ok if isinstance(last_ok, int) else None),
         last_error=None if outcome.ok else outcome.detail,
     )
-    published: bool | None = None
-    if outcome.ok:
-        published = action == "publish"
-    _save_state(home, outcome.domain, state, published=published, fqdn=fqdn, addresses=addresses)
+    published = _published(outcome, action, fqdn)
+    _save_state(home, outcome.domain, state, published=published, action=action, fqdn=fqdn)
 
 
 def run_once(
@@ -463,6 +495,8 @@ def run_once(
 
     Used by ``volact host dns publish|unpublish``. Works whether or not publishing is
     enabled (enabling is about the service's schedule); needs a server to be set.
+    Unpublishing removes what ``dns-state.json`` says was published (``addresses``
+    are not used then: the service may listen elsewhere by now).
     """
     if action not in ("publish", "unpublish"):
         raise ValueError(action)
@@ -476,6 +510,7 @@ def run_once(
     backoff = Backoff.of(settings)
     outcomes: list[Outcome] = []
     for target in settings.targets(name):
+        before = load_published(home, target.domain)
         if action == "publish":
             outcome = publish_domain(
                 target,
@@ -484,24 +519,14 @@ def run_once(
                 fqdn=name,
                 port=port,
                 addresses=addresses,
+                previous=before,
                 timeout=timeout,
             )
         else:
-            # The addresses it published, even if the service no longer listens on them.
-            known = _load_state(home).get(target.domain, {}).get("addresses")
-            published = [a for a in known if isinstance(a, str)] if isinstance(known, list) else []
             outcome = unpublish_domain(
-                target,
-                settings,
-                label=label,
-                fqdn=name,
-                addresses=[*addresses, *published],
-                timeout=timeout,
+                target, settings, label=label, fqdn=name, previous=before, timeout=timeout
             )
-        used = settings.addresses or tuple(addresses)
-        _record(
-            home, outcome, int(now()), action=action, backoff=backoff, fqdn=name, addresses=used
-        )
+        _record(home, outcome, int(now()), action=action, backoff=backoff, fqdn=name)
         if record_event is not None:
             kind = f"dns_{action}_{'ok' if outcome.ok else 'failed'}"
             _safe_event(record_event, kind, outcome.message())
@@ -557,6 +582,7 @@ async def publish_loop(
                 fqdn=name,
                 port=port,
                 addresses=listen,
+                previous=load_published(home, domain),
                 timeout=timeout,
             )
             now = int(clock())
@@ -565,9 +591,9 @@ async def publish_loop(
                 home,
                 domain,
                 state,
-                published=True if outcome.ok else None,
+                published=_published(outcome, "publish", name),
+                action="publish",
                 fqdn=name,
-                addresses=settings.addresses or listen,
             )
             if outcome.ok:
                 _safe_event(record_event, "dns_publish_ok", outcome.message())

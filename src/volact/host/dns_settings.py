@@ -115,6 +115,24 @@ def _check_u16(value: int, what: str) -> int:
     return value
 
 
+def is_unicast(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether ``ip`` names one host: not a wildcard, broadcast, multicast or reserved.
+
+    Loopback counts (a host may publish ``127.0.0.1`` for machines on itself);
+    an IPv4-mapped IPv6 address is judged by its IPv4 address.
+    """
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return True
+    if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
+        return False  # IPv4 reserved is 240.0.0.0/4 with 255.255.255.255; IPv6 ::/8 ...
+    return not (isinstance(ip, ipaddress.IPv4Address) and ip in _THIS_NETWORK)
+
+
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+
+
 def publishable_addresses(addresses: Iterable[str]) -> tuple[str, ...]:
     """The IP literals worth an A/AAAA record: wildcards (0.0.0.0, ::) and junk dropped."""
     out: list[str] = []
@@ -128,7 +146,7 @@ def publishable_addresses(addresses: Iterable[str]) -> tuple[str, ...]:
             ip = ipaddress.ip_address(host)
         except ValueError:
             continue
-        if ip.is_unspecified or ip.is_multicast:
+        if not is_unicast(ip):
             continue
         if str(ip) not in out:
             out.append(str(ip))
@@ -180,7 +198,13 @@ class ServerAddress:
             try:
                 ipaddress.IPv4Address(host)
             except ValueError:
-                normalize_name(host, f"DNS server {text!r}")
+                try:
+                    normalize_name(host)
+                except ConfigurationError:
+                    raise ConfigurationError(
+                        f"DNS server {text!r}: not an IP address or a host name "
+                        "(expected ADDR, ADDR:PORT or [IPV6]:PORT)"
+                    ) from None
         port = DNS_PORT
         if port_text:
             if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
@@ -213,17 +237,21 @@ _TOKEN_RE = re.compile(
 )
 
 
-def _tokens(text: str) -> list[str]:
-    out: list[str] = []
-    pos = 0
+def _tokens(text: str) -> list[tuple[str, int]]:
+    """The tokens of ``text``, each with its 1-based line number."""
+    out: list[tuple[str, int]] = []
+    pos, line = 0, 1
     while pos < len(text):
         m = _TOKEN_RE.match(text, pos)
         if m is None:
-            raise ConfigurationError("TSIG key file: unterminated quoted string or comment")
+            raise ConfigurationError(
+                f"TSIG key file line {line}: unterminated quoted string or comment"
+            )
         tok = m.group(0)
         pos = m.end()
         if not (tok.isspace() or tok.startswith(("/*", "//", "#"))):
-            out.append(tok)
+            out.append((tok, line))
+        line += tok.count("\n")
     return out
 
 
@@ -234,58 +262,64 @@ def _unquote(tok: str) -> str:
 def parse_bind_key(text: str) -> TsigKey:
     """The one ``key "name" { algorithm ...; secret "..."; };`` in ``text`` (tsig-keygen's format).
 
-    Error messages name what is wrong but never quote the secret.
+    Error messages say what was expected and on which line, and never quote any
+    token of the file: a malformed file may hold the secret anywhere (or be just the
+    secret), and these messages end up in status output, state files and events.
     """
     toks = _tokens(text)
+    end_line = text.count("\n") + 1
+
+    def fail(at: int, what: str) -> ConfigurationError:
+        line = toks[at][1] if at < len(toks) else end_line
+        return ConfigurationError(f"TSIG key file line {line}: {what}")
+
     keys: list[TsigKey] = []
     i = 0
     while i < len(toks):
-        if toks[i].lower() != "key":
-            raise ConfigurationError(
-                f"TSIG key file: expected 'key \"NAME\" {{ ... }};', found {toks[i][:20]!r}"
-            )
-        if i + 2 >= len(toks) or toks[i + 2] != "{":
-            raise ConfigurationError("TSIG key file: expected 'key \"NAME\" {'")
-        name = normalize_name(_unquote(toks[i + 1]), "TSIG key name")
+        if toks[i][0].lower() != "key":
+            raise fail(i, "expected 'key \"NAME\" {' (tsig-keygen's output)")
+        start = i
+        if i + 2 >= len(toks) or toks[i + 2][0] != "{":
+            raise fail(min(i + 2, len(toks)), "expected 'key \"NAME\" {'")
+        try:
+            name = normalize_name(_unquote(toks[i + 1][0]), "TSIG key name")
+        except ConfigurationError:
+            raise fail(i + 1, "the key name is not a DNS name") from None
         i += 3
         algorithm: str | None = None
         secret: bytes | None = None
         while True:
             if i >= len(toks):
-                raise ConfigurationError(f"TSIG key file: key {name!r} is not closed with '}};'")
-            if toks[i] == "}":
+                raise fail(start, "this key is not closed with '};'")
+            if toks[i][0] == "}":
                 i += 1
-                if i < len(toks) and toks[i] == ";":
+                if i < len(toks) and toks[i][0] == ";":
                     i += 1
                 break
-            if i + 2 >= len(toks) or toks[i + 2] != ";":
-                raise ConfigurationError(
-                    f"TSIG key file: in key {name!r}, expected 'STATEMENT VALUE;'"
-                )
-            stmt, value = toks[i].lower(), _unquote(toks[i + 1])
-            i += 3
+            if i + 2 >= len(toks) or toks[i + 2][0] != ";":
+                raise fail(i, "expected 'algorithm NAME;', 'secret \"BASE64\";' or '};'")
+            stmt, value = toks[i][0].lower(), _unquote(toks[i + 1][0])
             if stmt == "algorithm":
                 algorithm = value.lower().rstrip(".")
                 if algorithm not in TSIG_ALGORITHMS:
-                    raise ConfigurationError(
-                        f"TSIG key {name!r}: unknown algorithm {value!r} "
-                        f"(one of {', '.join(sorted(TSIG_ALGORITHMS))})"
+                    raise fail(
+                        i + 1,
+                        f"unknown algorithm (one of {', '.join(sorted(TSIG_ALGORITHMS))})",
                     )
             elif stmt == "secret":
                 try:
                     secret = base64.b64decode(value, validate=True)
                 except (binascii.Error, ValueError):
-                    raise ConfigurationError(
-                        f"TSIG key {name!r}: the secret is not valid base64"
-                    ) from None
+                    raise fail(i + 1, "the secret is not valid base64") from None
                 if not secret:
-                    raise ConfigurationError(f"TSIG key {name!r}: the secret is empty")
+                    raise fail(i + 1, "the secret is empty")
             else:
-                raise ConfigurationError(f"TSIG key {name!r}: unknown statement {stmt!r}")
+                raise fail(i, "unknown statement (expected 'algorithm' or 'secret')")
+            i += 3
         if algorithm is None:
-            raise ConfigurationError(f"TSIG key {name!r}: no 'algorithm' statement")
+            raise fail(start, "the key has no 'algorithm' statement")
         if secret is None:
-            raise ConfigurationError(f"TSIG key {name!r}: no 'secret' statement")
+            raise fail(start, "the key has no 'secret' statement")
         keys.append(TsigKey(name, algorithm, secret))
     if not keys:
         raise ConfigurationError("TSIG key file holds no key (expected tsig-keygen's output)")
@@ -495,37 +529,162 @@ class SrvValue:
 
 @dataclass(frozen=True)
 class Change:
-    """One record an update deletes or adds; ``rdata`` None deletes the whole RRset."""
+    """One rdata an update deletes or adds; never a whole RRset, which others may share."""
 
     name: str  #: owner name, absolute without the trailing dot
     rdtype: str  #: "SRV", "A" or "AAAA"
-    rdata: str | None  #: presentation form; None = every rdata of this type at ``name``
+    rdata: str  #: presentation form
     ttl: int = 0  #: for additions
 
     def __str__(self) -> str:
-        body = self.rdata if self.rdata is not None else "*"
-        return f"{self.name} {self.rdtype} {body}"
+        return f"{self.name} {self.rdtype} {self.rdata}"
 
 
 @dataclass(frozen=True)
 class UpdatePlan:
-    """One RFC 2136 update for one zone: deletions first, then additions."""
+    """One RFC 2136 update for one zone: deletions first, then additions.
+
+    ``cleanup`` goes in a second update, sent after the first succeeds: old records
+    under names the first does not touch (a previous FQDN or label). A
+    least-privilege ``update-policy`` may no longer grant those names, and a refusal
+    of them must not stop the host publishing under its current name.
+    """
 
     zone: str  #: the zone the update goes to
     deletes: tuple[Change, ...]  #: removed first (only this host's own records)
     adds: tuple[Change, ...]  #: then added
+    cleanup: tuple[Change, ...] = ()  #: removed by a second update (old names)
 
     def summary(self) -> str:
         """What a person reads in the event log, e.g. ``SRV 0 0 1688 host1.corp.example``."""
         parts = [f"{c.rdtype} {c.rdata}".rstrip(".") for c in self.adds]
         if not parts:
-            parts = [f"removed {c.rdtype} {c.rdata or ''}".rstrip(". ") for c in self.deletes]
+            parts = [f"removed {c.rdtype} {c.rdata}".rstrip(". ") for c in self.deletes]
         return ", ".join(parts) if parts else "nothing to change"
 
 
 def own_records(existing: Iterable[SrvValue], fqdn: str) -> tuple[SrvValue, ...]:
     """The SRV rdatas that are this host's: those whose target is its FQDN (any port)."""
     return tuple(v for v in existing if v.target == fqdn)
+
+
+def _record_from_json(obj: object, zone: str) -> Change | None:
+    """One recorded rdata, canonical, or None if it is not one this host could have added."""
+    if not isinstance(obj, Mapping):
+        return None
+    name, rdtype, rdata = obj.get("name"), obj.get("type"), obj.get("rdata")
+    if not (isinstance(name, str) and isinstance(rdtype, str) and isinstance(rdata, str)):
+        return None
+    try:
+        name = normalize_name(name)
+        if not in_zone(name, zone):
+            return None
+        if rdtype == "SRV":
+            label = ".".join(name.split(".")[:2])
+            if name != f"{check_label(label)}.{zone}":
+                return None
+            parts = rdata.split()
+            if len(parts) != 4 or not all(p.isdigit() for p in parts[:3]):
+                return None
+            pr, wt, port = (_check_u16(int(p), "SRV field") for p in parts[:3])
+            value = SrvValue(pr, wt, port, normalize_name(parts[3]))
+            return Change(name, "SRV", value.rdata())
+        if rdtype in ("A", "AAAA"):
+            ip = ipaddress.ip_address(rdata)
+            if (ip.version == 4) != (rdtype == "A"):
+                return None
+            return Change(name, rdtype, str(ip))
+    except (ConfigurationError, ValueError):
+        return None
+    return None
+
+
+@dataclass(frozen=True)
+class Published:
+    """What this host last put into one zone: the exact rdatas, kept in ``dns-state.json``.
+
+    Publishing and unpublishing delete exactly these (never a whole RRset), so
+    records an administrator maintains at the same names are never touched.
+    """
+
+    fqdn: str | None  #: the name they were published under; None if unknown
+    records: tuple[Change, ...] = ()  #: the SRV, A and AAAA rdatas added (``ttl`` unused)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fqdn": self.fqdn,
+            "records": [{"name": c.name, "type": c.rdtype, "rdata": c.rdata} for c in self.records],
+        }
+
+    @classmethod
+    def from_state(cls, entry: Mapping[str, Any], *, zone: str, fqdn: str | None) -> Published:
+        """What one domain's ``dns-state.json`` entry says was published into ``zone``.
+
+        Entries that could not be this host's (another zone, a malformed rdata) are
+        dropped. An entry written before rdatas were recorded has only ``addresses``
+        (and the file's top-level ``fqdn``, passed as ``fqdn``): its A/AAAA are
+        rebuilt from them, and its SRV is found by target (see :func:`plan_publish`).
+        """
+        raw = entry.get("records")
+        records: list[Change] = []
+        if isinstance(raw, list):
+            name = entry.get("fqdn")
+            for item in raw[:MAX_RECORDS_KEPT]:
+                rec = _record_from_json(item, zone)
+                if rec is not None and rec not in records:
+                    records.append(rec)
+        elif entry.get("published") is True:  # written before rdatas were recorded
+            name = fqdn
+            addresses = entry.get("addresses")
+            if not isinstance(addresses, list):
+                addresses = []
+            texts = [a for a in addresses if isinstance(a, str)]
+            for a in publishable_addresses(texts[:MAX_RECORDS_KEPT]):
+                kind = "AAAA" if ":" in a else "A"
+                rec = _record_from_json({"name": fqdn, "type": kind, "rdata": a}, zone)
+                if rec is not None:
+                    records.append(rec)
+        else:
+            return cls(None, ())
+        try:
+            name = normalize_name(name) if isinstance(name, str) else None
+        except ConfigurationError:
+            name = None
+        return cls(name, tuple(records))
+
+
+#: Most recorded rdatas read back from ``dns-state.json`` per domain.
+MAX_RECORDS_KEPT = 256
+
+
+def _previous_deletes(
+    previous: Published | None, fqdn: str, existing_srv: Sequence[SrvValue], owner: str
+) -> list[Change]:
+    """Deletions for what this host published before: the recorded rdatas exactly.
+
+    A record from before rdatas were kept names its SRV only by the old FQDN: then
+    the SRV rdatas targeting that name are this host's previous ones.
+    """
+    if previous is None:
+        return []
+    out = [Change(c.name, c.rdtype, c.rdata) for c in previous.records]
+    has_srv = any(c.rdtype == "SRV" for c in previous.records)
+    if not has_srv and previous.fqdn is not None and previous.fqdn != fqdn:
+        out += [Change(owner, "SRV", v.rdata()) for v in own_records(existing_srv, previous.fqdn)]
+    return out
+
+
+def _split(
+    zone: str, deletes: Iterable[Change], adds: Sequence[Change], names: set[str]
+) -> UpdatePlan:
+    """The plan: deletions at ``names`` go with the additions, the rest to ``cleanup``."""
+    main: list[Change] = []
+    later: list[Change] = []
+    for c in deletes:
+        part = main if c.name in names else later
+        if c not in part:
+            part.append(c)
+    return UpdatePlan(zone, tuple(main), tuple(adds), tuple(later))
 
 
 def plan_publish(
@@ -539,28 +698,30 @@ def plan_publish(
     ttl: int,
     addresses: Sequence[str],
     existing_srv: Iterable[SrvValue],
+    previous: Published | None = None,
 ) -> UpdatePlan:
     """Replace this host's SRV record in ``zone`` (and its A/AAAA if its name is in ``zone``).
 
-    Only rdatas targeting ``fqdn`` are deleted, whatever their port, so a port change
-    replaces the old record and another host's record is never touched. The A/AAAA
-    RRsets at ``fqdn`` belong to this host alone; they are replaced only when there
-    are addresses to publish, so a host listening on a wildcard leaves them alone.
+    Deleted: the SRV rdatas targeting ``fqdn`` (whatever their port, so a port change
+    replaces the old record and another host's record is never touched), and exactly
+    the rdatas ``previous`` says this host published before, under whatever FQDN (so
+    a renamed host leaves nothing behind; those under another name go in
+    ``cleanup``). Never a whole RRset: A/AAAA records an administrator keeps at the
+    same name stay. Added: the SRV, and an A/AAAA per publishable address when
+    ``fqdn`` lies in ``zone``.
     """
     if not 1 <= port <= 65535:
         raise ConfigurationError(f"port must be 1..65535, not {port}")
     owner = f"{label}.{zone}"
+    existing = tuple(existing_srv)
     new = SrvValue(priority, weight, port, fqdn)
-    deletes = [Change(owner, "SRV", v.rdata()) for v in own_records(existing_srv, fqdn)]
+    deletes = [Change(owner, "SRV", v.rdata()) for v in own_records(existing, fqdn)]
+    deletes += _previous_deletes(previous, fqdn, existing, owner)
     adds = [Change(owner, "SRV", new.rdata(), ttl)]
-    addrs = publishable_addresses(addresses)
-    if addrs and in_zone(fqdn, zone):
-        v4 = [a for a in addrs if ":" not in a]
-        v6 = [a for a in addrs if ":" in a]
-        for rdtype, values in (("A", v4), ("AAAA", v6)):
-            deletes.append(Change(fqdn, rdtype, None))
-            adds.extend(Change(fqdn, rdtype, a, ttl) for a in values)
-    return UpdatePlan(zone, tuple(deletes), tuple(adds))
+    if in_zone(fqdn, zone):
+        for a in publishable_addresses(addresses):
+            adds.append(Change(fqdn, "AAAA" if ":" in a else "A", a, ttl))
+    return _split(zone, deletes, adds, {owner, fqdn})
 
 
 def plan_unpublish(
@@ -568,15 +729,19 @@ def plan_unpublish(
     zone: str,
     label: str,
     fqdn: str,
-    addresses: Sequence[str],
     existing_srv: Iterable[SrvValue],
+    previous: Published | None = None,
 ) -> UpdatePlan:
-    """Remove this host's SRV rdatas (and the A/AAAA it would publish) from ``zone``."""
+    """Remove this host's SRV rdatas targeting ``fqdn`` and exactly what ``previous`` holds.
+
+    A/AAAA are removed only as recorded rdatas: a host that never recorded an
+    address removes none, whatever the name holds.
+    """
     owner = f"{label}.{zone}"
-    deletes = [Change(owner, "SRV", v.rdata()) for v in own_records(existing_srv, fqdn)]
-    if publishable_addresses(addresses) and in_zone(fqdn, zone):
-        deletes += [Change(fqdn, "A", None), Change(fqdn, "AAAA", None)]
-    return UpdatePlan(zone, tuple(deletes), ())
+    existing = tuple(existing_srv)
+    deletes = [Change(owner, "SRV", v.rdata()) for v in own_records(existing, fqdn)]
+    deletes += _previous_deletes(previous, fqdn, existing, owner)
+    return _split(zone, deletes, (), {owner, fqdn})
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -606,6 +771,8 @@ class Outcome:
     detail: str  #: the records (on success) or the reason (on failure)
     kind: FailureKind | None = None  #: why it failed; None on success
     server: str | None = None  #: the server that answered last
+    #: on success, the rdatas this host now has in the zone (what ``dns-state.json`` keeps)
+    records: tuple[Change, ...] = ()
 
     def message(self) -> str:
         """The host event's message: ``corp.example: <detail>``."""
