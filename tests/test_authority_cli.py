@@ -270,6 +270,25 @@ def test_export_profile(home: Path, capsys: pytest.CaptureFixture[str], tmp_path
     assert rl is not None and rl.host_ids == {bytes.fromhex("ab" * 8)}
 
 
+@pytest.mark.parametrize("url", ["notaurl", "ftp://x.example", "http://", "https://[::1", "h:80"])
+def test_export_profile_refuses_a_bad_authority_url(
+    home: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str
+) -> None:
+    out = tmp_path / "p.json"
+    code, _, err = run(
+        capsys, "authority", "export-profile", "--home", str(home), "--out", str(out),
+        "--authority-url", url,
+    )  # fmt: skip
+    assert code == 2 and "--authority-url" in err
+    assert not out.exists()
+    for good in ("https://activate.example.com", "http://[::1]:8088/"):
+        got = run_json(
+            capsys, "authority", "export-profile", "--home", str(home), "--out", str(out),
+            "--authority-url", good,
+        )  # fmt: skip
+        assert got["authority_url"] == good
+
+
 def _issue(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> str:
     k = run_json(capsys, "authority", "issue-key", "--home", str(home), *args)
     return str(k["key"])

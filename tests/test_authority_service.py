@@ -12,11 +12,13 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +175,10 @@ def test_mak_proxy_of_100_machines_in_one_call(
     for i, r in enumerate(reqs):
         (in_dir / f"machine-{i:03}.json").write_text(dumps(r))
     (in_dir / "README.txt").write_text("not a request")
+    # A machine name with a NUL is skipped, with why; it does not sink the others.
+    nul = mak_req(mak, sku).to_json()
+    nul["workstation"] = "ws\x00"
+    (in_dir / "machine-nul.json").write_text(json.dumps(nul))
     # One more machine than the key allows: answered with a precise error.
     extra = mak_req(mak, sku)
     (in_dir / "machine-extra.json").write_text(dumps(extra))
@@ -189,7 +195,9 @@ def test_mak_proxy_of_100_machines_in_one_call(
     )
     assert summary["requests"] == 101
     assert summary["activated"] == 100 and summary["refused_by_code"] == {"exhausted_key": 1}
-    assert [s["file"] for s in summary["skipped"]] == ["README.txt"]
+    assert [s["file"] for s in summary["skipped"]] == ["README.txt", "machine-nul.json"]
+    assert "control character U+0000" in summary["skipped"][1]["reason"]
+    assert not (out_dir / "machine-nul.json").exists()
     for i, r in enumerate(reqs):
         resp = MakResponse.from_json((out_dir / f"machine-{i:03}.json").read_text())
         assert resp.confirmation is not None
@@ -244,6 +252,112 @@ def test_mak_proxy_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     )
     assert code == 1 and "cannot reach the authority" in capsys.readouterr().err
     assert not list((tmp_path / "o").glob("*.json"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--authority", "http://[::1"], "malformed URL"),
+        (["--authority", "http://xn--a.com"], "malformed URL"),  # httpx's IDNA refuses it
+        (["--authority", "http://a..b"], "malformed host name"),
+        (["--authority", "notaurl"], "http:// or https://"),
+        (["--authority", "ftp://127.0.0.1/"], "http:// or https://"),
+        (["--authority", "http://127.0.0.1:9", "--timeout", "0"], "--timeout"),
+        (["--authority", "http://127.0.0.1:9", "--timeout", "-1"], "--timeout"),
+        (["--authority", "http://127.0.0.1:9", "--timeout", "nan"], "--timeout"),
+    ],
+)
+def test_mak_proxy_refuses_bad_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    (in_dir / "a.json").write_text(dumps(mak_req("2" * 25, uuid.uuid4())))
+    code = main(["mak", "proxy", "--in", str(in_dir), "--out", str(out_dir), *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("volact: error:") and message in err
+    assert not out_dir.exists() or not list(out_dir.iterdir())
+
+
+def test_mak_proxy_refuses_to_write_over_its_requests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "reqs"
+    folder.mkdir()
+    text = dumps(mak_req("2" * 25, uuid.uuid4()))
+    (folder / "a.json").write_text(text)
+    (tmp_path / "link").symlink_to(folder)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "a.json").symlink_to(folder / "a.json")  # a response would replace it
+    for out in (folder, tmp_path / "link", folder / ".." / "reqs", elsewhere):
+        code = main(
+            ["mak", "proxy", "--authority", "http://127.0.0.1:9", "--in", str(folder),
+             "--out", str(out)]
+        )  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and "overwrite" in err, (out, err)
+        assert (folder / "a.json").read_text() == text
+    # A folder inside --in is fine (files in sub-folders are not requests): it gets
+    # as far as calling the authority.
+    code = main(
+        ["mak", "proxy", "--authority", "http://127.0.0.1:9", "--in", str(folder),
+         "--out", str(folder / "responses"), "--timeout", "2"]
+    )  # fmt: skip
+    assert code == 1 and "cannot reach the authority" in capsys.readouterr().err
+
+
+class _FlakyAuthority(BaseHTTPRequestHandler):
+    """Answers the first /v1/mak/batch call (every item refused), then fails with 503."""
+
+    calls = 0
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).calls += 1
+        if type(self).calls > 1:
+            self.send_response(503)
+            payload = json.dumps({"detail": "store unavailable"}).encode()
+        else:
+            self.send_response(200)
+            results = [
+                MakResponse(uuid.UUID(r["cmid"]), None, "unknown_key", "no such key").to_json()
+                for r in body["requests"]
+            ]
+            payload = json.dumps({"results": results}).encode()
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def test_mak_proxy_writes_nothing_when_a_later_call_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    for i in range(1001):  # two calls: 1000, then 1
+        (in_dir / f"m{i:04}.json").write_text(dumps(mak_req("2" * 25, uuid.uuid4())))
+    _FlakyAuthority.calls = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FlakyAuthority)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        code = main(
+            ["mak", "proxy", "--authority", url, "--in", str(in_dir), "--out", str(out_dir)]
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    assert _FlakyAuthority.calls == 2
+    assert code == 1 and "503" in err and "1000 of 1001" in err and "no response file" in err
+    assert not out_dir.exists() or not list(out_dir.iterdir())
 
 
 def race(url: str, reqs: list[MakRequest]) -> list[int]:
@@ -363,6 +477,8 @@ def test_serve_refuses_bad_settings(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 2
     code = main(["authority", "serve", "--home", str(home), "--database", "nosuch://x"])
     assert code == 1 and "database" in capsys.readouterr().err
+    code = main(["authority", "serve", "--home", str(home), "--log-level", "loud"])
+    assert code == 2 and "invalid choice" in capsys.readouterr().err
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from volact.authority import rules
 from volact.authority.activation import (
@@ -175,8 +176,39 @@ def register(groups: Any) -> None:
     p.add_argument(
         "--rate-burst", type=int, metavar="N", help="burst size of the rate limit (default 500)"
     )
-    p.add_argument("--log-level", default="warning", help="uvicorn log level")
+    p.add_argument(
+        "--log-level",
+        default="warning",
+        choices=LOG_LEVELS,
+        help="uvicorn log level (default warning)",
+    )
     p.set_defaults(func=_serve)
+
+
+#: uvicorn's log levels.
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def http_url(text: str, option: str) -> str:
+    """``text`` if it is an http(s) URL with a host; else a usage error naming ``option``."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 -- raises ValueError on a bad port
+    except ValueError as exc:
+        raise UsageError(f"{option} {text!r} is a malformed URL ({exc})") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"{option} takes an http:// or https:// URL with a host, "
+            f"e.g. https://activate.example.com; not {text!r}"
+        )
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise UsageError(f"{option} {text!r} is a malformed URL (spaces or control characters)")
+    if ":" not in parts.hostname:  # a name, not an IPv6 literal: must be encodable for DNS
+        try:
+            parts.hostname.encode("idna")
+        except UnicodeError as exc:
+            raise UsageError(f"{option} {text!r} has a malformed host name ({exc})") from exc
+    return text
 
 
 def _add_passphrase(p: argparse.ArgumentParser, help_text: str) -> None:
@@ -311,6 +343,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export_profile(args: argparse.Namespace) -> int:
+    if args.authority_url is not None:
+        http_url(args.authority_url, "--authority-url")
     home = _home(args)
     store = _store(home, args)
     try:

@@ -5,12 +5,15 @@ file in ``--in`` (written by ``volact client mak-request`` on machines that cann
 reach the vendor), sends them to the authority in one ``POST /v1/mak/batch``
 (split only past the batch limit), and writes one response file per machine into
 ``--out`` under the request's file name, for ``volact client mak-apply``. It
-holds no rule of its own: the authority decides each machine.
+holds no rule of its own: the authority decides each machine. It writes only
+once every call is answered, and never into the ``--in`` folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -20,6 +23,7 @@ import httpx
 
 from volact.authority.rules import BATCH_LIMIT
 from volact.authority.vault import write_file
+from volact.cli.authority import http_url
 from volact.cli.common import EXIT_OK, add_json, emit_json
 from volact.errors import ConfigurationError, TransportError, UsageError, VolactError
 from volact.exchanges import MakRequest, MakResponse, dumps
@@ -81,6 +85,10 @@ def post_batch(
     url = authority.rstrip("/") + "/v1/mak/batch"
     try:
         resp = client.post(url, json={"requests": [r.to_json() for r in requests]})
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        # Neither is an HTTPError: httpx refuses the URL, or the host name cannot
+        # be encoded when connecting.
+        raise UsageError(f"--authority {authority!r} is a malformed URL ({exc})") from exc
     except httpx.HTTPError as exc:
         raise TransportError(f"cannot reach the authority at {url}: {exc}") from exc
     if resp.status_code != 200:
@@ -104,29 +112,73 @@ def post_batch(
     return answers
 
 
+def _refuse_same_folder(in_dir: Path, out_dir: Path) -> None:
+    """Refuse --out naming the --in folder (by another path, a symlink, a mount...)."""
+    same = in_dir.resolve() == out_dir.resolve()
+    if not same and in_dir.is_dir() and out_dir.is_dir():
+        same = os.path.samefile(in_dir, out_dir)
+    if same:
+        raise UsageError(
+            f"--out {out_dir} is the --in folder: the responses would overwrite the "
+            "requests (they have the same file names); give another --out folder"
+        )
+
+
+def _refuse_overwriting_requests(found: list[tuple[Path, MakRequest]], out_dir: Path) -> None:
+    """Refuse if a response would replace a request file (a link into --out)."""
+    for path, _ in found:
+        target = out_dir / path.name
+        if target.exists() and os.path.samefile(target, path):
+            raise UsageError(
+                f"--out {target} is the request file {path} itself: the response "
+                "would overwrite it; give another --out folder"
+            )
+
+
 def _proxy(args: argparse.Namespace) -> int:
+    http_url(args.authority, "--authority")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise UsageError(f"--timeout takes a number of seconds > 0, not {args.timeout:g}")
+    _refuse_same_folder(args.in_dir, args.out_dir)
     found, skipped = read_requests(args.in_dir)
     if not found:
         raise ConfigurationError(f"no MAK request files in {args.in_dir}")
+    _refuse_overwriting_requests(found, args.out_dir)
+    # Every call first, then the files: a call that fails (past the first 1000)
+    # leaves --out untouched. The calls already answered are not lost: the
+    # authority charges nothing again for a machine it has activated.
+    answered: list[tuple[Path, MakRequest, MakResponse]] = []
+    with httpx.Client(timeout=args.timeout) as client:
+        for start in range(0, len(found), BATCH_LIMIT):
+            chunk = found[start : start + BATCH_LIMIT]
+            try:
+                answers = post_batch(client, args.authority, [r for _, r in chunk])
+            except TransportError as exc:
+                if not answered:
+                    raise
+                raise TransportError(
+                    f"{exc} (after {len(answered)} of {len(found)} requests were answered; "
+                    "no response file was written: run it again, machines already "
+                    "activated are not charged twice)"
+                ) from exc
+            answered.extend(
+                (path, req, ans) for (path, req), ans in zip(chunk, answers, strict=True)
+            )
     try:
         args.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigurationError(f"cannot create --out {args.out_dir}: {exc.strerror}") from exc
     results: list[dict[str, Any]] = []
-    with httpx.Client(timeout=args.timeout) as client:
-        for start in range(0, len(found), BATCH_LIMIT):
-            chunk = found[start : start + BATCH_LIMIT]
-            answers = post_batch(client, args.authority, [r for _, r in chunk])
-            for (path, req), ans in zip(chunk, answers, strict=True):
-                write_file(args.out_dir / path.name, dumps(ans))
-                results.append(
-                    {
-                        "file": path.name,
-                        "cmid": str(req.cmid),
-                        "status": "activated" if ans.confirmation else ans.error_code,
-                        "detail": ans.error_detail,
-                    }
-                )
+    for path, req, ans in answered:
+        write_file(args.out_dir / path.name, dumps(ans))
+        results.append(
+            {
+                "file": path.name,
+                "cmid": str(req.cmid),
+                "status": "activated" if ans.confirmation else ans.error_code,
+                "detail": ans.error_detail,
+            }
+        )
     counts = Counter(r["status"] for r in results)
     activated = counts.pop("activated", 0)
     summary = {
