@@ -274,3 +274,16 @@ def test_status_text_summarises_dns(tmp_path: Path, capsys: pytest.CaptureFixtur
     make_host_home(home)
     code, out, _ = run(capsys, "host", "status", "--home", str(home))
     assert code == 0 and "dns:         publishing off" in out and "{" not in out
+
+
+def test_set_connection_limits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "h"
+    make_host_home(home)
+    obj = run_json(capsys, "host", "set", "--home", str(home), "--max-connections", "50",
+                   "--max-connections-per-address", "0", "--read-timeout", "2.5")  # fmt: skip
+    assert obj["changed"] == ["max_connections", "max_connections_per_address", "read_timeout"]
+    cfg = load_config(home)
+    assert (cfg.max_connections, cfg.max_connections_per_address, cfg.read_timeout) == (50, 0, 2.5)
+    code, _, err = run(capsys, "host", "set", "--home", str(home), "--read-timeout", "0")
+    assert code == 1 and "read_timeout must be" in err
+    assert load_config(home).read_timeout == 2.5

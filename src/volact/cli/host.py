@@ -81,6 +81,12 @@ def register(groups: Any) -> None:
     p.add_argument("--port", type=_port)
     p.add_argument("--count-vms", choices=("yes", "no"))
     p.add_argument("--fqdn", type=_fqdn)
+    p.add_argument("--max-connections", type=int, metavar="N",
+                   help="connections served at once (default 1024)")
+    p.add_argument("--max-connections-per-address", type=int, metavar="N",
+                   help="connections one client address may hold (default 256; 0: no cap)")
+    p.add_argument("--read-timeout", type=float, metavar="SECONDS",
+                   help="time a client has to send its whole request (default 5)")  # fmt: skip
     add_json(p)
     p.set_defaults(func=_set)
 
@@ -277,6 +283,9 @@ def _set(args: argparse.Namespace) -> int:
         changes["count_vms"] = args.count_vms == "yes"
     if args.fqdn is not None:
         changes["fqdn"] = args.fqdn
+    for name in ("max_connections", "max_connections_per_address", "read_timeout"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
     if not changes:
         raise UsageError("nothing to set: give at least one option (see --help)")
     new = cfg.with_changes(**changes)
