@@ -33,6 +33,20 @@ MAX_REPLY_FRAME = 2048
 #: A ticket in a reply has this exact size; anything else is malformed.
 TICKET_BYTES = ActivationTicket.SIZE
 
+# Timing that host and client must agree on; both import it from here.
+MINUTE = 60
+DAY = 86_400
+#: A granted activation lasts this long from the last success (ms).
+VALIDITY_SECONDS = 180 * DAY
+#: A request whose client time is further than this from the host's is refused.
+MAX_CLOCK_SKEW = 4 * 3600
+#: Bounds on the intervals a host sends, in minutes: 15 minutes to 30 days (ms).
+MIN_INTERVAL = 15
+MAX_INTERVAL = 30 * 24 * 60
+#: Default intervals in minutes: retry every 2 hours, renew every 7 days.
+DEFAULT_ACTIVATION_INTERVAL = 120
+DEFAULT_RENEWAL_INTERVAL = 7 * 24 * 60
+
 
 class MsgType(enum.IntEnum):
     ACTIVATE = 1  #: client → host: activate or renew

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from volact.client import discovery, mak, revocations, transport
-from volact.client.machine import DEFAULT_ACTIVATION_INTERVAL, MINUTE, Machine
+from volact.client.machine import Machine
 from volact.client.planner import (
     DEFAULT_ATTEMPT_SECONDS,
     DEFAULT_EXCHANGE_SECONDS,
@@ -75,7 +75,7 @@ from volact.errors import (
 from volact.exchanges import MakRequest, MakResponse
 from volact.keys import KeyKind, ProductKey
 from volact.profile import ProductProfile
-from volact.wire import LicenseState
+from volact.wire import DEFAULT_ACTIVATION_INTERVAL, MINUTE, LicenseState
 
 Clock = Callable[[], float]
 SyncLookup = Callable[[str, float], Sequence[SrvRecord]]

@@ -33,24 +33,24 @@ from dataclasses import dataclass, replace
 
 from volact.errors import UsageError
 from volact.keys import KeyKind
-from volact.wire import LicenseState
+from volact.wire import (
+    DAY,
+    DEFAULT_ACTIVATION_INTERVAL,
+    DEFAULT_RENEWAL_INTERVAL,
+    MAX_CLOCK_SKEW,
+    MAX_INTERVAL,
+    MIN_INTERVAL,
+    MINUTE,
+    VALIDITY_SECONDS,
+    LicenseState,
+)
 
-MINUTE = 60
-DAY = 86_400
 #: Initial grace, from the installation of a key (ms).
 GRACE_SECONDS = 30 * DAY
-#: Validity of an activation, from the last success (ms).
-VALIDITY_SECONDS = 180 * DAY
-#: Client defaults until a host sends its own (minutes).
-DEFAULT_ACTIVATION_INTERVAL = 120
-DEFAULT_RENEWAL_INTERVAL = 7 * 24 * 60
-#: Bounds on intervals a host may impose (minutes): 15 min .. 30 days (ms).
-MIN_INTERVAL = 15
-MAX_INTERVAL = 30 * 24 * 60
 _U32_MAX = 0xFFFF_FFFF
 #: How far a host's clock may be ahead of the client's when it issues a ticket (the
 #: skew a host accepts in a request, SPEC §5).
-MAX_TICKET_SKEW = 4 * 3600
+MAX_TICKET_SKEW = MAX_CLOCK_SKEW
 #: Slack on a ticket's validity beyond :data:`VALIDITY_SECONDS` after its issue.
 VALIDITY_TOLERANCE = 3600
 

@@ -17,9 +17,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from volact.documents import HOST_ID_BYTES
 from volact.errors import ConfigurationError
 from volact.files import write_atomic
-from volact.wire import DEFAULT_PORT
+from volact.wire import (
+    DEFAULT_ACTIVATION_INTERVAL,
+    DEFAULT_PORT,
+    DEFAULT_RENEWAL_INTERVAL,
+    MAX_INTERVAL,
+    MIN_INTERVAL,
+)
 
 CONFIG_FILE = "host.json"
 PROFILE_FILE = "profile.json"
@@ -33,17 +40,11 @@ LOCK_FILE = "serve.lock"
 CONFIG_FORMAT = "volact-host-config"
 CONFIG_VERSION = 1
 
-#: Interval bounds in minutes: 15 minutes to 30 days (ms).
-MIN_INTERVAL = 15
-MAX_INTERVAL = 30 * 24 * 60
-DEFAULT_ACTIVATION_INTERVAL = 120
-DEFAULT_RENEWAL_INTERVAL = 7 * 24 * 60
 DEFAULT_MAX_CONNECTIONS = 1024
 #: A quarter of the slots: one address cannot starve the others, and ``volact
 #: bench`` (64 exchanges in flight from one loopback address) still fits.
 DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 256
 DEFAULT_READ_TIMEOUT = 5.0
-HOST_ID_BYTES = 8
 
 
 def check_interval(minutes: int, what: str) -> int:

@@ -30,9 +30,12 @@ from volact.host.config import HostConfig
 from volact.host.fastwire import RawRequest, decode_request, encode_reply, ticket_body
 from volact.signing import SigningKey
 from volact.wire import (
+    DAY,
     HEADER_BYTES,
+    MAX_CLOCK_SKEW,
     MAX_REQUEST_FRAME,
     PROTOCOL_VERSION,
+    VALIDITY_SECONDS,
     ActivateReply,
     ActivateRequest,
     GetLicense,
@@ -44,13 +47,9 @@ from volact.wire import (
     encode,
 )
 
-DAY = 86_400
 #: A machine leaves the count when it has not been seen for this long (ms).
 COUNT_WINDOW = 30 * DAY
-#: A granted activation lasts this long from the grant (ms).
-VALIDITY = 180 * DAY
-#: A request whose client time is further than this from the host's is refused.
-MAX_CLOCK_SKEW = 4 * 3600
+VALIDITY = VALIDITY_SECONDS
 _NO_HOST_ID = bytes(8)
 
 
