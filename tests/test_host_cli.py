@@ -15,7 +15,7 @@ from volact.cli import main
 from volact.documents import HostLicense
 from volact.exchanges import HostActivationRequest, HostActivationResponse, dumps
 from volact.host.activation import load_core
-from volact.host.config import load_config
+from volact.host.home import load_config
 from volact.host.store import HostStore
 from volact.host.testing import make_host_home
 from volact.keys import KeyKind, ProductKey

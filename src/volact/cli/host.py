@@ -19,8 +19,9 @@ from volact.cli.common import EXIT_OK, add_home, add_json, emit_json, read_bytes
 from volact.errors import ConfigurationError, UsageError
 from volact.exchanges import HostActivationResponse, dumps
 from volact.host import activation, admin
-from volact.host.config import check_interval, load_config, save_config
+from volact.host.config import check_interval
 from volact.host.dns_settings import normalize_name
+from volact.host.home import load_config, save_config
 
 
 def register(groups: Any) -> None:

@@ -259,7 +259,8 @@ def _print_status(home: Path, as_json: bool) -> int:
 
 def _host_facts(home: Path) -> tuple[str, int, list[str]]:
     """FQDN, port and listen addresses: from the running service if any, else the config."""
-    from volact.host.config import SERVE_FILE, load_config, parse_listen
+    from volact.host.config import SERVE_FILE, parse_listen
+    from volact.host.home import load_config
 
     cfg = load_config(home)
     try:

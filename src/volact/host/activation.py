@@ -24,8 +24,8 @@ from volact.host.config import (
     PROFILE_FILE,
     SIGNING_KEY_FILE,
     HostConfig,
-    save_config,
 )
+from volact.host.home import save_config
 from volact.host.policy import COUNT_WINDOW, ClientIndex, HostCore, check_license
 from volact.keys import KeyKind, ProductKey
 from volact.profile import ProductProfile

@@ -20,7 +20,8 @@ from volact.documents import HostLicense
 from volact.errors import VolactError
 from volact.host import dns
 from volact.host.activation import installed_key, load_license, load_profile
-from volact.host.config import SERVE_FILE, load_config
+from volact.host.config import SERVE_FILE
+from volact.host.home import load_config
 from volact.host.policy import COUNT_WINDOW, VALIDITY
 from volact.host.store import DAY, HostStore
 from volact.wire import Result

@@ -6,20 +6,18 @@ product profile), ``host-key.pem`` (the host's Ed25519 signing key, mode 0600),
 ``product-key.txt`` (the installed host key, mode 0600), ``store.sqlite`` (the
 durable store) and, while serving, ``serve.json`` (pid and bound addresses).
 
-This module reads and writes the settings file and validates values; it holds no
-policy (that is :mod:`volact.host.policy`) and opens no sockets.
+This module validates the settings and names the files; it holds no policy (that
+is :mod:`volact.host.policy`) and does no I/O (reading and writing ``host.json``
+is :mod:`volact.host.home`'s), so the sans-I/O core can import it.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from volact.documents import HOST_ID_BYTES
 from volact.errors import ConfigurationError
-from volact.files import write_atomic
 from volact.wire import (
     DEFAULT_ACTIVATION_INTERVAL,
     DEFAULT_PORT,
@@ -142,29 +140,6 @@ class HostConfig:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"{CONFIG_FILE} is malformed: {exc}") from exc
-
-
-def load_config(home: Path) -> HostConfig:
-    """The host's settings; a clear error when the home is not a host home."""
-    path = home / CONFIG_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigurationError(
-            f"{home} is not a host home (no {CONFIG_FILE}); run `volact host init --home {home}`"
-        ) from None
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        obj = json.loads(text)
-    except ValueError as exc:
-        raise ConfigurationError(f"{path} is not valid JSON: {exc}") from exc
-    return HostConfig.from_json(obj)
-
-
-def save_config(home: Path, cfg: HostConfig) -> None:
-    """Write the settings atomically (a crash leaves the old or the new file)."""
-    write_atomic(home / CONFIG_FILE, (json.dumps(cfg.to_json(), indent=2) + "\n").encode())
 
 
 def parse_listen(addr: str, default_port: int) -> tuple[str, int]:

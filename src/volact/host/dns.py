@@ -610,7 +610,7 @@ async def publish_loop(
 
 def _fqdn_from_config(home: Path) -> str | None:
     try:
-        from volact.host.config import load_config
+        from volact.host.home import load_config
 
         return load_config(home).fqdn
     except Exception:

@@ -32,7 +32,8 @@ from volact.errors import ConfigurationError, DecodeError, VolactError
 from volact.files import write_atomic
 from volact.host import dns
 from volact.host.activation import load_core
-from volact.host.config import SERVE_FILE, HostConfig, load_config, parse_listen
+from volact.host.config import SERVE_FILE, HostConfig, parse_listen
+from volact.host.home import load_config
 from volact.host.metrics import serve_metrics
 from volact.host.policy import (
     COUNT_WINDOW,

@@ -15,7 +15,8 @@ from volact.catalog import Catalog, demo_catalog
 from volact.documents import HostLicense
 from volact.exchanges import HostActivationResponse
 from volact.host.activation import init_home, install_license, load_signing_key
-from volact.host.config import HostConfig, save_config
+from volact.host.config import HostConfig
+from volact.host.home import save_config
 from volact.profile import ProductProfile
 from volact.signing import SigningKey
 
