@@ -33,6 +33,7 @@ from volact.files import write_atomic
 from volact.host import dns
 from volact.host.activation import load_core
 from volact.host.config import SERVE_FILE, HostConfig, parse_listen
+from volact.host.fastwire import encode_reply
 from volact.host.home import load_config
 from volact.host.metrics import serve_metrics
 from volact.host.policy import (
@@ -44,7 +45,7 @@ from volact.host.policy import (
     Touch,
 )
 from volact.host.store import HostStore
-from volact.wire import LENGTH_BYTES, MAX_REQUEST_FRAME, ActivateReply, Result, encode
+from volact.wire import LENGTH_BYTES, MAX_REQUEST_FRAME, Result
 
 #: Done callbacks get True when the batch is durable, False when the write failed.
 _Done = Callable[[bool], None]
@@ -335,10 +336,10 @@ class HostServer:
         if rec is None:
             conn.send(decision.frame)
         elif decision.must_commit:
-            busy = self._busy_frame(rec)
 
             def done(ok: bool) -> None:
-                conn.send(decision.frame if ok else busy)
+                # The refusal is built only when a commit fails: grants pay nothing for it.
+                conn.send(decision.frame if ok else self._busy_frame(rec))
 
             self.committer.add(rec, done, decision.touched)
         else:
@@ -347,11 +348,9 @@ class HostServer:
 
     def _busy_frame(self, rec: RequestRecord) -> bytes:
         cfg = self.config
-        return encode(
-            ActivateReply(
-                Result.BUSY, rec.host_count, 0, cfg.activation_interval,
-                cfg.renewal_interval, cfg.host_id,
-            )
+        return encode_reply(
+            Result.BUSY, rec.host_count, 0, cfg.activation_interval, cfg.renewal_interval,
+            cfg.host_id,
         )  # fmt: skip
 
     async def sweep(self) -> None:
