@@ -132,7 +132,7 @@ def find_program(name: str, extra_globs: Iterable[str] = ()) -> str | None:
 
 
 def _version_key(path: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in path.split(os.sep) if part.isdigit())
+    return tuple(int(part) for part in path.split(os.sep) if (part.isascii() and part.isdigit()))
 
 
 def _die_with_parent(sig: signal.Signals) -> Callable[[], None]:

@@ -22,13 +22,13 @@ from volact.host.dns_settings import Outcome, PublishDomain, ServerAddress
 
 
 def _seconds(text: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of seconds")
     return int(text)
 
 
 def _u16(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r}: expected an integer 0..65535")
     return int(text)
 

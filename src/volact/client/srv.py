@@ -50,7 +50,8 @@ class HostAddress:
             raise ConfigurationError(f"{text!r}: no host name")
         port = default_port
         if port_text:
-            if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            digits = port_text.isascii() and port_text.isdigit()
+            if not digits or not 1 <= int(port_text) <= 65535:
                 raise ConfigurationError(f"{text!r}: port must be 1..65535")
             port = int(port_text)
         return cls(host, port)

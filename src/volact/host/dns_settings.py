@@ -207,7 +207,8 @@ class ServerAddress:
                     ) from None
         port = DNS_PORT
         if port_text:
-            if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            digits = port_text.isascii() and port_text.isdigit()
+            if not digits or not 1 <= int(port_text) <= 65535:
                 raise ConfigurationError(f"DNS server {text!r}: port must be 1..65535")
             port = int(port_text)
         return cls(host, port)
@@ -358,7 +359,7 @@ class PublishDomain:
             )
         nums: list[int] = []
         for what, part in zip(("priority", "weight"), parts[1:], strict=True):
-            if not part.isdigit():
+            if not (part.isascii() and part.isdigit()):
                 raise ConfigurationError(f"{text!r}: {what} must be an integer 0..65535")
             nums.append(int(part))
         return cls(parts[0], nums[0], nums[1])
@@ -584,7 +585,7 @@ def _record_from_json(obj: object, zone: str) -> Change | None:
             if name != f"{check_label(label)}.{zone}":
                 return None
             parts = rdata.split()
-            if len(parts) != 4 or not all(p.isdigit() for p in parts[:3]):
+            if len(parts) != 4 or not all(p.isascii() and p.isdigit() for p in parts[:3]):
                 return None
             pr, wt, port = (_check_u16(int(p), "SRV field") for p in parts[:3])
             value = SrvValue(pr, wt, port, normalize_name(parts[3]))
