@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from volact.cli import main
 from volact.client.srv import HostAddress
 from volact.errors import ConfigurationError
+from volact.exchanges import authority_url
 from volact.host.config import parse_listen
 from volact.host.dns_settings import ServerAddress
+from volact.host.testing import make_host_home
 
 
 @pytest.mark.parametrize(
@@ -45,3 +49,27 @@ def test_any_text_parses_or_raises_configuration_error(text: str) -> None:
             parse(text)
     with contextlib.suppress(ConfigurationError):
         parse_listen(text, 1688)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "ftp://x", "notaurl", "http://", "http://a b",
+            "http://h:99999"],
+)  # fmt: skip
+def test_malformed_authority_urls_are_refused_before_any_request(
+    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigurationError):
+        authority_url(url)
+    # Each command that talks to an authority says so in one line, with no traceback.
+    home = tmp_path / "h"
+    make_host_home(home, activated=False)
+    assert main(["host", "activate", "--home", str(home), "--authority", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("volact: error:") and "URL" in err and "internal error" not in err
+
+
+def test_a_good_authority_url_passes() -> None:
+    assert authority_url("https://activate.example.com/base") == (
+        "https://activate.example.com/base"
+    )
+    assert authority_url("http://[::1]:8088") == "http://[::1]:8088"

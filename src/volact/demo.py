@@ -365,13 +365,6 @@ def named_available() -> bool:
 # --------------------------------------------------------------------------- demo
 
 
-def _span(sizes: list[int]) -> str:
-    if not sizes:
-        return "-"
-    lo, hi = min(sizes), max(sizes)
-    return f"{lo} B" if lo == hi else f"{lo}-{hi} B"
-
-
 class Demo:
     """One run of the demo: the steps, the processes, the machines."""
 

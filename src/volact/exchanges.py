@@ -16,6 +16,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from volact.errors import ConfigurationError
 from volact.keys import ProductKey
@@ -189,9 +190,6 @@ class MakRequest:
             workstation=_text(obj.get("workstation", ""), "workstation", 63),
         )
 
-    def parsed_key(self) -> ProductKey:
-        return ProductKey.parse(self.mak)
-
 
 @dataclass(frozen=True)
 class MakResponse:
@@ -230,6 +228,34 @@ class MakResponse:
         if not isinstance(err, dict):
             raise ConfigurationError(f"{what} has neither a confirmation nor an error")
         return cls(cmid, None, str(err.get("code")), str(err.get("detail")))
+
+
+def authority_url(text: str, what: str = "authority URL") -> str:
+    """``text`` if it is an http(s) URL with a host, else a :class:`ConfigurationError`.
+
+    Checked before any request, so that a mistyped URL is reported as such rather
+    than as a network failure (or a crash inside the HTTP client).
+    """
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 -- raises ValueError on a bad port
+    except ValueError as exc:
+        raise ConfigurationError(f"{what} {text!r} is a malformed URL ({exc})") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"{what} must be an http:// or https:// URL with a host, "
+            f"e.g. https://activate.example.com; not {text!r}"
+        )
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise ConfigurationError(
+            f"{what} {text!r} is a malformed URL (spaces or control characters)"
+        )
+    if ":" not in parts.hostname:  # a name, not an IPv6 literal: must be encodable for DNS
+        try:
+            parts.hostname.encode("idna")
+        except UnicodeError as exc:
+            raise ConfigurationError(f"{what} {text!r} has a malformed host name ({exc})") from exc
+    return text
 
 
 def dumps(doc: HostActivationRequest | HostActivationResponse | MakRequest | MakResponse) -> str:

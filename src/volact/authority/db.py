@@ -537,15 +537,6 @@ class Store:
 
     # ------------------------------------------------------------------ revocations
 
-    def revoked_host_id(self, host_id: bytes) -> bool:
-        with self._tx() as conn:
-            return (
-                conn.execute(
-                    sa.select(revoked_hosts.c.host_id).where(revoked_hosts.c.host_id == host_id)
-                ).first()
-                is not None
-            )
-
     def revoke(
         self,
         *,

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from volact.authority import rules
 from volact.authority.activation import (
@@ -36,7 +35,7 @@ from volact.cli.common import (
     read_secret_file,
 )
 from volact.errors import ConfigurationError, UsageError
-from volact.exchanges import HostActivationRequest, MakRequest, dumps
+from volact.exchanges import HostActivationRequest, MakRequest, authority_url, dumps
 from volact.keys import KeyKind
 
 
@@ -192,23 +191,9 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 def http_url(text: str, option: str) -> str:
     """``text`` if it is an http(s) URL with a host; else a usage error naming ``option``."""
     try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 -- raises ValueError on a bad port
-    except ValueError as exc:
-        raise UsageError(f"{option} {text!r} is a malformed URL ({exc})") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(
-            f"{option} takes an http:// or https:// URL with a host, "
-            f"e.g. https://activate.example.com; not {text!r}"
-        )
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
-        raise UsageError(f"{option} {text!r} is a malformed URL (spaces or control characters)")
-    if ":" not in parts.hostname:  # a name, not an IPv6 literal: must be encodable for DNS
-        try:
-            parts.hostname.encode("idna")
-        except UnicodeError as exc:
-            raise UsageError(f"{option} {text!r} has a malformed host name ({exc})") from exc
-    return text
+        return authority_url(text, option)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _add_passphrase(p: argparse.ArgumentParser, help_text: str) -> None:

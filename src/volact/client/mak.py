@@ -5,8 +5,8 @@ not by a host: it sends its installation id (``documents.installation_id``) and
 receives a vendor-signed :class:`~volact.documents.MakConfirmation`, which makes it
 licensed for good. Online, that is ``POST {authority}/v1/mak/activate`` with a
 :class:`~volact.exchanges.MakRequest` body; offline, the same documents travel as
-files. The pure functions here build and check documents; :func:`post_mak` and
-:func:`post_mak_async` are thin ``httpx`` adapters whose failures become
+files. The pure functions here build and check documents; :func:`post_mak` is a thin
+``httpx`` adapter whose failures become
 :class:`~volact.errors.TransportError` (no answer) or
 :class:`~volact.errors.VerificationError` (the authority refused).
 """
@@ -21,7 +21,7 @@ import httpx
 from volact.client.store import ClientState
 from volact.documents import installation_id, verify_mak_confirmation
 from volact.errors import ConfigurationError, TransportError, UsageError, VerificationError
-from volact.exchanges import MakRequest, MakResponse
+from volact.exchanges import MakRequest, MakResponse, authority_url
 from volact.keys import KeyKind
 from volact.profile import ProductProfile
 
@@ -67,9 +67,7 @@ def check_response(state: ClientState, profile: ProductProfile, response: MakRes
 
 
 def _url(authority: str) -> str:
-    if not authority.startswith(("http://", "https://")):
-        raise ConfigurationError(f"authority URL {authority!r} must start with http:// or https://")
-    return authority.rstrip("/") + MAK_PATH
+    return authority_url(authority).rstrip("/") + MAK_PATH
 
 
 def _parse(resp: httpx.Response, cmid: Any) -> MakResponse:
@@ -104,26 +102,8 @@ def post_mak(
         else:
             with httpx.Client(timeout=timeout) as c:
                 resp = c.post(url, json=request.to_json())
-    except httpx.HTTPError as exc:
-        raise TransportError(f"the authority at {authority} did not answer: {exc}") from exc
-    return _parse(resp, request.cmid)
-
-
-async def post_mak_async(
-    authority: str,
-    request: MakRequest,
-    *,
-    timeout: float = 30.0,
-    client: httpx.AsyncClient | None = None,
-) -> MakResponse:
-    """The asyncio twin of :func:`post_mak`."""
-    url = _url(authority)
-    try:
-        if client is not None:
-            resp = await client.post(url, json=request.to_json(), timeout=timeout)
-        else:
-            async with httpx.AsyncClient(timeout=timeout) as c:
-                resp = await c.post(url, json=request.to_json())
+    except (httpx.InvalidURL, UnicodeError) as exc:  # not HTTPErrors: the URL itself is bad
+        raise ConfigurationError(f"authority URL {authority!r} is malformed ({exc})") from exc
     except httpx.HTTPError as exc:
         raise TransportError(f"the authority at {authority} did not answer: {exc}") from exc
     return _parse(resp, request.cmid)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import httpx
 
 from volact.errors import ConfigurationError, TransportError
+from volact.exchanges import authority_url
 
 REVOCATIONS_PATH = "/v1/revocations"
 #: An answer larger than this is not a revocation list a client should parse.
@@ -58,9 +59,7 @@ def parse_answer(body: bytes) -> RevocationsAnswer:
 
 
 def revocations_url(authority: str) -> str:
-    if not authority.startswith(("http://", "https://")):
-        raise ConfigurationError(f"authority URL {authority!r} must start with http:// or https://")
-    return authority.rstrip("/") + REVOCATIONS_PATH
+    return authority_url(authority).rstrip("/") + REVOCATIONS_PATH
 
 
 def fetch_revocations(
@@ -74,6 +73,8 @@ def fetch_revocations(
         else:
             with httpx.Client(timeout=timeout) as c:
                 resp = c.get(url)
+    except (httpx.InvalidURL, UnicodeError) as exc:  # not HTTPErrors: the URL itself is bad
+        raise ConfigurationError(f"authority URL {authority!r} is malformed ({exc})") from exc
     except httpx.HTTPError as exc:
         raise TransportError(f"the authority at {authority} did not answer: {exc}") from exc
     if resp.status_code != 200:

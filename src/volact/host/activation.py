@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from volact.errors import ConfigurationError, KeyFormatError, TransportError
-from volact.exchanges import HostActivationRequest, HostActivationResponse
+from volact.exchanges import HostActivationRequest, HostActivationResponse, authority_url
 from volact.files import write_atomic
 from volact.host.config import (
     CONFIG_FILE,
@@ -123,10 +123,12 @@ def activate_online(home: Path, cfg: HostConfig, url: str, *, timeout: float = 3
     """POST the activation request to ``URL/v1/hosts/activate`` and install the answer."""
     import httpx
 
+    endpoint = authority_url(url).rstrip("/") + "/v1/hosts/activate"
     req = activation_request(home, cfg)
-    endpoint = url.rstrip("/") + "/v1/hosts/activate"
     try:
         resp = httpx.post(endpoint, json=req.to_json(), timeout=timeout)
+    except (httpx.InvalidURL, UnicodeError) as exc:  # not HTTPErrors: the URL itself is bad
+        raise ConfigurationError(f"authority URL {url!r} is malformed ({exc})") from exc
     except httpx.HTTPError as exc:
         raise TransportError(f"cannot reach the authority at {endpoint}: {exc}") from exc
     if resp.status_code != 200:
