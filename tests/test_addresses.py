@@ -73,3 +73,26 @@ def test_a_good_authority_url_passes() -> None:
         "https://activate.example.com/base"
     )
     assert authority_url("http://[::1]:8088") == "http://[::1]:8088"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["set-host", "bad host!!"], "neither an IP address nor a host name"),
+        (["set-host", "[::1"], "unclosed"),
+        (["set-domain", "a..b"], "is not a DNS domain"),
+        (["set-domain", "corp example"], "is not a DNS domain"),
+    ],
+)
+def test_client_settings_are_checked_when_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    home = tmp_path / "auth"
+    assert main(["authority", "init", "--home", str(home), "--demo-catalog"]) == 0
+    profile = tmp_path / "profile.json"
+    assert main(["authority", "export-profile", "--home", str(home), "--out", str(profile)]) == 0
+    client = tmp_path / "c"
+    assert main(["client", "init", "--home", str(client), "--profile", str(profile)]) == 0
+    capsys.readouterr()
+    assert main(["client", argv[0], "--home", str(client), argv[1]]) in (1, 2)
+    assert message in capsys.readouterr().err

@@ -55,7 +55,7 @@ from volact.client.planner import (
     run_async,
     run_sync,
 )
-from volact.client.srv import HostAddress, SrvRecord
+from volact.client.srv import HostAddress, SrvRecord, valid_host_name
 from volact.client.store import (
     MAX_CACHED_LICENSES,
     ClientState,
@@ -513,6 +513,8 @@ class Activation:
         d = None if domain is None else domain.strip().strip(".")
         if d is not None and not d:
             raise UsageError("an empty domain: give a DNS domain such as corp.example")
+        if d is not None and not valid_host_name(d):
+            raise UsageError(f"{domain!r} is not a DNS domain (e.g. corp.example)")
         return self._update(lambda s: replace(s, domain=d), {"event": "domain_set", "domain": d})
 
     def set_host_caching(self, on: bool) -> Status:

@@ -18,7 +18,6 @@ answers.
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
 from collections.abc import Iterable, Sequence
 
@@ -30,7 +29,7 @@ import dns.rdatatype
 import dns.rdtypes.IN.SRV
 import dns.resolver
 
-from volact.client.srv import HostAddress, SrvRecord
+from volact.client.srv import HostAddress, SrvRecord, valid_host_name
 from volact.errors import ConfigurationError, TransportError
 
 #: Most SRV records taken from one answer (a hostile answer set is cut here, keeping
@@ -39,14 +38,7 @@ MAX_RECORDS = 64
 #: Most addresses taken for one target, per family.
 MAX_ADDRESSES = 16
 
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
-
-
-def _valid_target(name: str) -> bool:
-    """A host name we are willing to connect to: LDH labels, 1..253 characters."""
-    if not name or len(name) > 253:
-        return False
-    return all(_HOST_LABEL.match(label) for label in name.lower().split("."))
+_valid_target = valid_host_name
 
 
 def _nameserver_ip(ns: HostAddress) -> str:

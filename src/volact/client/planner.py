@@ -26,7 +26,6 @@ their number is capped. This module imports no socket, asyncio or time.
 from __future__ import annotations
 
 import random
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from typing import Any
 
 from volact.catalog import Catalog
 from volact.client.machine import implausible_validity
-from volact.client.srv import HostAddress, SrvRecord
+from volact.client.srv import HostAddress, SrvRecord, valid_host_name
 from volact.documents import (
     ActivationTicket,
     HostLicense,
@@ -63,15 +62,8 @@ MAX_SEARCH_DOMAINS = 8
 DEFAULT_ATTEMPT_SECONDS = 30.0
 DEFAULT_EXCHANGE_SECONDS = 5.0
 
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
-
-
-def valid_target(name: str) -> bool:
-    """A plausible host name from an SRV target (letters, digits, ``-``, ``_``)."""
-    name = name.rstrip(".")
-    if not name or len(name) > 253:
-        return False
-    return all(_LABEL.match(label) for label in name.split("."))
+#: A plausible host name from an SRV target (letters, digits, ``-``, ``_``).
+valid_target = valid_host_name
 
 
 def sanitize_srv(records: Sequence[Any]) -> list[SrvRecord]:

@@ -5,10 +5,30 @@ No I/O: the planner chooses among these, the discovery adapter produces them.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 
 from volact.errors import ConfigurationError
 from volact.wire import DEFAULT_PORT
+
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+def valid_host_name(name: str) -> bool:
+    """A plausible DNS host name: labels of letters, digits, ``-`` and ``_``."""
+    name = name.rstrip(".")
+    if not name or len(name) > 253:
+        return False
+    return all(_LABEL.match(label) for label in name.split("."))
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,8 @@ class HostAddress:
             host, port_text = s.split(":")
         if not host:
             raise ConfigurationError(f"{text!r}: no host name")
+        if not _is_ip(host) and not valid_host_name(host):
+            raise ConfigurationError(f"{text!r}: {host!r} is neither an IP address nor a host name")
         port = default_port
         if port_text:
             digits = port_text.isascii() and port_text.isdigit()

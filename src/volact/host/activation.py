@@ -71,7 +71,14 @@ def installed_key(home: Path) -> ProductKey | None:
     path = home / PRODUCT_KEY_FILE
     if not path.exists():
         return None
-    return ProductKey.parse(_read(path, "the installed host key").decode().strip())
+    text = _read(path, "the installed host key").decode("utf-8", errors="replace").strip()
+    try:
+        return ProductKey.parse(text)
+    except KeyFormatError as exc:
+        raise ConfigurationError(
+            f"the installed host key ({path}) is damaged: {exc}; install it again with "
+            "`volact host install-key`"
+        ) from None
 
 
 def install_key(home: Path, text: str) -> ProductKey:
