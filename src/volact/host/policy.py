@@ -47,6 +47,9 @@ from volact.wire import (
     encode,
 )
 
+#: Refusals decided before a machine is counted: such a request does not make it a
+#: known client (a request with another protocol version never gets this far).
+NOT_COUNTED = frozenset({Result.CLOCK_SKEW, Result.UNKNOWN_SKU})
 #: A machine leaves the count when it has not been seen for this long (ms).
 COUNT_WINDOW = 30 * DAY
 VALIDITY = VALIDITY_SECONDS

@@ -27,13 +27,11 @@ from typing import Any
 
 from volact.errors import StoreError
 from volact.host.config import LOCK_FILE, STORE_FILE
-from volact.host.policy import RequestRecord
+from volact.host.policy import NOT_COUNTED, RequestRecord
 from volact.wire import Result
 
 SCHEMA_VERSION = 1
 DAY = 86_400
-#: Results of requests that reach the count (the machine becomes a known client).
-_ADMISSIBLE_EXCLUDED = (Result.CLOCK_SKEW, Result.UNKNOWN_SKU, Result.UNSUPPORTED_VERSION)
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -294,7 +292,7 @@ class HostStore:
                     (r.cmid, r.sku, r.workstation, r.address, r.vm, r.time, r.time,
                      r.result, r.valid_until)
                     for r in records
-                    if r.result not in _ADMISSIBLE_EXCLUDED
+                    if r.result not in NOT_COUNTED
                 ],
             )  # fmt: skip
             totals = Counter(r.result for r in records)
