@@ -42,6 +42,7 @@ from volact import wire
 from volact.client import mak, transport
 from volact.client.api import Activation, Status
 from volact.client.srv import HostAddress
+from volact.devservices import stop_process
 from volact.errors import ConfigurationError, VolactError
 from volact.exchanges import MakRequest, MakResponse, dumps
 from volact.profile import ProductProfile
@@ -307,18 +308,10 @@ class Child:
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> int | None:
         """Signal the process and wait (bounded); SIGKILL if it does not exit."""
-        proc = self.proc
-        if proc is None:
+        if self.proc is None:
             return None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(sig)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT)
-        return proc.returncode
+        stop_process(self.proc, sig, STOP_TIMEOUT)
+        return self.proc.returncode
 
 
 def _wait_json(path: Path, child: Child, ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:

@@ -159,16 +159,19 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _stop_process(proc: subprocess.Popen[bytes] | None, sig: signal.Signals) -> None:
+def stop_process(
+    proc: subprocess.Popen[bytes] | None, sig: signal.Signals, timeout: float = STOP_TIMEOUT
+) -> None:
+    """Send ``sig`` and wait up to ``timeout``; SIGKILL a process that has not exited."""
     if proc is None or proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(sig)
     try:
-        proc.wait(timeout=STOP_TIMEOUT)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT)
+        proc.wait(timeout=timeout)
 
 
 class _Service:
@@ -342,7 +345,7 @@ class Bind9(_Service):
     def stop(self) -> None:
         """Stop named (SIGTERM, then SIGKILL after a bound); data stays for :meth:`start`."""
         proc, self._proc = self._proc, None
-        _stop_process(proc, signal.SIGTERM)
+        stop_process(proc, signal.SIGTERM)
         if self.directory is not None:
             with contextlib.suppress(FileNotFoundError):
                 (self.directory / "named.pid").unlink()
@@ -611,7 +614,7 @@ class Postgres(_Service):
     def stop(self) -> None:
         """Fast shutdown (SIGINT), then SIGKILL after a bound; data stays for :meth:`start`."""
         proc, self._proc = self._proc, None
-        _stop_process(proc, signal.SIGINT)
+        stop_process(proc, signal.SIGINT)
         _running.discard(self)
 
     def close(self) -> None:
