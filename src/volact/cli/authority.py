@@ -9,8 +9,6 @@ is a thin wrapper over :mod:`volact.authority`; no activation rule lives here.
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +25,12 @@ from volact.authority.db import SCHEMA_VERSION, Store, key_summary
 from volact.authority.vault import AuthorityHome, write_file
 from volact.catalog import Catalog, demo_catalog
 from volact.cli.common import (
-    EXIT_OK,
     add_home,
     add_json,
-    emit_json,
+    output,
     read_bytes,
     read_secret_file,
+    wall_clock,
 )
 from volact.errors import ConfigurationError, UsageError
 from volact.exchanges import HostActivationRequest, MakRequest, authority_url, dumps
@@ -208,9 +206,6 @@ def _add_database(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _now() -> int:
-    return int(time.time())
-
 
 def _home(args: argparse.Namespace) -> AuthorityHome:
     return AuthorityHome.open(args.home)
@@ -232,13 +227,6 @@ def _authority(args: argparse.Namespace) -> Authority:
     key = home.signing_key(_passphrase(args))
     return Authority(home, _store(home, args), key)
 
-
-def _print(args: argparse.Namespace, obj: dict[str, Any], text: str) -> int:
-    if args.json:
-        emit_json(obj)
-    else:
-        sys.stdout.write(text.rstrip("\n") + "\n")
-    return EXIT_OK
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -268,7 +256,7 @@ def _init(args: argparse.Namespace) -> int:
         "database": home.database_url,
         "schema_version": SCHEMA_VERSION,
     }
-    return _print(
+    return output(
         args,
         obj,
         f"initialised authority for {home.vendor} in {args.home}\n"
@@ -284,11 +272,11 @@ def _issue_key(args: argparse.Namespace) -> int:
     try:
         rec = issue_key(
             home, store, KeyKind.from_label(args.kind), args.group,
-            activations=args.activations, reactivations=args.reactivations, now=_now(),
+            activations=args.activations, reactivations=args.reactivations, now=wall_clock(),
         )  # fmt: skip
     finally:
         store.close()
-    return _print(args, key_summary(rec), rec.text)
+    return output(args, key_summary(rec), rec.text)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -324,7 +312,7 @@ def _show(args: argparse.Namespace) -> int:
         for s in cat.skus:
             if s.product == product:
                 lines.append(f"  {s.name} [{s.group}] id {s.id} GVLK {gvlks[s.id]}")
-    return _print(args, obj, "\n".join(lines))
+    return output(args, obj, "\n".join(lines))
 
 
 def _export_profile(args: argparse.Namespace) -> int:
@@ -347,7 +335,7 @@ def _export_profile(args: argparse.Namespace) -> int:
         "revocations": revocations is not None,
         "dns_label": profile.dns_label,
     }
-    return _print(args, obj, f"wrote the product profile to {args.out}")
+    return output(args, obj, f"wrote the product profile to {args.out}")
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -367,7 +355,7 @@ def _keys(args: argparse.Namespace) -> int:
                 )
             for m in detail.get("machines", []):
                 lines.append(f"  machine {m['cmid']} {m['workstation']} sku {m['sku']}")
-            return _print(args, detail, "\n".join(lines))
+            return output(args, detail, "\n".join(lines))
         keys = [key_summary(r) for r in store.list_keys()]
     finally:
         store.close()
@@ -376,31 +364,31 @@ def _keys(args: argparse.Namespace) -> int:
         f"{' revoked' if k['revoked'] else ''}"
         for k in keys
     ]
-    return _print(args, {"keys": keys}, "\n".join(lines) or "no keys issued")
+    return output(args, {"keys": keys}, "\n".join(lines) or "no keys issued")
 
 
 def _activate_host(args: argparse.Namespace) -> int:
     req = HostActivationRequest.from_json(read_bytes(args.request, "host activation request"))
     auth = _authority(args)
     try:
-        resp = auth.activate_host(req, now=_now())
+        resp = auth.activate_host(req, now=wall_clock())
     finally:
         auth.store.close()
     write_file(args.out, dumps(resp))
     obj = {"out": str(args.out), "host_id": req.host_id.hex(), "hostname": req.hostname}
-    return _print(args, obj, f"activated host {req.host_id.hex()}; wrote {args.out}")
+    return output(args, obj, f"activated host {req.host_id.hex()}; wrote {args.out}")
 
 
 def _mak_activate(args: argparse.Namespace) -> int:
     req = MakRequest.from_json(read_bytes(args.request, "MAK activation request"))
     auth = _authority(args)
     try:
-        resp = auth.activate_mak(req, now=_now())
+        resp = auth.activate_mak(req, now=wall_clock())
     finally:
         auth.store.close()
     write_file(args.out, dumps(resp))
     obj = {"out": str(args.out), "cmid": str(req.cmid), "sku": str(req.sku)}
-    return _print(args, obj, f"activated machine {req.cmid}; wrote {args.out}")
+    return output(args, obj, f"activated machine {req.cmid}; wrote {args.out}")
 
 
 def _revoke(args: argparse.Namespace) -> int:
@@ -410,7 +398,7 @@ def _revoke(args: argparse.Namespace) -> int:
             serial = rules.parse_key(args.mak, KeyKind.MAK).serial
             rec = auth.store.set_key_revoked(serial)
             done = {"revoked": "mak", "key_id": rec.serial.hex()}
-            return _print(args, done, f"revoked MAK {rec.serial.hex()}")
+            return output(args, done, f"revoked MAK {rec.serial.hex()}")
         host_id = None
         if args.host_id is not None:
             try:
@@ -419,7 +407,7 @@ def _revoke(args: argparse.Namespace) -> int:
                 host_id = b""
             if len(host_id) != 8:
                 raise UsageError("--host-id takes 16 hexadecimal digits (the host's id)")
-        rl, _ = auth.revoke(host_key=args.host_key, host_id=host_id, now=_now())
+        rl, _ = auth.revoke(host_key=args.host_key, host_id=host_id, now=wall_clock())
     finally:
         auth.store.close()
     obj: dict[str, Any] = {
@@ -427,7 +415,7 @@ def _revoke(args: argparse.Namespace) -> int:
         "host_key_ids": sorted(k.hex() for k in rl.host_key_ids),
         "host_ids": sorted(h.hex() for h in rl.host_ids),
     }
-    return _print(
+    return output(
         args,
         obj,
         f"revocation list {rl.sequence} signed: {len(rl.host_key_ids)} host key(s), "
@@ -440,23 +428,23 @@ def _token_create(args: argparse.Namespace) -> int:
     store = _store(home, args)
     token = new_token()
     try:
-        token_id = store.add_token(args.name[:64], hash_token(token), now=_now())
+        token_id = store.add_token(args.name[:64], hash_token(token), now=wall_clock())
     finally:
         store.close()
     obj = {"id": token_id, "name": args.name[:64], "token": token}
-    return _print(args, obj, token)
+    return output(args, obj, token)
 
 
 def _token_revoke(args: argparse.Namespace) -> int:
     home = _home(args)
     store = _store(home, args)
     try:
-        n = store.revoke_tokens(token_id=args.id, name=args.name, now=_now())
+        n = store.revoke_tokens(token_id=args.id, name=args.name, now=wall_clock())
     finally:
         store.close()
     if n == 0:
         raise ConfigurationError("no such active token (see `volact authority token list`)")
-    return _print(args, {"revoked": n}, f"revoked {n} token(s)")
+    return output(args, {"revoked": n}, f"revoked {n} token(s)")
 
 
 def _token_list(args: argparse.Namespace) -> int:
@@ -473,7 +461,7 @@ def _token_list(args: argparse.Namespace) -> int:
     lines = [
         f"{t.id:4} {t.name} {'revoked' if t.revoked_at else 'active'}" for t in tokens
     ]
-    return _print(args, {"tokens": rows}, "\n".join(lines) or "no tokens")
+    return output(args, {"tokens": rows}, "\n".join(lines) or "no tokens")
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -484,7 +472,7 @@ def _migrate(args: argparse.Namespace) -> int:
     finally:
         store.close()
     obj = {"from": before, "to": SCHEMA_VERSION}
-    return _print(args, obj, f"schema {before} -> {SCHEMA_VERSION}")
+    return output(args, obj, f"schema {before} -> {SCHEMA_VERSION}")
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,20 @@ EXIT_USAGE = 2
 def emit_json(obj: Any) -> None:
     """Print one JSON document on stdout (scripts read exactly this)."""
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def output(args: argparse.Namespace, obj: dict[str, Any], text: str) -> int:
+    """``obj`` as JSON with ``--json``, else ``text`` for a person; exit status 0."""
+    if args.json:
+        emit_json(obj)
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+    return EXIT_OK
+
+
+def wall_clock() -> int:
+    """The wall clock in Unix seconds: the CLI's only clock (the cores take ``now``)."""
+    return int(time.time())
 
 
 def error(message: str) -> None:

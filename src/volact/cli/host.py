@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from volact.cli import host_dns
-from volact.cli.common import EXIT_OK, add_home, add_json, emit_json, read_bytes
+from volact.cli.common import EXIT_OK, add_home, add_json, output, read_bytes, wall_clock
 from volact.errors import ConfigurationError, UsageError
 from volact.exchanges import HostActivationResponse, dumps
 from volact.host import activation, admin
@@ -124,9 +123,6 @@ def register(groups: Any) -> None:
     host_dns.register(sub)
 
 
-def _now() -> int:
-    return int(time.time())
-
 
 def _fqdn(text: str) -> str:
     try:
@@ -151,13 +147,6 @@ def _positive(text: str) -> int:
     return n
 
 
-def _out(args: argparse.Namespace, obj: dict[str, Any], text: str) -> int:
-    if args.json:
-        emit_json(obj)
-    else:
-        sys.stdout.write(text.rstrip("\n") + "\n")
-    return EXIT_OK
-
 
 def _init(args: argparse.Namespace) -> int:
     import socket
@@ -167,7 +156,7 @@ def _init(args: argparse.Namespace) -> int:
     cfg = activation.init_home(args.home, profile, fqdn=fqdn, port=args.port)
     obj = {"home": str(args.home), "host_id": cfg.host_id.hex(), "fqdn": cfg.fqdn,
            "port": cfg.port}  # fmt: skip
-    return _out(
+    return output(
         args, obj,
         f"host {cfg.host_id.hex()} created in {args.home} ({cfg.fqdn}, port {cfg.port})\n"
         f"next: volact host install-key --home {args.home} KEY",
@@ -176,7 +165,7 @@ def _init(args: argparse.Namespace) -> int:
 
 def _install_key(args: argparse.Namespace) -> int:
     key = activation.install_key(args.home, args.key)
-    return _out(
+    return output(
         args, {"installed": True, "host_key": key.masked},
         f"host key {key.masked} installed\n"
         f"next: volact host activate --home {args.home} --authority URL "
@@ -194,7 +183,7 @@ def _activate(args: argparse.Namespace) -> int:
             raise ConfigurationError(
                 f"cannot write {args.offline_request}: {exc.strerror}"
             ) from exc
-        return _out(
+        return output(
             args, {"request": str(args.offline_request), "host_id": cfg.host_id.hex()},
             f"activation request written to {args.offline_request}; take it to the "
             "vendor's authority and bring back the response file",
@@ -206,8 +195,8 @@ def _activate(args: argparse.Namespace) -> int:
         activation.install_license(args.home, cfg, resp)
     else:
         activation.activate_online(args.home, cfg, args.authority)
-    st = admin.status(args.home, now=_now())
-    return _out(
+    st = admin.status(args.home, now=wall_clock())
+    return output(
         args, {"activated": st["activated"], "host_id": st["host_id"],
                "licensed_groups": st["licensed_groups"]},
         f"host {st['host_id']} activated for {', '.join(st['licensed_groups'])}",
@@ -229,7 +218,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    st = admin.status(args.home, now=_now())
+    st = admin.status(args.home, now=wall_clock())
     lines = [
         f"host {st['host_id']} ({st['fqdn']})",
         f"  activated:   {'yes' if st['activated'] else 'no'} (license {st['license_state']}"
@@ -252,7 +241,7 @@ def _status(args: argparse.Namespace) -> int:
         + (", ".join(f"{k} {v}" for k, v in sorted(st["requests_by_result"].items())) or "none"),
         f"  dns:         {_dns_line(st['dns'])}",
     ]
-    return _out(args, st, "\n".join(lines))
+    return output(args, st, "\n".join(lines))
 
 
 def _dns_line(dns_state: dict[str, Any]) -> str:
@@ -294,7 +283,7 @@ def _set(args: argparse.Namespace) -> int:
     running = admin.serving(args.home) is not None
     obj = {"changed": sorted(changes), "restart_needed": running, **new.to_json()}
     note = " (restart the running host to apply)" if running else ""
-    return _out(args, obj, f"saved: {', '.join(sorted(changes))}{note}")
+    return output(args, obj, f"saved: {', '.join(sorted(changes))}{note}")
 
 
 def _parse_time(text: str) -> int:
@@ -327,11 +316,11 @@ def _events(args: argparse.Namespace) -> int:
             )
         else:
             lines.append(f"{_iso(e['time'])} {e['kind']}: {e.get('message', '')}")
-    return _out(args, obj, "\n".join(lines) or "no events")
+    return output(args, obj, "\n".join(lines) or "no events")
 
 
 def _report(args: argparse.Namespace) -> int:
-    now = _now()
+    now = wall_clock()
     if args.kind == "activity":
         obj = admin.activity(args.home, days=args.days, now=now)
         lines = [f"{'day':<12}{'product':<40}{'activations':>12}{'renewals':>10}"]
@@ -339,7 +328,7 @@ def _report(args: argparse.Namespace) -> int:
             f"{r['day']:<12}{r['product']:<40}{r['activations']:>12}{r['renewals']:>10}"
             for r in obj["rows"]
         ]
-        return _out(args, obj, "\n".join(lines))
+        return output(args, obj, "\n".join(lines))
     obj = admin.licensing(args.home, now=now, limit=args.limit)
     s = obj["summary"]
     lines = [
@@ -352,15 +341,15 @@ def _report(args: argparse.Namespace) -> int:
         f"last contact {c['days_since_contact']} days ago"
         for c in obj["clients"]
     ]
-    return _out(args, obj, "\n".join(lines))
+    return output(args, obj, "\n".join(lines))
 
 
 def _alerts(args: argparse.Namespace) -> int:
     obj = admin.alerts(
-        args.home, now=_now(), expiry_days=args.expiry_days, idle_hours=args.idle_hours
+        args.home, now=wall_clock(), expiry_days=args.expiry_days, idle_hours=args.idle_hours
     )
     lines = [f"{a['severity'].upper():<9} {a['code']}: {a['message']}" for a in obj["alerts"]]
-    _out(args, obj, "\n".join(lines) or "no alerts")
+    output(args, obj, "\n".join(lines) or "no alerts")
     if not args.exit_code or obj["ok"]:
         return EXIT_OK
     return 3 if any(a["severity"] == "critical" for a in obj["alerts"]) else 4
