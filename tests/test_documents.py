@@ -6,6 +6,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -222,3 +223,14 @@ def test_mak_confirmation_binds_machine_and_sku() -> None:
         verify_mak_confirmation(conf, dv.VENDOR.public_key, cmid=uuid.uuid4(), sku=dv.desktop_sku())
     with pytest.raises(WrongMachine):
         verify_mak_confirmation(conf, dv.VENDOR.public_key, cmid=dv.CMID, sku=other_sku)
+
+
+def test_trust_document_records_the_measured_sizes() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "trust.md").read_text()
+    for name, row in [
+        ("activation_ticket", "| activation ticket (signed) | {n} "),
+        ("host_license", "| host license (signed, groups `desktop`, `server`) | {n} |"),
+        ("mak_confirmation", "| MAK confirmation (signed) | {n} |"),
+        ("revocation_list", "| revocation list (signed, one host-key id, one host id) | {n} |"),
+    ]:
+        assert row.format(n=len(bytes.fromhex(GOLDEN[name]))) in doc, name

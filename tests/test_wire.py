@@ -239,3 +239,21 @@ def test_fast_encoders_refuse_wrong_sized_fields() -> None:
         fastwire.ticket_body(CMID.bytes, SKU.bytes, NONCE[:15], HOST_ID, T, T + 5, 120, 10080, 1)
     with pytest.raises(ValueError, match="16 bytes"):
         fastwire.ticket_body(CMID.bytes + b"x", SKU.bytes, NONCE, HOST_ID, T, T, 120, 10080, 1)
+
+
+def test_protocol_document_shows_the_vectors_exactly() -> None:
+    """docs/protocol.md is the contract: its hex must be the vectors' bytes."""
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    vectors = json.loads((VECTORS / "wire_vectors.json").read_text())
+    for name, v in vectors.items():
+        m = re.search(rf"`{name}`[^\n]*\n(?:```\n(.*?)```|)", doc, re.S)
+        assert m is not None, f"docs/protocol.md does not show {name}"
+        shown = m.group(1)
+        if shown is None:  # a short one, inline: `name`, N bytes: `hex`
+            inline = re.search(rf"`{name}`, \d+ bytes: `([0-9a-f ]+)`", doc)
+            assert inline is not None, name
+            shown = inline.group(1)
+        assert re.sub(r"\s", "", shown) == v["hex"], f"docs/protocol.md's {name} is stale"
+        assert f"{v['bytes']} bytes" in doc.split(f"`{name}`", 1)[1][:200], name
