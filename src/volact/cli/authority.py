@@ -95,23 +95,19 @@ def register(groups: Any) -> None:
     add_json(p)
     p.set_defaults(func=_keys)
 
-    p = sub.add_parser("activate-host", help="answer a host activation request file")
-    add_home(p, "authority")
-    p.add_argument("--request", required=True, type=Path, metavar="FILE")
-    p.add_argument("--out", required=True, type=Path, metavar="FILE")
-    _add_passphrase(p, "passphrase of the vendor key")
-    _add_database(p)
-    add_json(p)
-    p.set_defaults(func=_activate_host)
-
-    p = sub.add_parser("mak-activate", help="answer a MAK activation request file")
-    add_home(p, "authority")
-    p.add_argument("--request", required=True, type=Path, metavar="FILE")
-    p.add_argument("--out", required=True, type=Path, metavar="FILE")
-    _add_passphrase(p, "passphrase of the vendor key")
-    _add_database(p)
-    add_json(p)
-    p.set_defaults(func=_mak_activate)
+    # The vendor answering by file: the same two options for hosts and for MAKs.
+    for name, what, func in (
+        ("activate-host", "host", _activate_host),
+        ("mak-activate", "MAK", _mak_activate),
+    ):
+        p = sub.add_parser(name, help=f"answer a {what} activation request file")
+        add_home(p, "authority")
+        p.add_argument("--request", required=True, type=Path, metavar="FILE")
+        p.add_argument("--out", required=True, type=Path, metavar="FILE")
+        _add_passphrase(p, "passphrase of the vendor key")
+        _add_database(p)
+        add_json(p)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("revoke", help="revoke a host key or a host; re-sign the revocation list")
     add_home(p, "authority")
