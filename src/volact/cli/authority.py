@@ -96,11 +96,11 @@ def register(groups: Any) -> None:
     p.set_defaults(func=_keys)
 
     # The vendor answering by file: the same two options for hosts and for MAKs.
-    for name, what, func in (
+    for name, kind, func in (
         ("activate-host", "host", _activate_host),
         ("mak-activate", "MAK", _mak_activate),
     ):
-        p = sub.add_parser(name, help=f"answer a {what} activation request file")
+        p = sub.add_parser(name, help=f"answer a {kind} activation request file")
         add_home(p, "authority")
         p.add_argument("--request", required=True, type=Path, metavar="FILE")
         p.add_argument("--out", required=True, type=Path, metavar="FILE")
