@@ -5,14 +5,16 @@ in-memory network that wires clients to :class:`volact.host.policy.HostCore` obj
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from volact.catalog import demo_catalog
 from volact.client.api import Activation
+from volact.client.planner import run_sync
 from volact.client.srv import HostAddress, SrvRecord
+from volact.client.state import ClientState, apply_outcome, plan_attempt
 from volact.errors import TransportError
 from volact.host.policy import HostCore, make_test_host
 from volact.keys import ProductKey
@@ -113,6 +115,30 @@ class Network:
             workstation=f"ws-{home.name}",
             **kw,
         )
+
+
+def attempt(
+    state: ClientState,
+    exchange: Callable[[HostAddress, bytes, float], bytes],
+    now: int,
+    *,
+    profile: ProductProfile = PROFILE,
+    seed: int = 1,
+) -> ClientState:
+    """One activation attempt of ``state`` at ``now``, in memory: the sans-I/O state,
+    planner and driver, with ``exchange`` as the network; the state afterwards."""
+    planner = plan_attempt(
+        state, profile, now=now, nonce=random.Random(now ^ seed).randbytes(16),
+        search_domains=(), rng=random.Random(seed), started=0.0,
+    )  # fmt: skip
+    outcome = run_sync(planner, lookup_srv=lambda n, t: [], exchange=exchange,
+                       monotonic=lambda: 0.0)  # fmt: skip
+    return apply_outcome(state, outcome, now)
+
+
+def host_exchange(core: HostCore, now: int) -> Callable[[HostAddress, bytes, float], bytes]:
+    """An exchange that hands every frame to ``core`` at ``now``."""
+    return lambda address, frame, timeout: core.handle_frame(frame, now=now, address="192.0.2.1")
 
 
 def fill(core: HostCore, n: int, now: int) -> None:

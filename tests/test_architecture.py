@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +26,7 @@ SANS_IO = [
     "volact.host.fastwire",
     "volact.client.machine",
     "volact.client.planner",
+    "volact.client.state",
     "volact.authority.rules",
 ]
 IO_MODULES = [
@@ -42,6 +45,22 @@ def test_sans_io_modules_load_no_io(module: str) -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     ).stdout.strip()
     assert out == "", f"{module} pulls in {out}"
+
+
+#: How a core would read the clock, the environment or fresh randomness by itself.
+_CLOCK_AND_CHANCE = re.compile(
+    r"^\s*(import (time|os|datetime|secrets)\b|from (time|os|datetime|secrets) import)"
+    r"|\buuid\.uuid4\(|\brandom\.Random\(\)|\bos\.urandom\(",
+    re.M,
+)
+
+
+@pytest.mark.parametrize("module", SANS_IO)
+def test_sans_io_modules_take_the_clock_and_randomness_from_their_caller(module: str) -> None:
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None, module
+    found = _CLOCK_AND_CHANCE.search(Path(spec.origin).read_text())
+    assert found is None, f"{module}: {found.group(0) if found else ''}"
 
 
 def _imports(path: Path) -> list[str]:

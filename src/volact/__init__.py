@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 # command do not pay for the client's HTTP and DNS libraries.
 _EXPORTS = {
     "Activation": "volact.client.api",
-    "BackgroundSchedule": "volact.client.api",
+    "BackgroundSchedule": "volact.client.schedule",
     "Status": "volact.client.api",
     "HostAddress": "volact.client.srv",
     "VolactError": "volact.errors",
@@ -27,7 +27,8 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from volact.client.api import Activation, BackgroundSchedule, Status
+    from volact.client.api import Activation, Status
+    from volact.client.schedule import BackgroundSchedule
     from volact.client.srv import HostAddress
     from volact.errors import VolactError
     from volact.profile import ProductProfile
@@ -45,6 +46,7 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "Activation",

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from volact.client.store import ClientState
+from volact.client.state import ClientState
 from volact.documents import installation_id, verify_mak_confirmation
 from volact.errors import ConfigurationError, TransportError, UsageError, VerificationError
 from volact.exchanges import MakRequest, MakResponse, authority_url
