@@ -1,7 +1,7 @@
-"""The real servers tests run (BIND 9, PostgreSQL): re-exported from :mod:`volact.devservices`,
+"""The real servers tests run (BIND 9, PostgreSQL): re-exported from :mod:`volact.testing.services`,
 which the demo and the benchmarks use too."""
 
-from volact.devservices import (
+from volact.testing.services import (
     Bind9,
     Postgres,
     ServiceError,

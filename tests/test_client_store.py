@@ -26,8 +26,8 @@ from volact.client.api import Activation
 from volact.client.srv import SrvRecord
 from volact.client.store import ClientStore, decode_state, encode_state, reverify
 from volact.errors import ConfigurationError, StoreError, VerificationError
-from volact.host.policy import make_test_host
 from volact.signing import SigningKey
+from volact.testing.hosts import make_test_host
 
 DOMAIN = "corp.example"
 
