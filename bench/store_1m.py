@@ -31,7 +31,7 @@ from volact import wire
 from volact.host import admin
 from volact.host.config import SERVE_FILE
 from volact.host.store import HostStore
-from volact.host.testing import make_host_home
+from volact.testing.hosts import make_host_home
 
 ROOT = Path(__file__).resolve().parent
 VOLACT = str(Path(sys.executable).with_name("volact"))

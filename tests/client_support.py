@@ -16,10 +16,11 @@ from volact.client.planner import run_sync
 from volact.client.srv import HostAddress, SrvRecord
 from volact.client.state import ClientState, apply_outcome, plan_attempt
 from volact.errors import TransportError
-from volact.host.policy import HostCore, make_test_host
+from volact.host.policy import HostCore
 from volact.keys import ProductKey
 from volact.profile import ProductProfile
 from volact.signing import SigningKey
+from volact.testing.hosts import make_test_host
 
 T0 = 1_800_000_000  # a fixed "now" (2027-01-15) so that tests do not depend on the date
 DAY = 86_400

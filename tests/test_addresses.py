@@ -15,7 +15,7 @@ from volact.errors import ConfigurationError
 from volact.exchanges import authority_url
 from volact.host.config import parse_listen
 from volact.host.dns_settings import ServerAddress
-from volact.host.testing import make_host_home
+from volact.testing.hosts import make_host_home
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 import subprocess
@@ -21,9 +22,10 @@ SANS_IO = [
     "volact.profile",
     "volact.exchanges",
     "volact.host.policy",
+    "volact.host.client_index",
+    "volact.host.malformed",
     "volact.host.config",
     "volact.host.dns_settings",
-    "volact.host.fastwire",
     "volact.client.machine",
     "volact.client.planner",
     "volact.client.state",
@@ -81,3 +83,84 @@ def test_host_and_client_never_import_each_other_and_nothing_imports_the_cli() -
             assert not any(m.startswith("volact.host") for m in mods), rel
         if not rel.startswith("cli/") and rel != "__main__.py":  # the entry point runs it
             assert not any(m == "volact.cli" or m.startswith("volact.cli.") for m in mods), rel
+
+
+#: Modules that may use the test scaffolding: the demo (and its command) runs on it.
+_SCAFFOLDING_USERS = ("testing/", "demo.py", "cli/demo.py")
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def test_nothing_in_the_product_imports_the_test_scaffolding() -> None:
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC).as_posix()
+        if rel.startswith(_SCAFFOLDING_USERS):
+            continue
+        mods = _imports(path)
+        assert not any(m == "volact.testing" or m.startswith("volact.testing.") for m in mods), rel
+        text = path.read_text()
+        for helper in ("make_test_host", "make_host_home", "devservices"):
+            assert helper not in text, f"{rel} mentions the test helper {helper}"
+
+
+def test_no_test_helper_is_importable_through_a_runtime_module() -> None:
+    # Import every runtime module for real: none may pull in volact.testing, even
+    # indirectly, and none may hand out a test helper as an attribute.
+    runtime = sorted(
+        _module_name(p)
+        for p in SRC.rglob("*.py")
+        if not p.relative_to(SRC).as_posix().startswith(_SCAFFOLDING_USERS)
+        and p.name != "__main__.py"
+    )
+    probe = (
+        "import importlib, sys\n"
+        f"mods = [importlib.import_module(m) for m in {runtime!r}]\n"
+        "bad = [m for m in sys.modules if m.split('.')[:2] == ['volact', 'testing']]\n"
+        "bad += [m.__name__ + '.' + a for m in mods for a in ('make_test_host', 'make_host_home')\n"
+        "        if hasattr(m, a)]\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.strip()
+    assert out == "", f"runtime modules reach test helpers: {out}"
+
+
+def _calls_frame_reader(path: Path) -> bool:
+    tree = ast.parse(path.read_text())
+    imported = any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "volact.wire"
+        and any(a.name == "FrameReader" for a in node.names)
+        for node in ast.walk(tree)
+    )
+    called = any(
+        isinstance(node, ast.Call) and getattr(node.func, "id", None) == "FrameReader"
+        for node in ast.walk(tree)
+    )
+    return imported and called
+
+
+@pytest.mark.parametrize("module", ["host/server.py", "client/transport.py"])
+def test_host_and_client_cut_frames_with_the_one_frame_reader(module: str) -> None:
+    path = SRC / module
+    assert _calls_frame_reader(path), f"{module} does not use volact.wire.FrameReader"
+    # ...and do not read the length field themselves.
+    assert "from_bytes" not in path.read_text(), f"{module} parses frame lengths by hand"
+
+
+def test_there_is_one_wire_codec() -> None:
+    # Message layouts (a struct format of several fields) live in wire.py and
+    # documents.py only; a fast twin elsewhere would have to be kept equal by tests.
+    assert not (SRC / "host" / "fastwire.py").exists()
+    for path in SRC.rglob("*.py"):
+        if path.relative_to(SRC).as_posix() in ("wire.py", "documents.py", "buffer.py"):
+            continue
+        layouts = re.findall(r"struct\.Struct\(\s*\"[<>!=]?(\w{3,})\"", path.read_text())
+        assert not layouts, f"{path} defines wire layouts {layouts}"

@@ -10,7 +10,7 @@ import pytest
 
 from test_host_server import Host
 from volact.cli import main
-from volact.host.testing import make_host_home
+from volact.testing.hosts import make_host_home
 
 
 @pytest.fixture

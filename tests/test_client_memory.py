@@ -10,8 +10,8 @@ from pathlib import Path
 from client_support import CATALOG, DAY, SERVER, T0, VENDOR, Clock, Network, fill
 from volact.client.srv import SrvRecord
 from volact.documents import ActivationTicket, HostLicense
-from volact.host.policy import make_test_host
 from volact.signing import SigningKey
+from volact.testing.hosts import make_test_host
 from volact.wire import ActivateReply, Result, decode, encode
 
 DOMAIN = "corp.example"

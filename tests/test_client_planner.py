@@ -28,7 +28,7 @@ from volact.client.planner import (
 )
 from volact.client.srv import HostAddress, SrvRecord
 from volact.errors import TransportError, UsageError
-from volact.host.policy import make_test_host
+from volact.testing.hosts import make_test_host
 from volact.wire import LicenseState
 
 LABEL = "_volact._tcp"

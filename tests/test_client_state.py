@@ -46,9 +46,10 @@ from volact.client.state import (
 )
 from volact.documents import MakConfirmation, RevocationList, installation_id
 from volact.errors import ConfigurationError, StoreError, UsageError, VerificationError
-from volact.host.policy import HostCore, make_test_host
+from volact.host.policy import HostCore
 from volact.keys import KeyKind, ProductKey
 from volact.signing import SigningKey
+from volact.testing.hosts import make_test_host
 from volact.wire import LicenseState
 
 CMID = uuid.UUID("6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab")

@@ -28,8 +28,8 @@ from volact.client.srv import SrvRecord
 from volact.client.state import decode_state, reverify
 from volact.client.store import ClientStore
 from volact.errors import ConfigurationError, StoreError, VerificationError
-from volact.host.policy import make_test_host
 from volact.signing import SigningKey
+from volact.testing.hosts import make_test_host
 
 DOMAIN = "corp.example"
 

@@ -11,7 +11,7 @@ import pytest
 from test_host_server import Host, activate, request
 from volact.cli import main
 from volact.host import admin
-from volact.host.testing import make_host_home
+from volact.testing.hosts import make_host_home
 from volact.wire import Result
 
 DAY = 86400

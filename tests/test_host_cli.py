@@ -17,10 +17,10 @@ from volact.exchanges import HostActivationRequest, HostActivationResponse, dump
 from volact.host.activation import load_core
 from volact.host.home import load_config
 from volact.host.store import HostStore
-from volact.host.testing import make_host_home
 from volact.keys import KeyKind, ProductKey
 from volact.profile import ProductProfile
 from volact.signing import SigningKey
+from volact.testing.hosts import make_host_home
 
 VENDOR = SigningKey.from_seed(b"\x11" * 32)
 HOST_KEY = ProductKey.generate(KeyKind.HOST, b"\x22" * 12)

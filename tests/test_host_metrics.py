@@ -13,7 +13,7 @@ from test_host_server import Host, activate, request
 from volact.host.config import SERVE_FILE
 from volact.host.metrics import MAX_SCRAPERS as METRICS_CAP
 from volact.host.metrics import READ_TIMEOUT
-from volact.host.testing import make_host_home
+from volact.testing.hosts import make_host_home
 from volact.wire import Result
 
 

@@ -17,17 +17,11 @@ from volact import wire
 from volact.catalog import demo_catalog
 from volact.documents import HostLicense, RevocationList, verify_chain
 from volact.errors import ConfigurationError, DecodeError
-from volact.host.policy import (
-    COUNT_WINDOW,
-    MAX_CLOCK_SKEW,
-    VALIDITY,
-    ClientIndex,
-    HostCore,
-    MalformedLog,
-    check_license,
-    make_test_host,
-)
+from volact.host.client_index import COUNT_WINDOW, ClientIndex
+from volact.host.malformed import MalformedLog
+from volact.host.policy import MAX_CLOCK_SKEW, VALIDITY, HostCore, check_license
 from volact.signing import SigningKey
+from volact.testing.hosts import make_test_host
 from volact.wire import ActivateReply, ActivateRequest, LicenseState, Result
 
 CAT = demo_catalog()

@@ -30,8 +30,8 @@ from volact.host.config import SERVE_FILE, HostConfig, parse_listen
 from volact.host.policy import COUNT_WINDOW, RequestRecord
 from volact.host.server import HostProtocol, HostServer
 from volact.host.store import HostStore
-from volact.host.testing import make_host_home
 from volact.profile import ProductProfile
+from volact.testing.hosts import make_host_home
 from volact.wire import ActivateReply, ActivateRequest, LicenseState, Result
 
 VOLACT = [sys.executable, "-m", "volact"]
@@ -73,6 +73,10 @@ class Host:
                 self.proc.kill()
                 self.proc.wait(5)
         return self.proc.returncode
+
+
+def _wall_clock() -> int:
+    return int(time.time())
 
 
 def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
@@ -443,7 +447,7 @@ def test_a_failed_commit_answers_busy_and_the_count_stays_what_the_store_has(
     with HostStore.open(h) as store:
         flaky = _FlakyStore(store)
         core = load_core(h, cfg, [], now=int(time.time()))
-        server = HostServer(h, core, flaky, cfg, loop)  # type: ignore[arg-type]
+        server = HostServer(h, core, flaky, cfg, loop, _wall_clock)  # type: ignore[arg-type]
 
         def ask(i: int, group: str = "server") -> ActivateReply:
             conn = _Conn()
@@ -523,7 +527,7 @@ def test_one_address_cannot_take_every_connection_slot(
         loop = asyncio.get_running_loop()
         with HostStore.open(h) as store:
             core = load_core(h, cfg, [], now=int(time.time()))
-            server = HostServer(h, core, store, cfg, loop)
+            server = HostServer(h, core, store, cfg, loop, _wall_clock)
             await server.start(["127.0.0.1:0"] + (["[::1]:0"] if HAS_IPV6 else []))
             v4 = next(a for a in server.addresses if not a.startswith("["))
             v4_addr = (v4.rsplit(":", 1)[0], int(v4.rsplit(":", 1)[1]))
@@ -577,7 +581,7 @@ def test_the_sweeper_bounds_slow_requests_and_stuck_replies(tmp_path: Path) -> N
     loop = asyncio.new_event_loop()
     with HostStore.open(h) as store:
         core = load_core(h, cfg, [], now=int(time.time()))
-        server = HostServer(h, core, store, cfg, loop)
+        server = HostServer(h, core, store, cfg, loop, _wall_clock)
         try:
             slow, waiting = HostProtocol(server), HostProtocol(server)
             transports = [_Transport(), _Transport()]
@@ -612,7 +616,7 @@ def test_listen_on_a_bare_port_means_every_interface_and_both_families(tmp_path:
 
     with HostStore.open(h) as store:
         core = load_core(h, cfg, [], now=int(time.time()))
-        server = HostServer(h, core, store, cfg, Loop())  # type: ignore[arg-type]
+        server = HostServer(h, core, store, cfg, Loop(), _wall_clock)  # type: ignore[arg-type]
         asyncio.run(server.start([":1688", "", "*:5", "127.0.0.1:0"]))
     # None: asyncio binds 0.0.0.0 and :: (as with no listen address at all).
     assert bound == [(None, 1688), (None, 1234), (None, 5), ("127.0.0.1", 0)]

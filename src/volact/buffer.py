@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 import uuid
 
-from volact.errors import DecodeError
+from volact.errors import DecodeError, UsageError
 
 _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
@@ -120,7 +120,7 @@ class Writer:
     def short_text(self, s: str, max_bytes: int) -> Writer:
         b = s.encode("utf-8")
         if len(b) > max_bytes:
-            raise ValueError(f"text of {len(b)} bytes exceeds {max_bytes}")
+            raise UsageError(f"text of {len(b)} bytes exceeds {max_bytes}")
         self._parts.append(_U8.pack(len(b)) + b)
         return self
 

@@ -15,14 +15,13 @@ process started is recorded in ``DIR/demo-pids.json`` and stopped (SIGTERM, then
 SIGKILL after a bound) whatever happens, Ctrl-C and SIGTERM included.
 
 This is a demonstration driver: it holds no licensing policy, and nothing in the
-product imports it.
+product imports it. It openly uses the test scaffolding of :mod:`volact.testing`
+(a private BIND 9, starting and stopping processes), as the test suite does.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import io
 import json
 import os
@@ -42,10 +41,10 @@ from volact import wire
 from volact.client import mak, transport
 from volact.client.api import Activation, Status
 from volact.client.srv import HostAddress
-from volact.devservices import stop_process
 from volact.errors import ConfigurationError, VolactError
 from volact.exchanges import MakRequest, MakResponse, dumps
 from volact.profile import ProductProfile
+from volact.testing.processes import die_with_parent, stop_process
 
 #: The zone the private BIND serves and the host publishes into.
 ZONE = "demo.example"
@@ -257,18 +256,6 @@ class LiveDisplay(Display):
 # ---------------------------------------------------------------------- processes
 
 
-def _die_with_parent() -> Callable[[], None]:
-    """A ``preexec_fn``: Linux sends SIGTERM to the child if the demo itself is killed."""
-    libc_name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(libc_name, use_errno=True) if libc_name else None
-
-    def preexec() -> None:
-        if libc is not None:
-            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-
-    return preexec
-
-
 class Child:
     """A ``volact`` command in a separate process, in its own session, stopped by PID."""
 
@@ -288,7 +275,7 @@ class Child:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=die_with_parent(signal.SIGTERM),
             )
         return self.proc.pid
 
@@ -350,7 +337,7 @@ def _signals_unwind() -> Iterator[None]:
 
 def named_available() -> bool:
     """Whether BIND 9's ``named`` is installed (the DNS part of the demo needs it)."""
-    from volact.devservices import find_program
+    from volact.testing.processes import find_program
 
     return find_program("named") is not None
 
@@ -530,7 +517,7 @@ class Demo:
         use_dns = o.dns and named_available()
         nameservers: list[HostAddress] | None = None
         if use_dns:
-            from volact.devservices import Bind9
+            from volact.testing.services import Bind9
 
             self.bind = Bind9(zones=(ZONE,), tsig_key_name="volact-demo-key")
             self.bind.start()

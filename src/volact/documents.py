@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import struct
 import uuid
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from volact.errors import (
     Revoked,
     SkuNotCovered,
     UnknownVendor,
+    UsageError,
     WrongHost,
     WrongMachine,
     WrongNonce,
@@ -88,7 +90,7 @@ class HostLicense:
         _check_len("host public key", self.host_public_key, PUBLIC_KEY_BYTES)
         _check_len("host key id", self.host_key_id, SERIAL_BYTES)
         if not 1 <= len(self.groups) <= MAX_GROUPS:
-            raise ValueError(f"a host license names 1..{MAX_GROUPS} groups")
+            raise UsageError(f"a host license names 1..{MAX_GROUPS} groups")
 
     def body(self) -> bytes:
         w = Writer().u8(DocType.HOST_LICENSE).u8(DOC_VERSION)
@@ -101,7 +103,7 @@ class HostLicense:
 
     def sign(self, vendor: SigningKey) -> bytes:
         if vendor.key_id != self.vendor_key_id:
-            raise ValueError("the license names another vendor key")
+            raise UsageError("the license names another vendor key")
         body = self.body()
         return body + vendor.sign(body)
 
@@ -143,11 +145,10 @@ class ActivationTicket:
         _check_len("host id", self.host_id, HOST_ID_BYTES)
 
     def body(self) -> bytes:
-        w = Writer().u8(DocType.TICKET).u8(DOC_VERSION)
-        w.uuid(self.cmid).uuid(self.sku).raw(self.nonce).raw(self.host_id)
-        w.i64(self.issued_at).i64(self.valid_until)
-        w.u32(self.activation_interval).u32(self.renewal_interval).u32(self.count)
-        return w.getvalue()
+        return ticket_body(
+            self.cmid.bytes, self.sku.bytes, self.nonce, self.host_id, self.issued_at,
+            self.valid_until, self.activation_interval, self.renewal_interval, self.count,
+        )  # fmt: skip
 
     def sign(self, host: SigningKey) -> bytes:
         body = self.body()
@@ -156,14 +157,51 @@ class ActivationTicket:
     @classmethod
     def decode(cls, data: bytes) -> tuple[ActivationTicket, bytes, bytes]:
         body, sig = _split(data, "activation ticket")
-        r = Reader(body, "activation ticket")
-        _header(r, DocType.TICKET)
+        _header(Reader(body[:2], "activation ticket"), DocType.TICKET)
+        if len(body) != _TICKET_BODY.size:
+            raise DecodeError(
+                f"activation ticket body is {len(body)} bytes, not {_TICKET_BODY.size}"
+            )
+        _, _, cmid, sku, nonce, host_id, issued, until, act, ren, count = _TICKET_BODY.unpack(body)
         t = cls(
-            r.uuid(), r.uuid(), r.raw(NONCE_BYTES), r.raw(HOST_ID_BYTES),
-            r.i64(), r.i64(), r.u32(), r.u32(), r.u32(),
+            uuid.UUID(bytes=cmid), uuid.UUID(bytes=sku), nonce, host_id, issued, until, act,
+            ren, count,
         )  # fmt: skip
-        r.end()
         return t, body, sig
+
+
+#: type, version, cmid, sku, nonce, host id, issued, valid until, activation
+#: interval, renewal interval, count: a ticket's signed body.
+_TICKET_BODY = struct.Struct(">BB16s16s16s8sqqIII")
+
+
+def ticket_body(
+    cmid: bytes,
+    sku: bytes,
+    nonce: bytes,
+    host_id: bytes,
+    issued_at: int,
+    valid_until: int,
+    activation_interval: int,
+    renewal_interval: int,
+    count: int,
+) -> bytes:
+    """A ticket's signed body from plain values: one ``struct`` call (the host's hot path).
+
+    The same bytes as ``ActivationTicket(...).body()``, which calls it. A
+    wrong-sized field is a :class:`UsageError` (``struct`` would pad or cut it).
+    """
+    if len(host_id) != HOST_ID_BYTES:
+        raise UsageError(f"host id must be {HOST_ID_BYTES} bytes")
+    if len(cmid) != 16 or len(sku) != 16 or len(nonce) != NONCE_BYTES:
+        raise UsageError("cmid, sku and nonce must be 16 bytes each")
+    try:
+        return _TICKET_BODY.pack(
+            DocType.TICKET, DOC_VERSION, cmid, sku, nonce, host_id, issued_at, valid_until,
+            activation_interval, renewal_interval, count,
+        )  # fmt: skip
+    except struct.error as exc:
+        raise UsageError(f"ticket field out of range: {exc}") from exc
 
 
 def installation_id(cmid: uuid.UUID, sku: uuid.UUID) -> bytes:
@@ -257,7 +295,7 @@ class RevocationList:
 
 def _check_len(what: str, value: bytes, n: int) -> None:
     if len(value) != n:
-        raise ValueError(f"{what} must be {n} bytes, not {len(value)}")
+        raise UsageError(f"{what} must be {n} bytes, not {len(value)}")
 
 
 def _vendor(doc_vendor: bytes, vendor_public_key: bytes, what: str) -> None:

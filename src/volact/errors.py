@@ -5,6 +5,7 @@ it is::
 
     VolactError
     ├── DecodeError          the peer (or a file) sent bytes that are not ours
+    │   └── NotVolactError   the peer speaks another protocol altogether (e.g. HTTP)
     ├── KeyFormatError       a product key is mistyped (checksum, alphabet, length)
     │   └── UnknownKeyError  a well-formed key that nobody issued
     ├── VerificationError    a signature or a binding failed (one subclass a reason)
@@ -32,6 +33,12 @@ class DecodeError(VolactError):
     """Bytes that do not decode as the structure expected (short, long, malformed)."""
 
     code = "malformed"
+
+
+class NotVolactError(DecodeError):
+    """The peer plainly speaks another protocol (an HTTP server on the host's port)."""
+
+    code = "not_volact"
 
 
 class KeyFormatError(VolactError):

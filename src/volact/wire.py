@@ -8,18 +8,26 @@ Frame: ``length u16 | version u8 | type u8 | payload``, big-endian, where
 ``length`` counts the bytes after itself. Every structure has a paired
 ``encode``/``decode``; decoding raises :class:`~volact.errors.DecodeError` and
 nothing else. Layouts and vectors: ``docs/protocol.md``, ``tests/vectors/``.
-No I/O, no clock.
+
+This module is the one codec. The request and reply layouts are precompiled
+``struct`` formats: the host's hot path (:func:`decode_request`,
+:func:`encode_reply`) is one ``struct`` call each way with no intermediate
+objects, and :func:`encode`/:func:`decode` go through the same layouts. The
+ticket inside a reply is :mod:`volact.documents`' business. :class:`FrameReader`
+cuts a byte stream into frames, sans-I/O: the host server and the client
+transport both feed it what their sockets receive. No I/O, no clock.
 """
 
 from __future__ import annotations
 
 import enum
+import struct
 import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from volact.buffer import Reader, Writer
 from volact.documents import HOST_ID_BYTES, NONCE_BYTES, ActivationTicket
-from volact.errors import DecodeError
+from volact.errors import DecodeError, NotVolactError, UsageError
 
 PROTOCOL_VERSION = 1
 DEFAULT_PORT = 1688
@@ -116,11 +124,11 @@ class ActivateRequest:
 
     def __post_init__(self) -> None:
         if len(self.nonce) != NONCE_BYTES:
-            raise ValueError(f"nonce must be {NONCE_BYTES} bytes")
+            raise UsageError(f"nonce must be {NONCE_BYTES} bytes")
         if len(self.workstation.encode("utf-8")) > MAX_WORKSTATION_BYTES:
-            raise ValueError(f"workstation name exceeds {MAX_WORKSTATION_BYTES} bytes")
+            raise UsageError(f"workstation name exceeds {MAX_WORKSTATION_BYTES} bytes")
         if not 0 <= self.minutes_left <= 0xFFFFFFFF:
-            raise ValueError("minutes_left out of range")
+            raise UsageError("minutes_left out of range")
 
 
 @dataclass(frozen=True)
@@ -137,11 +145,11 @@ class ActivateReply:
 
     def __post_init__(self) -> None:
         if len(self.host_id) != HOST_ID_BYTES:
-            raise ValueError(f"host id must be {HOST_ID_BYTES} bytes")
+            raise UsageError(f"host id must be {HOST_ID_BYTES} bytes")
         if (self.ticket is not None) != (self.result is Result.OK):
-            raise ValueError("a ticket comes with OK and only with OK")
+            raise UsageError("a ticket comes with OK and only with OK")
         if self.ticket is not None and len(self.ticket) != TICKET_BYTES:
-            raise ValueError(f"a ticket is {TICKET_BYTES} bytes")
+            raise UsageError(f"a ticket is {TICKET_BYTES} bytes")
 
 
 @dataclass(frozen=True)
@@ -159,82 +167,247 @@ class LicenseReply:
 Message = ActivateRequest | ActivateReply | GetLicense | LicenseReply
 
 
+# -- layouts -------------------------------------------------------------------
+
+#: length, version, type, sku, cmid, nonce, client time, state, minutes left, flags,
+#: name length; the name's UTF-8 bytes follow.
+_REQUEST = struct.Struct(">HBB16s16s16sqBIBB")
+#: length, version, type, result, count, required, activation, renewal, host id;
+#: the ticket follows when the result is OK.
+_REPLY = struct.Struct(">HBBBIIII8s")
+#: length, version, type: every frame starts with these.
+_HEADER = struct.Struct(">HBB")
+_STATES = frozenset(int(s) for s in LicenseState)
+_RESULTS = {int(r): r for r in Result}
+
+
+class RawRequest(NamedTuple):
+    """An activation request as bytes and ints, as the host's hot path reads it.
+
+    UUIDs stay 16 raw bytes; :class:`ActivateRequest` is the same request as values.
+    """
+
+    sku: bytes  #: SKU id, 16 bytes
+    cmid: bytes  #: client machine id, 16 bytes
+    nonce: bytes  #: 16 bytes
+    client_time: int  #: Unix seconds, client clock
+    state: int  #: :class:`LicenseState` value
+    minutes_left: int  #: minutes of grace or validity left
+    vm: bool  #: virtual machine flag
+    workstation: str  #: machine name
+
+
+def decode_request(frame: bytes) -> RawRequest:
+    """One whole ACTIVATE frame → :class:`RawRequest`; :class:`DecodeError` otherwise."""
+    n = len(frame)
+    if n < _REQUEST.size:
+        raise DecodeError(f"activation request is truncated ({n} bytes)")
+    length, version, kind, sku, cmid, nonce, t, state, minutes, flags, name_len = (
+        _REQUEST.unpack_from(frame)
+    )
+    if length != n - LENGTH_BYTES:
+        raise DecodeError(f"frame says {length} bytes follow, {n - LENGTH_BYTES} do")
+    if version != PROTOCOL_VERSION:
+        raise DecodeError(f"protocol version {version} is not supported")
+    if kind != MsgType.ACTIVATE:
+        raise DecodeError(f"message type {kind} is not an activation request")
+    if name_len > MAX_WORKSTATION_BYTES:
+        raise DecodeError(f"workstation name of {name_len} bytes exceeds {MAX_WORKSTATION_BYTES}")
+    if n != _REQUEST.size + name_len:
+        raise DecodeError("activation request length does not match its contents")
+    if state not in _STATES:
+        raise DecodeError(f"unknown license state {state}")
+    if flags & ~1:
+        raise DecodeError(f"unknown request flags 0x{flags:02x}")
+    try:
+        name = frame[_REQUEST.size :].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError("activation request: text is not UTF-8") from exc
+    return RawRequest(sku, cmid, nonce, t, state, minutes, flags == 1, name)
+
+
+def encode_reply(
+    result: int,
+    count: int,
+    required: int,
+    activation_interval: int,
+    renewal_interval: int,
+    host_id: bytes,
+    ticket: bytes = b"",
+) -> bytes:
+    """One ACTIVATE_REPLY frame from plain values (the host's hot path).
+
+    A wrong-sized host id or ticket is a :class:`UsageError` (``struct`` would pad
+    or cut it silently); out-of-range integers are too.
+    """
+    if len(host_id) != HOST_ID_BYTES:
+        raise UsageError(f"host id must be {HOST_ID_BYTES} bytes")
+    if ticket and len(ticket) != TICKET_BYTES:
+        raise UsageError(f"a ticket is {TICKET_BYTES} bytes")
+    try:
+        head = _REPLY.pack(
+            _REPLY.size - LENGTH_BYTES + len(ticket), PROTOCOL_VERSION, MsgType.ACTIVATE_REPLY,
+            result, count, required, activation_interval, renewal_interval, host_id,
+        )  # fmt: skip
+    except struct.error as exc:
+        raise UsageError(f"activation reply field out of range: {exc}") from exc
+    return head + ticket
+
+
 def _frame(kind: MsgType, payload: bytes) -> bytes:
-    return Writer().u16(len(payload) + 2).u8(PROTOCOL_VERSION).u8(kind).raw(payload).getvalue()
+    if len(payload) + 2 > 0xFFFF:
+        raise UsageError(f"a payload of {len(payload)} bytes does not fit in a frame")
+    return _HEADER.pack(len(payload) + 2, PROTOCOL_VERSION, kind) + payload
 
 
 def encode(msg: Message) -> bytes:
     """One complete frame for ``msg``."""
     if isinstance(msg, ActivateRequest):
-        w = Writer().uuid(msg.sku).uuid(msg.cmid).raw(msg.nonce).i64(msg.client_time)
-        w.u8(msg.state).u32(msg.minutes_left).u8(1 if msg.vm else 0)
-        w.short_text(msg.workstation, MAX_WORKSTATION_BYTES)
-        return _frame(MsgType.ACTIVATE, w.getvalue())
+        name = msg.workstation.encode("utf-8")
+        try:
+            head = _REQUEST.pack(
+                _REQUEST.size - LENGTH_BYTES + len(name), PROTOCOL_VERSION, MsgType.ACTIVATE,
+                msg.sku.bytes, msg.cmid.bytes, msg.nonce, msg.client_time, msg.state,
+                msg.minutes_left, 1 if msg.vm else 0, len(name),
+            )  # fmt: skip
+        except struct.error as exc:
+            raise UsageError(f"activation request field out of range: {exc}") from exc
+        return head + name
     if isinstance(msg, ActivateReply):
-        w = Writer().u8(msg.result).u32(msg.count).u32(msg.required)
-        w.u32(msg.activation_interval).u32(msg.renewal_interval).raw(msg.host_id)
-        if msg.ticket is not None:
-            w.raw(msg.ticket)
-        return _frame(MsgType.ACTIVATE_REPLY, w.getvalue())
+        return encode_reply(
+            msg.result, msg.count, msg.required, msg.activation_interval,
+            msg.renewal_interval, msg.host_id, msg.ticket or b"",
+        )  # fmt: skip
     if isinstance(msg, GetLicense):
         return _frame(MsgType.GET_LICENSE, b"")
     return _frame(MsgType.LICENSE_REPLY, msg.host_license)
 
 
-def frame_length(header: bytes) -> int:
-    """From the first two bytes of a frame, how many bytes follow them."""
-    if len(header) != LENGTH_BYTES:
-        raise DecodeError("a frame length is two bytes")
-    n = int.from_bytes(header, "big")
-    if n < 2:
-        raise DecodeError(f"frame length {n} is too short")
-    return n
-
-
 def decode(frame: bytes, *, max_frame: int = MAX_REPLY_FRAME) -> Message:
     """Decode exactly one complete frame (no more, no less)."""
-    if len(frame) > max_frame:
-        raise DecodeError(f"frame of {len(frame)} bytes exceeds the limit of {max_frame}")
-    r = Reader(frame, "frame")
-    n = r.u16()
-    if n != r.remaining:
-        raise DecodeError(f"frame says {n} bytes follow, {r.remaining} do")
-    return decode_body(r.rest())
-
-
-def decode_body(body: bytes) -> Message:
-    """Decode a frame's contents after the length (``version | type | payload``)."""
-    r = Reader(body, "frame")
-    version, kind = r.u8(), r.u8()
+    n = len(frame)
+    if n > max_frame:
+        raise DecodeError(f"frame of {n} bytes exceeds the limit of {max_frame}")
+    if n < _HEADER.size:
+        raise DecodeError(f"frame is truncated: needs {_HEADER.size} bytes, has {n}")
+    length, version, kind = _HEADER.unpack_from(frame)
+    if length != n - LENGTH_BYTES:
+        raise DecodeError(f"frame says {length} bytes follow, {n - LENGTH_BYTES} do")
     if version != PROTOCOL_VERSION:
         raise DecodeError(f"protocol version {version} is not supported")
-    msg: Message
     if kind == MsgType.ACTIVATE:
-        r = Reader(r.rest(), "activation request")
-        sku, cmid, nonce, t = r.uuid(), r.uuid(), r.raw(NONCE_BYTES), r.i64()
-        raw_state, minutes, flags = r.u8(), r.u32(), r.u8()
-        name = r.short_text(MAX_WORKSTATION_BYTES)
-        if raw_state not in LicenseState._value2member_map_:
-            raise DecodeError(f"unknown license state {raw_state}")
-        if flags & ~1:
-            raise DecodeError(f"unknown request flags 0x{flags:02x}")
-        msg = ActivateRequest(
-            sku, cmid, nonce, t, LicenseState(raw_state), minutes, bool(flags), name
-        )
-    elif kind == MsgType.ACTIVATE_REPLY:
-        r = Reader(r.rest(), "activation reply")
-        raw_result = r.u8()
-        if raw_result not in Result._value2member_map_:
-            raise DecodeError(f"unknown result code {raw_result}")
-        result = Result(raw_result)
-        count, req, act, ren, host = r.u32(), r.u32(), r.u32(), r.u32(), r.raw(HOST_ID_BYTES)
-        ticket = r.raw(TICKET_BYTES) if result is Result.OK else None
-        msg = ActivateReply(result, count, req, act, ren, host, ticket)
-    elif kind == MsgType.GET_LICENSE:
-        msg = GetLicense()
-    elif kind == MsgType.LICENSE_REPLY:
-        return LicenseReply(r.rest())
-    else:
-        raise DecodeError(f"unknown message type {kind}")
-    r.end()
-    return msg
+        raw = decode_request(frame)
+        return ActivateRequest(
+            uuid.UUID(bytes=raw.sku), uuid.UUID(bytes=raw.cmid), raw.nonce, raw.client_time,
+            LicenseState(raw.state), raw.minutes_left, raw.vm, raw.workstation,
+        )  # fmt: skip
+    if kind == MsgType.ACTIVATE_REPLY:
+        return _decode_reply(frame)
+    if kind == MsgType.GET_LICENSE:
+        if n != _HEADER.size:
+            raise DecodeError(f"license request has {n - _HEADER.size} unexpected trailing bytes")
+        return GetLicense()
+    if kind == MsgType.LICENSE_REPLY:
+        return LicenseReply(bytes(frame[_HEADER.size :]))
+    raise DecodeError(f"unknown message type {kind}")
+
+
+def _decode_reply(frame: bytes) -> ActivateReply:
+    n = len(frame)
+    if n < _REPLY.size:
+        raise DecodeError(f"activation reply is truncated: needs {_REPLY.size} bytes, has {n}")
+    _, _, _, raw_result, count, required, act, ren, host_id = _REPLY.unpack_from(frame)
+    result = _RESULTS.get(raw_result)
+    if result is None:
+        raise DecodeError(f"unknown result code {raw_result}")
+    expected = _REPLY.size + (TICKET_BYTES if result is Result.OK else 0)
+    if n != expected:
+        what = "truncated" if n < expected else "followed by unexpected trailing bytes"
+        raise DecodeError(f"activation reply is {what}: {n} bytes, expected {expected}")
+    ticket = bytes(frame[_REPLY.size :]) if result is Result.OK else None
+    return ActivateReply(result, count, required, act, ren, host_id, ticket)
+
+
+# -- framing ---------------------------------------------------------------------
+
+
+def _preview(data: bytes, limit: int = 24) -> str:
+    """The first bytes a peer sent, safe to print: ASCII letters as they are, the rest escaped."""
+    shown = "".join(
+        chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in data[:limit]
+    )
+    return f"'{shown}{'...' if len(data) > limit else ''}'"
+
+
+def _looks_like_text(data: bytes) -> bool:
+    # A volact frame's first byte is at most 0x07 (frames are under 2 KiB); text
+    # protocols (HTTP, SMTP, SSH banners) start with printable ASCII.
+    return len(data) >= LENGTH_BYTES and all(0x20 <= b < 0x7F for b in data[:LENGTH_BYTES])
+
+
+class FrameReader:
+    """Cuts a byte stream into whole frames, sans-I/O (h11's ``receive_data`` shape).
+
+    :meth:`feed` takes whatever the socket delivered, however it was split, and
+    returns the frames it completed (often none, rarely more than one). A frame
+    longer than ``max_frame``, or shorter than a header, is an error as soon as its
+    first two bytes are in: :class:`DecodeError`, or :class:`NotVolactError` when
+    the peer plainly speaks another protocol (an HTTP server answering a client,
+    a browser talking to a host). After an error the reader stays broken: every
+    later call raises the same error. :meth:`eof` says whether the stream may end
+    here. It does not decode what is inside a frame (that is :func:`decode`'s job).
+    """
+
+    __slots__ = ("_buf", "_error", "max_frame", "peer")
+
+    def __init__(self, max_frame: int, *, peer: str = "peer") -> None:
+        #: the largest frame accepted, length field included
+        self.max_frame = max_frame
+        #: what the other side should be, for messages ("host", "client")
+        self.peer = peer
+        self._buf = b""
+        self._error: DecodeError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received that are not part of a returned frame yet."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The frames that ``data`` completes, in order; raises on oversize or garbage."""
+        if self._error is not None:
+            raise self._error
+        buf = self._buf + data if self._buf else bytes(data)
+        frames: list[bytes] = []
+        while len(buf) >= LENGTH_BYTES:
+            need = LENGTH_BYTES + ((buf[0] << 8) | buf[1])
+            if need > self.max_frame or need < HEADER_BYTES:
+                self._buf = b""
+                self._error = self._garbage(buf, need)
+                raise self._error
+            if len(buf) < need:
+                break
+            if len(buf) == need:  # the usual case: one whole frame in one read
+                frames.append(buf)
+                buf = b""
+                break
+            frames.append(buf[:need])
+            buf = buf[need:]
+        self._buf = buf
+        return frames
+
+    def eof(self) -> None:
+        """The stream ended: a :class:`DecodeError` if a frame was cut short."""
+        if self._error is not None:
+            raise self._error
+        if self._buf:
+            raise DecodeError(
+                f"the {self.peer} closed the connection after {len(self._buf)} bytes of a frame"
+            )
+
+    def _garbage(self, buf: bytes, need: int) -> DecodeError:
+        if _looks_like_text(buf):
+            return NotVolactError(f"that is not a volact {self.peer}: it sent {_preview(buf)}")
+        if need < HEADER_BYTES:
+            return DecodeError(f"frame length {need - LENGTH_BYTES} is too short")
+        return DecodeError(f"frame of {need} bytes exceeds {self.max_frame}")

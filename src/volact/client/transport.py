@@ -3,10 +3,13 @@
 :func:`exchange` (blocking) and :func:`exchange_async` (asyncio) connect to a host
 (a name is resolved through :mod:`volact.client.discovery`, IPv6 first as it
 returns them; IP literals, v4 or v6, are used as they are), send one request frame,
-read one reply frame of at most :data:`~volact.wire.MAX_REPLY_FRAME` bytes and
-close. Every step is bounded by the timeout, and every ``OSError`` becomes a
-:class:`~volact.errors.TransportError`. No policy lives here: what to send, to
-whom, and what the answer means is the planner's business.
+read one reply frame of at most :data:`~volact.wire.MAX_REPLY_FRAME` bytes (cut
+out of the stream by :class:`~volact.wire.FrameReader`, as the host does) and
+close. A peer that answers in another protocol (an HTTP server on the port) is
+reported as "not a volact host". Every step is bounded by the timeout, and
+every ``OSError`` becomes a :class:`~volact.errors.TransportError`. No policy
+lives here: what to send, to whom, and what the answer means is the planner's
+business.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from collections.abc import Sequence
 
 from volact.client import discovery
 from volact.client.srv import HostAddress
-from volact.errors import DecodeError, TransportError
-from volact.wire import LENGTH_BYTES, MAX_REPLY_FRAME, frame_length
+from volact.errors import DecodeError, NotVolactError, TransportError
+from volact.wire import MAX_REPLY_FRAME, FrameReader
 
 
 def _is_literal(host: str) -> bool:
@@ -45,28 +48,39 @@ def _addresses(
     return list(found)[:8]
 
 
-def _check_length(header: bytes) -> int:
+class _Closed(TransportError):
+    """The host closed the connection before a whole reply."""
+
+
+def _reader() -> FrameReader:
+    return FrameReader(MAX_REPLY_FRAME, peer="host")
+
+
+def _feed(frames: FrameReader, data: bytes, ip: str, port: int) -> bytes | None:
+    """The reply once ``data`` completes it; a TransportError when the bytes are not volact."""
+    if not data:
+        raise _Closed(
+            f"the host at {ip} port {port} closed the connection after {frames.buffered} bytes"
+        )
     try:
-        n = frame_length(header)
+        got = frames.feed(data)
+    except NotVolactError as exc:
+        raise TransportError(f"{ip} port {port}: {exc}") from exc
     except DecodeError as exc:
-        raise TransportError(f"bad reply framing: {exc}") from exc
-    if n + LENGTH_BYTES > MAX_REPLY_FRAME:
-        raise TransportError(f"reply of {n + LENGTH_BYTES} bytes exceeds {MAX_REPLY_FRAME}")
-    return n
+        raise TransportError(f"bad reply framing from {ip} port {port}: {exc}") from exc
+    return got[0] if got else None
 
 
-def _recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
+def _recv_frame(sock: socket.socket, deadline: float, ip: str, port: int) -> bytes:
+    frames = _reader()
+    while True:
         left = deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("timed out reading the reply")
         sock.settimeout(left)
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise TransportError(f"the host closed the connection after {len(buf)} of {n} bytes")
-        buf += chunk
-    return bytes(buf)
+        reply = _feed(frames, sock.recv(MAX_REPLY_FRAME), ip, port)
+        if reply is not None:
+            return reply
 
 
 def exchange(
@@ -86,9 +100,7 @@ def exchange(
         try:
             with socket.create_connection((ip, address.port), timeout=left) as sock:
                 sock.sendall(frame)
-                header = _recv_exact(sock, LENGTH_BYTES, deadline)
-                body = _recv_exact(sock, _check_length(header), deadline)
-                return header + body
+                return _recv_frame(sock, deadline, ip, address.port)
         except TransportError:
             raise
         except OSError as exc:  # refused, reset, unreachable, timeout
@@ -130,17 +142,20 @@ async def exchange_async(
                 try:
                     writer.write(frame)
                     await writer.drain()
-                    header = await reader.readexactly(LENGTH_BYTES)
-                    body = await reader.readexactly(_check_length(header))
-                    return header + body
+                    frames = _reader()
+                    while True:
+                        data = await reader.read(MAX_REPLY_FRAME)
+                        reply = _feed(frames, data, ip, address.port)
+                        if reply is not None:
+                            return reply
                 finally:
                     writer.close()
                     with contextlib.suppress(OSError):
                         await writer.wait_closed()
+        except _Closed as exc:
+            errors.append(f"{ip}: {exc}")
         except TransportError:
             raise
-        except asyncio.IncompleteReadError as exc:
-            errors.append(f"{ip}: closed after {len(exc.partial)} bytes")
         except (OSError, TimeoutError) as exc:
             errors.append(f"{ip}: {getattr(exc, 'strerror', None) or exc.__class__.__name__}")
     detail = "; ".join(errors) or "out of time"

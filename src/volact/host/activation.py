@@ -17,6 +17,7 @@ from pathlib import Path
 from volact.errors import ConfigurationError, KeyFormatError, TransportError
 from volact.exchanges import HostActivationRequest, HostActivationResponse, authority_url
 from volact.files import write_atomic
+from volact.host.client_index import COUNT_WINDOW, ClientIndex
 from volact.host.config import (
     CONFIG_FILE,
     LICENSE_FILE,
@@ -26,7 +27,7 @@ from volact.host.config import (
     HostConfig,
 )
 from volact.host.home import save_config
-from volact.host.policy import COUNT_WINDOW, ClientIndex, HostCore, check_license
+from volact.host.policy import HostCore, check_license
 from volact.keys import KeyKind, ProductKey
 from volact.profile import ProductProfile
 from volact.signing import SigningKey

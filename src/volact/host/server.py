@@ -32,20 +32,14 @@ from volact.errors import ConfigurationError, DecodeError, VolactError
 from volact.files import write_atomic
 from volact.host import dns
 from volact.host.activation import load_core
+from volact.host.client_index import COUNT_WINDOW, Touch
 from volact.host.config import SERVE_FILE, HostConfig, parse_listen
-from volact.host.fastwire import encode_reply
 from volact.host.home import load_config
+from volact.host.malformed import EventRow, MalformedLog
 from volact.host.metrics import serve_metrics
-from volact.host.policy import (
-    COUNT_WINDOW,
-    EventRow,
-    HostCore,
-    MalformedLog,
-    RequestRecord,
-    Touch,
-)
+from volact.host.policy import HostCore, RequestRecord
 from volact.host.store import HostStore
-from volact.wire import LENGTH_BYTES, MAX_REQUEST_FRAME, Result
+from volact.wire import MAX_REQUEST_FRAME, FrameReader, Result, encode_reply
 
 #: Done callbacks get True when the batch is durable, False when the write failed.
 _Done = Callable[[bool], None]
@@ -169,12 +163,11 @@ class ServerStats:
 class HostProtocol(asyncio.Protocol):
     """One connection: one request frame in, one reply frame out."""
 
-    __slots__ = ("_buf", "_done", "_need", "_peer", "_server", "_started", "_transport")
+    __slots__ = ("_done", "_frames", "_peer", "_server", "_started", "_transport")
 
     def __init__(self, server: HostServer) -> None:
         self._server = server
-        self._buf = b""
-        self._need = -1
+        self._frames = FrameReader(MAX_REQUEST_FRAME, peer="client")
         self._done = False
         self._transport: asyncio.Transport | None = None
         self._started = 0.0
@@ -234,24 +227,18 @@ class HostProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._done:
             return
-        buf = self._buf + data if self._buf else data
-        if self._need < 0:
-            if len(buf) < LENGTH_BYTES:
-                self._buf = buf
-                return
-            self._need = LENGTH_BYTES + int.from_bytes(buf[:2], "big")
-            if self._need > MAX_REQUEST_FRAME:
-                self._bad(f"frame of {self._need} bytes exceeds {MAX_REQUEST_FRAME}")
-                return
-        if len(buf) < self._need:
-            self._buf = buf
+        try:
+            frames = self._frames.feed(data)
+        except DecodeError as exc:
+            self._bad(str(exc))
             return
-        self._buf = b""
+        if not frames:
+            return
         self._done = True
-        if len(buf) > self._need:
+        if len(frames) > 1 or self._frames.buffered:
             self._bad("data after the request frame")
             return
-        self._server.exchange(self, buf)
+        self._server.exchange(self, frames[0])
 
     def eof_received(self) -> bool | None:
         if not self._done:
@@ -296,10 +283,11 @@ class HostServer:
         store: HostStore,
         config: HostConfig,
         loop: asyncio.AbstractEventLoop,
-        clock_offset: int = 0,
+        clock: Callable[[], int],
     ) -> None:
         self.home = home
-        self.clock_offset = clock_offset
+        #: the host's time, Unix seconds (``--clock-offset`` is applied by the caller)
+        self.clock = clock
         self.core = core
         self.store = store
         self.config = config
@@ -316,8 +304,8 @@ class HostServer:
         self.addresses: list[str] = []
 
     def now(self) -> int:
-        """The host's idea of the time: the clock, moved by ``--clock-offset``."""
-        return int(time.time()) + self.clock_offset
+        """The host's idea of the time (the clock it was given), Unix seconds."""
+        return self.clock()
 
     def malformed(self, address: str, message: str) -> None:
         """A connection closed for bad input: counted always, logged at most once a minute."""
@@ -440,10 +428,14 @@ async def serve_async(
     loop = asyncio.get_running_loop()
     cfg = load_config(home)
     store = HostStore.open(home, exclusive=True)
+
+    def clock() -> int:
+        return int(time.time()) + clock_offset
+
     try:
-        now = int(time.time()) + clock_offset
+        now = clock()
         core = load_core(home, cfg, store.recent_clients(now - COUNT_WINDOW), now=now)
-        server = HostServer(home, core, store, cfg, loop, clock_offset)
+        server = HostServer(home, core, store, cfg, loop, clock)
         # The count index can hold millions of objects that live as long as the
         # host: move them out of the collector's sight, and collect young objects
         # less often (each exchange allocates a few short-lived containers).

@@ -1,14 +1,13 @@
 """Real servers on loopback: a BIND 9 primary for dynamic DNS and a PostgreSQL cluster.
 
-Used by the test suite, the benchmarks and ``volact demo``; not by the product.
+Part of :mod:`volact.testing`: used by the test suite, the benchmarks and
+``volact demo``, never by the product's runtime.
 
 Each helper starts the real program from a fresh temporary directory, on a free
 loopback port, and stops it by PID. Nothing here talks to anything but 127.0.0.1
 and ::1, and every wait is bounded in time. When a program is not installed the
 helpers raise :class:`ServiceMissing` with an install hint; the pytest fixtures
 in ``tests/conftest.py`` turn that into a skip (or a failure when ``CI=true``).
-
-It imports nothing else from volact, and nothing in the product imports it.
 """
 
 from __future__ import annotations
@@ -16,19 +15,15 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
-import ctypes
-import ctypes.util
-import glob
 import os
 import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -42,136 +37,20 @@ import dns.rdatatype
 import dns.tsig
 import dns.update
 
-LOOPBACK_V4 = "127.0.0.1"
-LOOPBACK_V6 = "::1"
-
-#: How long a server may take to answer after it was started, in seconds.
-START_TIMEOUT = 30.0
-#: How long a server may take to exit after it was asked to stop, in seconds.
-STOP_TIMEOUT = 15.0
-
-
-class ServiceError(RuntimeError):
-    """A test service failed to start or stop."""
-
-
-class _PortInUse(ServiceError):
-    """Another process took the port between :func:`free_port` and the server's bind."""
-
-
-class ServiceMissing(ServiceError):
-    """The program behind a test service is not installed here."""
-
-    def __init__(self, program: str, hint: str) -> None:
-        super().__init__(f"{program} is not installed; install with: {hint}")
-        self.program = program
-        self.hint = hint
-
-
-# --------------------------------------------------------------------------- ports
-
-
-def ipv6_loopback_available() -> bool:
-    """Whether ::1 exists here (some containers run without IPv6)."""
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind((LOOPBACK_V6, 0))
-    except OSError:
-        return False
-    return True
-
-
-def _port_is_free(family: socket.AddressFamily, address: str, port: int) -> bool:
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        try:
-            with socket.socket(family, kind) as s:
-                if kind == socket.SOCK_STREAM:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind((address, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(*, ipv6: bool | None = None, attempts: int = 50) -> int:
-    """A port that is free for both TCP and UDP on 127.0.0.1 (and ::1 if ``ipv6``).
-
-    ``ipv6=None`` checks ::1 too when it exists. Another process may still take the
-    port before the caller binds it; callers that start servers retry on a new port.
-    """
-    check_v6 = ipv6_loopback_available() if ipv6 is None else ipv6
-    for _ in range(attempts):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((LOOPBACK_V4, 0))
-            port = int(s.getsockname()[1])
-        if not _port_is_free(socket.AF_INET, LOOPBACK_V4, port):
-            continue
-        if check_v6 and not _port_is_free(socket.AF_INET6, LOOPBACK_V6, port):
-            continue
-        return port
-    raise ServiceError(f"no free TCP+UDP loopback port after {attempts} attempts")
-
-
-# ----------------------------------------------------------------------- processes
-
-
-def find_program(name: str, extra_globs: Iterable[str] = ()) -> str | None:
-    """``name`` from PATH, /usr/sbin, /sbin or ``extra_globs`` (newest version first)."""
-    found = shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
-    if found:
-        return found
-    for pattern in extra_globs:
-        candidates = sorted(glob.glob(pattern), key=_version_key, reverse=True)
-        for candidate in candidates:
-            path = os.path.join(candidate, name)
-            if os.access(path, os.X_OK):
-                return path
-    return None
-
-
-def _version_key(path: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in path.split(os.sep) if (part.isascii() and part.isdigit()))
-
-
-def _die_with_parent(sig: signal.Signals) -> Callable[[], None]:
-    """A ``preexec_fn`` asking Linux to send ``sig`` to the child when pytest dies.
-
-    Covers the case no ``finally`` or ``atexit`` can: the test run being killed.
-    """
-    libc_name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(libc_name, use_errno=True) if libc_name else None
-    pr_set_pdeathsig = 1
-
-    def preexec() -> None:
-        if libc is not None:
-            libc.prctl(pr_set_pdeathsig, int(sig), 0, 0, 0)
-
-    return preexec
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        return f"(no log at {path}: {exc})"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def stop_process(
-    proc: subprocess.Popen[bytes] | None, sig: signal.Signals, timeout: float = STOP_TIMEOUT
-) -> None:
-    """Send ``sig`` and wait up to ``timeout``; SIGKILL a process that has not exited."""
-    if proc is None or proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(sig)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout)
+from volact.testing.processes import (
+    LOOPBACK_V4,
+    LOOPBACK_V6,
+    START_TIMEOUT,
+    PortInUse,
+    ServiceError,
+    ServiceMissing,
+    die_with_parent,
+    find_program,
+    free_port,
+    ipv6_loopback_available,
+    stop_process,
+    tail_of,
+)
 
 
 class _Service:
@@ -336,7 +215,7 @@ class Bind9(_Service):
                 try:
                     self._launch()
                     return
-                except _PortInUse as exc:
+                except PortInUse as exc:
                     last = exc
             assert last is not None
             raise last
@@ -441,7 +320,7 @@ class Bind9(_Service):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=d,
-                preexec_fn=_die_with_parent(signal.SIGTERM),
+                preexec_fn=die_with_parent(signal.SIGTERM),
             )
         _running.add(self)
         try:
@@ -462,7 +341,7 @@ class Bind9(_Service):
             if proc.poll() is not None:
                 raise ServiceError(
                     f"named exited with status {proc.returncode} on port {self.port}; "
-                    f"log tail:\n{_tail(self.log_path)}"
+                    f"log tail:\n{tail_of(self.log_path)}"
                 )
             try:
                 reply = self.query(pending[0], "SOA", timeout=0.5)
@@ -478,9 +357,8 @@ class Bind9(_Service):
                 log.seek(log_start)
                 news = log.read()
             if b"interface ignored" in news or b"address in use" in news:
-                raise _PortInUse(
-                    f"named could not listen on port {self.port}; log tail:\n{_tail(self.log_path)}"
-                )
+                tail = tail_of(self.log_path)
+                raise PortInUse(f"named could not listen on port {self.port}; log tail:\n{tail}")
             # "running" is logged once every zone load was tried and the sockets are
             # open: a zone still failing a moment later will not come.
             if b"running" in news:
@@ -490,7 +368,7 @@ class Bind9(_Service):
             time.sleep(0.05)
         raise ServiceError(
             f"named did not serve zone {pending[0]} on port {self.port} "
-            f"(last: {last_error!r}); log tail:\n{_tail(self.log_path)}"
+            f"(last: {last_error!r}); log tail:\n{tail_of(self.log_path)}"
         )
 
 
@@ -706,7 +584,7 @@ class Postgres(_Service):
                 stdout=log_fd,
                 stderr=subprocess.STDOUT,
                 cwd=d,
-                preexec_fn=_die_with_parent(signal.SIGINT),
+                preexec_fn=die_with_parent(signal.SIGINT),
                 user=uid,
                 group=gid,
                 extra_groups=groups,
@@ -731,7 +609,7 @@ class Postgres(_Service):
             if proc.poll() is not None:
                 raise ServiceError(
                     f"postgres exited with status {proc.returncode} on port {self.port}; "
-                    f"log tail:\n{_tail(self.log_path)}"
+                    f"log tail:\n{tail_of(self.log_path)}"
                 )
             try:
                 with psycopg.connect(self._dsn_for("postgres"), connect_timeout=2) as c:
@@ -742,7 +620,7 @@ class Postgres(_Service):
             time.sleep(0.05)
         raise ServiceError(
             f"postgres did not accept connections on port {self.port} within "
-            f"{START_TIMEOUT:.0f}s (last: {last_error!r}); log tail:\n{_tail(self.log_path)}"
+            f"{START_TIMEOUT:.0f}s (last: {last_error!r}); log tail:\n{tail_of(self.log_path)}"
         )
 
     def _create_db(self) -> None:
