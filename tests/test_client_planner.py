@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client_support import CATALOG, DESKTOP, PROFILE, T0, VENDOR
+from client_support import CATALOG, DAY, DESKTOP, PROFILE, T0, VENDOR
 from volact.client.planner import (
     MAX_SRV_RECORDS,
     AttemptPlanner,
@@ -268,3 +268,115 @@ def test_the_license_fetch_gets_only_what_is_left_of_the_attempt() -> None:
     done = p2.next_step(10.0)
     assert isinstance(done, Finished) and not done.outcome.activated
     assert "no time left" in done.outcome.failures[-1][1]
+
+
+# ---- a cached host license that no longer matches the host (issue 11.4) -------------
+
+
+def _exchanges(core: Any, log: list[str], now: int) -> Any:
+    """An in-memory exchange with ``core`` that records each frame's purpose."""
+    from volact.wire import GetLicense, decode
+
+    def exchange(address: HostAddress, frame: bytes, timeout: float) -> bytes:
+        log.append("license" if isinstance(decode(frame), GetLicense) else "activate")
+        return bytes(core(frame) if callable(core) else core.handle_frame(frame, now=now))
+
+    return exchange
+
+
+def _impostor_and_real() -> tuple[Any, Any]:
+    """Two hosts with one host id, each with a vendor-signed license for its own key:
+    what an authority that signed a copied id once produced."""
+    from client_support import fill
+    from volact.signing import SigningKey
+
+    real = make_test_host(VENDOR, CATALOG)
+    impostor = make_test_host(VENDOR, CATALOG, host_key=SigningKey.from_seed(bytes([5]) * 32))
+    assert real.config.host_id == impostor.config.host_id
+    assert real.license_bytes != impostor.license_bytes
+    for core in (real, impostor):
+        fill(core, 10, T0)
+    return real, impostor
+
+
+def _client() -> Any:
+    from dataclasses import replace
+
+    from client_support import SERVER
+    from volact.client.state import new_state
+
+    s = new_state(PROFILE, cmid=uuid.UUID(int=77), now=T0, sku=SERVER.name, workstation="ws")
+    return replace(s, manual_host=HostAddress("kms.corp.example"))
+
+
+def test_a_license_cached_from_an_impostor_is_refetched_once_and_replaced() -> None:
+    from client_support import attempt
+
+    real, impostor = _impostor_and_real()
+    host_id = real.config.host_id.hex()
+    log: list[str] = []
+    # Day 0: the impostor answers for the name; its license is cached under the id.
+    s = attempt(_client(), _exchanges(impostor, log, T0), T0)
+    assert s.machine.activated(T0) and s.licenses[host_id] == impostor.license_bytes
+    assert log == ["activate", "license"]
+    # Day 7 (the clock moved by hand): the real host answers. Its ticket does not
+    # verify against the cached license: the client fetches the license once more,
+    # verifies it against the vendor key, and keeps it because it verifies.
+    now = T0 + 7 * DAY
+    log.clear()
+    s = attempt(s, _exchanges(real, log, now), now)
+    assert log == ["activate", "license"]  # one refetch, not a loop
+    assert s.machine.activated(now) and s.machine.last_success_at == now
+    assert s.last is not None and s.last.error is None
+    assert s.licenses[host_id] == real.license_bytes  # the cache now holds the real one
+    # Day 14: the renewal needs no fetch at all.
+    now += 7 * DAY
+    log.clear()
+    s = attempt(s, _exchanges(real, log, now), now)
+    assert log == ["activate"] and s.machine.last_success_at == now
+
+
+def test_the_cache_is_replaced_only_by_a_license_that_verifies() -> None:
+    from client_support import attempt
+    from volact.documents import HostLicense
+    from volact.signing import SigningKey
+    from volact.wire import GetLicense, LicenseReply, decode, encode
+
+    real, impostor = _impostor_and_real()
+    host_id = real.config.host_id.hex()
+    s = attempt(_client(), _exchanges(impostor, [], T0), T0)
+    cached = s.licenses[host_id]
+    rogue = SigningKey.from_seed(bytes([9]) * 32)
+    forged = HostLicense(
+        rogue.key_id, real.config.host_id, real.signing_key.public_key, b"\x42" * 12,
+        ("server", "desktop"), 0,
+    ).sign(rogue)  # fmt: skip
+
+    def real_with_forged_license(frame: bytes) -> bytes:
+        if isinstance(decode(frame), GetLicense):
+            return encode(LicenseReply(forged))
+        return real.handle_frame(frame, now=T0 + DAY)
+
+    for host, why in ((real_with_forged_license, "host license refused"),
+                      (lambda frame: b"", "malformed reply")):  # fmt: skip
+        log: list[str] = []
+        after = attempt(s, _exchanges(host, log, T0 + DAY), T0 + DAY)
+        assert log == ["activate", "license"][: len(log)] and len(log) <= 2
+        assert after.licenses[host_id] == cached  # unchanged
+        assert after.last is not None and why in (after.last.error or "")
+        assert after.machine.last_success_at == T0  # nothing granted
+    # Once the real license is cached, a reply whose ticket fails for a reason no
+    # license can fix (a replay of an old reply) is no reason to fetch it again.
+    captured: list[bytes] = []
+
+    def recorder(frame: bytes) -> bytes:
+        captured.append(real.handle_frame(frame, now=T0 + DAY))
+        return captured[-1]
+
+    s = attempt(s, _exchanges(recorder, [], T0 + DAY), T0 + DAY)
+    assert s.licenses[host_id] == real.license_bytes
+    replay = next(f for f in captured if not isinstance(decode(f), LicenseReply))
+    log = []
+    after = attempt(s, _exchanges(lambda frame: replay, log, T0 + 2 * DAY), T0 + 2 * DAY)
+    assert log == ["activate"] and after.last is not None
+    assert "nonce" in (after.last.error or "")

@@ -19,6 +19,12 @@ A host that does not answer, or answers with an error other than "count too low"
 or whose ticket does not verify (or whose dates are implausible: issued in the
 future, already expired, valid beyond 180 days), is dropped for this attempt and
 the next is tried. Every exchange's timeout is cut to the time left in the attempt.
+
+A host's license is fetched on first contact and cached by host id. When a cached
+license no longer verifies, or the host's ticket does not verify against it (its key
+or groups changed; or the cache holds an impostor's license for the same id), the
+license is fetched once more in the same attempt; only a fetched license under
+which the ticket verifies replaces the cached one (``Outcome.new_licenses``).
 SRV answers are data from the network: records that are malformed are skipped and
 their number is capped. This module imports no socket, asyncio or time.
 """
@@ -41,7 +47,15 @@ from volact.documents import (
     verify_host_license,
     verify_ticket,
 )
-from volact.errors import DecodeError, TransportError, UsageError, VerificationError, WrongHost
+from volact.errors import (
+    BadSignature,
+    DecodeError,
+    SkuNotCovered,
+    TransportError,
+    UsageError,
+    VerificationError,
+    WrongHost,
+)
 from volact.wire import (
     ActivateReply,
     ActivateRequest,
@@ -61,6 +75,10 @@ MAX_SEARCH_DOMAINS = 8
 #: Default bound on one whole attempt and on one exchange (seconds).
 DEFAULT_ATTEMPT_SECONDS = 30.0
 DEFAULT_EXCHANGE_SECONDS = 5.0
+
+#: Ticket failures that a newer license of the same host id could cure (another host
+#: key, more groups); a replay or another machine's ticket is not one of them.
+_LICENSE_MISMATCH = (BadSignature, SkuNotCovered)
 
 #: A plausible host name from an SRV target (letters, digits, ``-``, ``_``).
 valid_target = valid_host_name
@@ -414,6 +432,14 @@ class AttemptPlanner:
             if why is not None:
                 raise VerificationError(why)
         except (VerificationError, DecodeError) as exc:
+            if not fetched and isinstance(exc, _LICENSE_MISMATCH):
+                # The cached license may be another host's that once used this id (an
+                # impostor), or an older one with fewer groups: fetch the host's
+                # current license once (a fetched copy is never fetched again).
+                self._events.append(
+                    {"event": "host_license_stale", "host": str(address), "reason": str(exc)}
+                )
+                return False
             self._drop(address, f"ticket refused: {exc}")
             return True
         if fetched:
