@@ -344,3 +344,111 @@ def test_refresh_revocations_over_http(
     assert code == 1 and "did not answer" in err
     code, _, err = run(capsys, "client", "refresh-revocations", "--home", home)
     assert code == 1 and "--authority" in err
+
+
+# ---- files at rest, failed init, what a MAK machine says (issues 11.9, 12) -----------
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_a_home_and_its_files_are_the_owners_only(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, profile_file: Path
+) -> None:
+    import os
+
+    old = os.umask(0o022)  # the usual umask: what made state.json 0644 in a 0755 home
+    try:
+        home = tmp_path / "c"
+        init(capsys, home, profile_file)
+        mak = ProductKey.generate(KeyKind.MAK, bytes(range(12)))
+        assert run(capsys, "client", "install-key", "--home", str(home), mak.text,
+                   "--sku", SERVER.name)[0] == 0  # fmt: skip
+        assert mak.text in (home / "state.json").read_text()  # the MAK, in full...
+        assert _mode(home) == 0o700  # ...in a home nobody else can enter
+        files = {p.name: _mode(p) for p in home.iterdir()}
+        assert files == dict.fromkeys(["state.json", "profile.json", "events.jsonl", ".lock"],
+                                      0o600)  # fmt: skip
+        assert mak.text not in (home / "events.jsonl").read_text()  # the log masks it
+        # The offline request carries the MAK too: written owner-only.
+        out = tmp_path / "req.json"
+        assert run(capsys, "client", "mak-request", "--home", str(home), "--out", str(out))[0] == 0
+        assert mak.text in out.read_text() and _mode(out) == 0o600
+        # A home written by an older version (0755, files 0644) is narrowed when written.
+        for p in home.iterdir():
+            p.chmod(0o644)
+        assert run(capsys, "client", "set-vm", "--home", str(home), "no")[0] == 0
+        assert _mode(home / "state.json") == 0o600 and _mode(home / "events.jsonl") == 0o600
+        home.chmod(0o755)
+        init(capsys, home, profile_file, "--force")  # a re-initialised home is narrowed
+        assert _mode(home) == 0o700
+        # An existing folder with other files in it is not narrowed (only the home's files).
+        shared = tmp_path / "shared"
+        shared.mkdir(mode=0o755)
+        (shared / "notes.txt").write_text("someone else's")
+        init(capsys, shared, profile_file)
+        assert _mode(shared) == 0o755 and _mode(shared / "state.json") == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_a_failed_init_leaves_nothing_behind(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, profile_file: Path
+) -> None:
+    home = tmp_path / "new" / "deeper" / "c"
+    code, _, err = run(capsys, "client", "init", "--home", str(home), "--profile",
+                       str(profile_file), "--sku", "Acme Nonexistent 1999")  # fmt: skip
+    assert code != 0 and "Acme Nonexistent 1999" in err
+    assert not (tmp_path / "new").exists()
+    # A write that fails half-way (here: the event log is a folder) is undone too.
+    from volact.client.api import init_home
+    from volact.client.store import ClientStore
+    from volact.errors import StoreError
+
+    target = tmp_path / "half" / "c"
+    real_append = ClientStore.append_event
+
+    def failing(self: ClientStore, event: dict) -> None:  # type: ignore[type-arg]
+        raise StoreError("disk full")
+
+    ClientStore.append_event = failing  # type: ignore[method-assign]
+    try:
+        with pytest.raises(StoreError, match="disk full"):
+            init_home(PROFILE, target, sku=SERVER.name, now=1_800_000_000)
+    finally:
+        ClientStore.append_event = real_append  # type: ignore[method-assign]
+    assert not (tmp_path / "half").exists()
+    # An existing folder is kept, only the home's own files go.
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "mine.txt").write_text("x")
+    code, _, _ = run(capsys, "client", "init", "--home", str(keep), "--profile",
+                     str(profile_file), "--sku", "Acme Nonexistent 1999")  # fmt: skip
+    assert code != 0 and sorted(p.name for p in keep.iterdir()) == ["mine.txt"]
+
+
+def test_a_mak_machine_says_forever_in_activate_and_status(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, profile_file: Path
+) -> None:
+    home = str(tmp_path / "c")
+    init(capsys, Path(home), profile_file)
+    mak = ProductKey.generate(KeyKind.MAK, bytes(range(12)))
+    run(capsys, "client", "install-key", "--home", home, mak.text, "--sku", SERVER.name)
+    req_path = tmp_path / "req.json"
+    run(capsys, "client", "mak-request", "--home", home, "--out", str(req_path))
+    req = MakRequest.from_json(req_path.read_text())
+    conf = MakConfirmation(VENDOR.key_id, mak.serial, req.cmid, req.sku,
+                           req.installation_id, 1_800_000_000).sign(VENDOR)  # fmt: skip
+    resp = tmp_path / "resp.json"
+    resp.write_text(dumps(MakResponse(req.cmid, conf)))
+    assert run(capsys, "client", "mak-apply", "--home", home, str(resp))[0] == 0
+    code, out, _ = run(capsys, "client", "activate", "--home", home)
+    assert code == 0 and "valid until forever" in out
+    code, out, _ = run(capsys, "client", "status", "--home", home)
+    line = next(x for x in out.splitlines() if x.startswith("valid until:"))
+    assert code == 0 and line.split(":", 1)[1].strip() == "forever"
+    # Scripts read the same thing from both: permanent, no end date.
+    for command in ("activate", "status"):
+        _, st, _ = run_json(capsys, "client", command, "--home", home)
+        assert st["permanent"] is True and st["valid_until"] is None

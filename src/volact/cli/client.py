@@ -29,9 +29,10 @@ from volact.cli.common import (
 )
 from volact.client.api import Activation, Status, init_home, iso
 from volact.client.srv import HostAddress
-from volact.client.store import ClientStore
+from volact.client.store import FILE_MODE, ClientStore
 from volact.errors import ConfigurationError, UsageError
 from volact.exchanges import MakResponse, dumps
+from volact.files import write_atomic
 
 
 def _add_nameserver(p: argparse.ArgumentParser) -> None:
@@ -214,7 +215,9 @@ def _print_status(status: Status, as_json: bool) -> None:
     width = max(len(label) for _, label in _HUMAN)
     for name, label in _HUMAN:
         value = obj[name]
-        if value is None or (value is False and name not in ("activated", "vm", "host_caching")):
+        if name == "valid_until" and obj["permanent"]:
+            value = "forever"  # a MAK activation: what `activate` says too
+        elif value is None or (value is False and name not in ("activated", "vm", "host_caching")):
             value = "-"
         elif isinstance(value, bool):
             value = "yes" if value else "no"
@@ -362,10 +365,8 @@ def _refresh_revocations(args: argparse.Namespace) -> int:
 
 def _mak_request(args: argparse.Namespace) -> int:
     req = _open(args).mak_request()
-    try:
-        args.out.write_text(dumps(req))
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write {args.out}: {exc.strerror}") from exc
+    # The request carries the MAK in full: owner-only, like the home it comes from.
+    write_atomic(args.out, dumps(req), mode=FILE_MODE, error=ConfigurationError)
     sys.stderr.write(f"wrote {args.out}: take it to a connected machine (volact mak ...)\n")
     return EXIT_OK
 

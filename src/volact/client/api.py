@@ -167,8 +167,9 @@ def init_home(
 ) -> ClientState:
     """Create a client home: a new random CMID and, with ``sku``, that SKU's GVLK.
 
-    The home records :func:`~volact.client.identity.machine_fingerprint` of
-    ``machine_id()``."""
+    Everything is checked before anything is written: a refused SKU or a failed
+    write leaves no folder behind. The home records
+    :func:`~volact.client.identity.machine_fingerprint` of ``machine_id()``."""
     store = ClientStore(home)
     if store.exists() and not force:
         raise UsageError(
@@ -184,13 +185,17 @@ def init_home(
         workstation=workstation if workstation is not None else host_name(),
         machine_fingerprint=machine_fingerprint(machine_id()),
     )
-    store.create_home()
-    with store.locked():
-        store.save_profile(profile)
-        store.save(new)
-        store.append_event(
-            {"time": iso(now), "t": now, "event": "initialised", "cmid": str(new.cmid)}
-        )
+    created = store.create_home()
+    try:
+        with store.locked():
+            store.save_profile(profile)
+            store.save(new)
+            store.append_event(
+                {"time": iso(now), "t": now, "event": "initialised", "cmid": str(new.cmid)}
+            )
+    except BaseException:
+        store.remove_created(created)  # a failed init leaves nothing behind
+        raise
     return new
 
 

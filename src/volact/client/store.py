@@ -7,6 +7,10 @@ Home directory layout::
     events.jsonl    one JSON object a line; rotated to events.jsonl.1 past 1 MiB
     .lock           taken (flock) around every read-modify-write
 
+The home is 0700 and every file in it 0600 (the state holds the installed product
+key in full, and a MAK is a secret); a file written by an older version with wider
+modes is narrowed the next time it is written.
+
 Writes go to a temporary file in the same directory, are fsynced, then renamed over
 the old file (and the directory fsynced): a crash leaves the old state or the new,
 never a mix. What the bytes of ``state.json`` mean, and why editing them cannot
@@ -34,6 +38,10 @@ STATE_FILE = "state.json"
 PROFILE_FILE = "profile.json"
 EVENTS_FILE = "events.jsonl"
 LOCK_FILE = ".lock"
+#: A home and its files are the owner's only: the state holds the installed key (a
+#: MAK is a secret), the log names hosts and the machine's workstation name.
+HOME_MODE = 0o700
+FILE_MODE = 0o600
 #: The event log is rotated (one old generation kept) past this size.
 EVENTS_MAX_BYTES = 1 << 20
 
@@ -59,17 +67,42 @@ class ClientStore:
     def exists(self) -> bool:
         return self.state_path.exists()
 
-    def create_home(self) -> None:
+    def create_home(self) -> list[Path]:
+        """Make the home (0700) and its missing parents; the folders made, outermost
+        first, for :meth:`remove_created` to undo a failed ``init``.
+
+        An existing client home (``init --force``) or empty folder is narrowed to 0700
+        too; one that holds other files is left as it is (the home's own files are
+        owner-only regardless).
+        """
+        missing = [p for p in (self.home, *self.home.parents) if not p.exists()][::-1]
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
+            for folder in missing[:-1]:
+                folder.mkdir(exist_ok=True)
+            if self.home in missing:
+                self.home.mkdir(mode=HOME_MODE, exist_ok=True)
+            elif self.exists() or not any(self.home.iterdir()):
+                os.chmod(self.home, HOME_MODE)
         except OSError as exc:
+            self.remove_created(missing)
             raise ConfigurationError(f"cannot create {self.home}: {exc.strerror}") from exc
+        return missing
+
+    def remove_created(self, created: list[Path]) -> None:
+        """Undo a failed ``init``: the home's own files, then the folders it made."""
+        if self.home in created:
+            for name in (STATE_FILE, PROFILE_FILE, EVENTS_FILE, LOCK_FILE):
+                with contextlib.suppress(OSError):
+                    (self.home / name).unlink()
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty: nothing but ours is ever removed
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the home's lock (other processes using this home wait)."""
         try:
-            fd = os.open(self.home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(self.home / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
         except FileNotFoundError:
             raise ConfigurationError(
                 f"{self.home} is not a client home: run `volact client init --home {self.home}`"
@@ -98,7 +131,7 @@ class ClientStore:
         return reverify(self.read_raw(), profile)
 
     def save(self, state: ClientState) -> None:
-        write_atomic(self.state_path, encode_state(state), error=StoreError)
+        write_atomic(self.state_path, encode_state(state), mode=FILE_MODE, error=StoreError)
 
     def load_profile(self) -> ProductProfile:
         try:
@@ -113,7 +146,7 @@ class ClientStore:
         return ProductProfile.loads(data)
 
     def save_profile(self, profile: ProductProfile) -> None:
-        write_atomic(self.profile_path, profile.dumps(), error=StoreError)
+        write_atomic(self.profile_path, profile.dumps(), mode=FILE_MODE, error=StoreError)
 
     def append_event(self, event: dict[str, Any]) -> None:
         line = json.dumps(event, sort_keys=True, default=str) + "\n"
@@ -121,7 +154,9 @@ class ClientStore:
             with contextlib.suppress(FileNotFoundError):
                 if self.events_path.stat().st_size > EVENTS_MAX_BYTES:
                     os.replace(self.events_path, self.events_path.with_name(EVENTS_FILE + ".1"))
-            with open(self.events_path, "a", encoding="utf-8") as f:
+            fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+            os.fchmod(fd, FILE_MODE)  # a log from an older version may be wider
+            with open(fd, "a", encoding="utf-8") as f:
                 f.write(line)
         except OSError as exc:
             raise StoreError(f"cannot append to {self.events_path}: {exc.strerror}") from exc
