@@ -40,9 +40,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from volact.client import discovery, mak, revocations, schedule, state, transport
+from volact.client import mak, schedule, state
 from volact.client.identity import detect_vm, host_name, machine_fingerprint, read_machine_id
 from volact.client.planner import (
     DEFAULT_ATTEMPT_SECONDS,
@@ -61,6 +61,9 @@ from volact.exchanges import MakRequest, MakResponse
 from volact.keys import KeyKind
 from volact.profile import ProductProfile
 from volact.wire import LicenseState
+
+if TYPE_CHECKING:
+    from volact.client.revocations import RevocationsAnswer
 
 Clock = Callable[[], float]
 SyncLookup = Callable[[str, float], Sequence[SrvRecord]]
@@ -199,6 +202,52 @@ def init_home(
     return new
 
 
+class _Network:
+    """The real network, the default of every :class:`Activation` I/O argument. Its
+    libraries (dnspython, httpx) are imported on first use, so that reading a status
+    or changing a setting, on every managed machine, does not pay for them."""
+
+    def __init__(self, nameservers: Sequence[HostAddress] | None) -> None:
+        self.nameservers = nameservers
+
+    def search_domains(self) -> Sequence[str]:
+        from volact.client import discovery
+
+        return discovery.search_domains()
+
+    def lookup_srv(self, name: str, timeout: float) -> Sequence[SrvRecord]:
+        from volact.client import discovery
+
+        return discovery.lookup_srv(name, nameservers=self.nameservers, timeout=timeout)
+
+    async def lookup_srv_async(self, name: str, timeout: float) -> Sequence[SrvRecord]:
+        from volact.client import discovery
+
+        return await discovery.lookup_srv_async(
+            name, nameservers=self.nameservers, timeout=timeout
+        )
+
+    def exchange(self, address: HostAddress, frame: bytes, timeout: float) -> bytes:
+        from volact.client import transport
+
+        return transport.exchange(address, frame, timeout, nameservers=self.nameservers)
+
+    async def exchange_async(self, address: HostAddress, frame: bytes, timeout: float) -> bytes:
+        from volact.client import transport
+
+        return await transport.exchange_async(
+            address, frame, timeout, nameservers=self.nameservers
+        )
+
+    def post_mak(self, url: str, request: MakRequest) -> MakResponse:
+        return mak.post_mak(url, request)
+
+    def get_revocations(self, url: str) -> RevocationsAnswer:
+        from volact.client import revocations
+
+        return revocations.fetch_revocations(url)
+
+
 def _problem_events(s: ClientState) -> list[dict[str, Any]]:
     """An event for a stored document that failed re-verification (it is about to go)."""
     if s.load_problem is None:
@@ -232,7 +281,7 @@ class Activation:
         vm: bool | None = None,
         workstation: str | None = None,
         machine_id: Callable[[], str] = read_machine_id,
-        get_revocations: Callable[[str], revocations.RevocationsAnswer] | None = None,
+        get_revocations: Callable[[str], RevocationsAnswer] | None = None,
     ) -> None:
         """Open ``home`` (creating it, with ``sku``'s setup key, if it does not exist).
 
@@ -246,27 +295,19 @@ class Activation:
         self._rng = rng or random.Random()
         self._random_bytes = random_bytes
         self._nameservers = None if nameservers is None else list(nameservers)
-        self._search_domains = search_domains or discovery.search_domains
-        ns = self._nameservers
-        self._lookup: SyncLookup = lookup_srv or (
-            lambda name, t: discovery.lookup_srv(name, nameservers=ns, timeout=t)
-        )
-        self._exchange: SyncExchange = exchange or (
-            lambda a, f, t: transport.exchange(a, f, t, nameservers=ns)
-        )
-        self._lookup_async: AsyncLookup = lookup_srv_async or (
-            lambda name, t: discovery.lookup_srv_async(name, nameservers=ns, timeout=t)
-        )
-        self._exchange_async: AsyncExchange = exchange_async or (
-            lambda a, f, t: transport.exchange_async(a, f, t, nameservers=ns)
-        )
+        net = _Network(self._nameservers)
+        self._search_domains = search_domains or net.search_domains
+        self._lookup: SyncLookup = lookup_srv or net.lookup_srv
+        self._exchange: SyncExchange = exchange or net.exchange
+        self._lookup_async: AsyncLookup = lookup_srv_async or net.lookup_srv_async
+        self._exchange_async: AsyncExchange = exchange_async or net.exchange_async
         self._authority_url = authority_url
-        self._post_mak = post_mak or (lambda url, req: mak.post_mak(url, req))
+        self._post_mak = post_mak or net.post_mak
         self._attempt_seconds = attempt_seconds
         self._exchange_seconds = exchange_seconds
         self._machine_id = machine_id
         self._fingerprint: str | None = None
-        self._get_revocations = get_revocations or (lambda url: revocations.fetch_revocations(url))
+        self._get_revocations = get_revocations or net.get_revocations
         if not self.store.exists():
             init_home(
                 profile,

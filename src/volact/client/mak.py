@@ -6,7 +6,7 @@ receives a vendor-signed :class:`~volact.documents.MakConfirmation`, which makes
 licensed for good. Online, that is ``POST {authority}/v1/mak/activate`` with a
 :class:`~volact.exchanges.MakRequest` body; offline, the same documents travel as
 files. The pure functions here build and check documents; :func:`post_mak` is a thin
-``httpx`` adapter whose failures become
+``httpx`` adapter (imported when first called) whose failures become
 :class:`~volact.errors.TransportError` (no answer) or
 :class:`~volact.errors.VerificationError` (the authority refused).
 """
@@ -14,9 +14,7 @@ files. The pure functions here build and check documents; :func:`post_mak` is a 
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from volact.client.state import ClientState
 from volact.documents import installation_id, verify_mak_confirmation
@@ -24,6 +22,9 @@ from volact.errors import ConfigurationError, TransportError, UsageError, Verifi
 from volact.exchanges import MakRequest, MakResponse, authority_url
 from volact.keys import KeyKind
 from volact.profile import ProductProfile
+
+if TYPE_CHECKING:
+    import httpx
 
 MAK_PATH = "/v1/mak/activate"
 
@@ -95,6 +96,8 @@ def post_mak(
     client: httpx.Client | None = None,
 ) -> MakResponse:
     """POST the request to the authority; its answer (a confirmation or an error)."""
+    import httpx  # only a machine that activates a MAK online needs the HTTP client
+
     url = _url(authority)
     try:
         if client is not None:
