@@ -164,3 +164,17 @@ def test_there_is_one_wire_codec() -> None:
             continue
         layouts = re.findall(r"struct\.Struct\(\s*\"[<>!=]?(\w{3,})\"", path.read_text())
         assert not layouts, f"{path} defines wire layouts {layouts}"
+
+
+def test_the_client_api_loads_no_network_library_until_it_is_used() -> None:
+    # `volact client status` runs on every managed machine: reading a state file
+    # must not pay for dnspython and httpx (they load on the first attempt).
+    probe = (
+        "import sys, volact.client.api\n"
+        "print(','.join(m for m in ('httpx', 'dns.resolver', 'volact.client.discovery',"
+        " 'volact.client.transport') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert out == "", f"volact.client.api pulls in {out}"
