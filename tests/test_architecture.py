@@ -168,10 +168,10 @@ def test_there_is_one_wire_codec() -> None:
 
 def test_the_client_api_loads_no_network_library_until_it_is_used() -> None:
     # `volact client status` runs on every managed machine: reading a state file
-    # must not pay for dnspython and httpx (they load on the first attempt).
+    # must not pay for dnspython, httpx or asyncio (they load when first used).
     probe = (
         "import sys, volact.client.api\n"
-        "print(','.join(m for m in ('httpx', 'dns.resolver', 'volact.client.discovery',"
+        "print(','.join(m for m in ('httpx', 'dns.resolver', 'asyncio', 'volact.client.discovery',"
         " 'volact.client.transport') if m in sys.modules))"
     )
     out = subprocess.run(

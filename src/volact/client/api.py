@@ -30,7 +30,6 @@ machines.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
 import random
@@ -63,6 +62,8 @@ from volact.profile import ProductProfile
 from volact.wire import LicenseState
 
 if TYPE_CHECKING:
+    import asyncio  # imported where a coroutine runs: `client status` need not pay for it
+
     from volact.client.revocations import RevocationsAnswer
 
 Clock = Callable[[], float]
@@ -481,6 +482,8 @@ class Activation:
 
     async def activate_async(self) -> Status:
         """The asyncio twin of :meth:`activate`."""
+        import asyncio
+
         if self._is_mak():
             return await asyncio.to_thread(self._activate_mak)
         before, planner = self._prepare()

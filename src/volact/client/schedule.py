@@ -18,7 +18,6 @@ clock, and never wait.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 from collections.abc import Callable
@@ -28,6 +27,8 @@ from volact.errors import VolactError
 from volact.wire import DEFAULT_ACTIVATION_INTERVAL, MINUTE
 
 if TYPE_CHECKING:  # the api module imports this one; the arrow points one way at run time
+    import asyncio
+
     from volact.client.api import Activation, Status
 
 #: The longest a background schedule sleeps before looking again (seconds).
@@ -109,6 +110,8 @@ async def run_schedule_async(
     max_sleep: float = MAX_SLEEP_SECONDS,
 ) -> Status:
     """The asyncio twin of :func:`run_schedule` (cancel the task, or set ``stop``)."""
+    import asyncio  # only a product that runs the async schedule pays for it
+
     stop = stop or asyncio.Event()
     steps = 0
     status: Status | None = None
