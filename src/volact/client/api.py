@@ -610,19 +610,9 @@ class Activation:
         sleep: Callable[[float], bool] | None = None,
         max_sleep: float = MAX_SLEEP_SECONDS,
     ) -> Status:
-        """Keep the license: act when due, sleep until the next action or state change.
-
-        Returns when ``stop`` is set or after ``max_steps`` steps. ``sleep(seconds)``
-        returns True to stop (default: ``stop.wait``); tests pass one that moves a
-        fake clock instead. Sleeps last at most ``max_sleep`` seconds, so that a
-        change of the system clock is noticed within that time.
-
-        A step that raises a :class:`~volact.errors.VolactError` (a damaged state
-        file, an unreadable home, a refused document, a missing authority URL...)
-        does not end the schedule: the error is logged (``schedule_error``) and the
-        next step comes one activation interval later (at most ``max_sleep``), so
-        that an administrator can repair the home while the product runs.
-        ``on_step`` is called only with a status that could be read.
+        """Keep the license: act when due, sleep until the next action or state change,
+        until ``stop`` is set or after ``max_steps`` steps. A failed step is logged and
+        retried one activation interval later; see :func:`volact.client.schedule.run_schedule`.
         """
         return schedule.run_schedule(
             self, stop=stop, on_step=on_step, max_steps=max_steps, sleep=sleep,
