@@ -27,13 +27,14 @@ from volact.catalog import Catalog, demo_catalog
 from volact.cli.common import (
     add_home,
     add_json,
+    http_url,
     output,
     read_bytes,
     read_secret_file,
     wall_clock,
 )
 from volact.errors import ConfigurationError, UsageError
-from volact.exchanges import HostActivationRequest, MakRequest, authority_url, dumps
+from volact.exchanges import HostActivationRequest, MakRequest, dumps
 from volact.keys import KeyKind
 
 
@@ -180,14 +181,6 @@ def register(groups: Any) -> None:
 
 #: uvicorn's log levels.
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
-
-
-def http_url(text: str, option: str) -> str:
-    """``text`` if it is an http(s) URL with a host; else a usage error naming ``option``."""
-    try:
-        return authority_url(text, option)
-    except ConfigurationError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def _add_passphrase(p: argparse.ArgumentParser, help_text: str) -> None:

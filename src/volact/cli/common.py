@@ -1,4 +1,8 @@
-"""Helpers shared by the CLI modules: JSON output, errors, common arguments, files."""
+"""Helpers shared by the CLI modules: JSON output, errors, common arguments, files.
+
+``volact.cli`` imports this module before every command, ``--version`` included:
+it imports nothing beyond cheap standard-library modules at load time.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from volact.errors import ConfigurationError
-from volact.profile import ProductProfile
+from volact.errors import ConfigurationError, UsageError
+
+if TYPE_CHECKING:
+    from volact.profile import ProductProfile
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -41,6 +47,29 @@ def error(message: str) -> None:
     sys.stderr.write(f"volact: error: {message}\n")
 
 
+def http_url(text: str, option: str) -> str:
+    """``text`` if it is an http(s) URL with a host; else a usage error naming ``option``."""
+    from volact.exchanges import authority_url
+
+    try:
+        return authority_url(text, option)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def require(*modules: str) -> None:
+    """Raise :class:`ModuleNotFoundError` for the first of ``modules`` not installed.
+
+    For a command that needs an extra in a child process it starts: ``volact.cli``
+    turns the error into a one-line answer naming the extra, before anything runs.
+    """
+    import importlib.util
+
+    for name in modules:
+        if importlib.util.find_spec(name) is None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
 def add_home(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--home", required=True, type=Path, metavar="DIR", help=f"the {what}'s home directory"
@@ -66,4 +95,6 @@ def read_secret_file(path: Path, what: str) -> bytes:
 
 
 def load_profile(path: Path) -> ProductProfile:
+    from volact.profile import ProductProfile  # here: `volact --version` needs no crypto
+
     return ProductProfile.loads(read_bytes(path, "product profile"))

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from volact.cli.common import require
 from volact.demo import DemoOptions, run_demo
 
 
@@ -57,6 +58,10 @@ def register(groups: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from volact.cli import main  # here, not at import: volact.cli imports this module
+
+    # The demo starts `volact authority serve` and `volact host serve` as children:
+    # say which extra is missing before starting anything, not in a child's error.
+    require("rich", "fastapi", "uvicorn", "sqlalchemy", "prometheus_client")
 
     options = DemoOptions(
         directory=args.dir,

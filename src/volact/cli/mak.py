@@ -22,11 +22,10 @@ from typing import Any
 import httpx
 
 from volact.authority.rules import BATCH_LIMIT
-from volact.authority.vault import write_file
-from volact.cli.authority import http_url
-from volact.cli.common import EXIT_OK, add_json, emit_json
+from volact.cli.common import EXIT_OK, add_json, emit_json, http_url
 from volact.errors import ConfigurationError, TransportError, UsageError, VolactError
 from volact.exchanges import MakRequest, MakResponse, dumps
+from volact.files import write_atomic
 
 #: Request files larger than this are not MAK requests (they are a few hundred bytes).
 MAX_REQUEST_BYTES = 64 * 1024
@@ -170,7 +169,7 @@ def _proxy(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"cannot create --out {args.out_dir}: {exc.strerror}") from exc
     results: list[dict[str, Any]] = []
     for path, req, ans in answered:
-        write_file(args.out_dir / path.name, dumps(ans))
+        write_atomic(args.out_dir / path.name, dumps(ans))
         results.append(
             {
                 "file": path.name,
