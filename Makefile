@@ -5,7 +5,9 @@
 #   make bench       run the benchmarks (bench/run.py)
 #   make deps        install BIND 9 and PostgreSQL when root (else say how)
 #
-# The venv is (re)installed whenever pyproject.toml changes.
+# Two installs into one venv, each (re)done whenever pyproject.toml changes: `make demo`
+# and `make bench` need every role (volact[all]); `make test`, `make lint` and
+# `make typecheck` add the test tools (volact[dev]: pytest, mypy, ruff, schemathesis).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -14,7 +16,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# One stamp per install: the run stamp says volact[all] is in, the dev stamp volact[dev].
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 LINT_PATHS := $(wildcard src tests bench)
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
@@ -30,9 +34,10 @@ help:
 	@echo "targets: test demo bench deps lint typecheck pytest venv clean distclean"
 	@echo "  make test PYTEST_ARGS='-k dns -x'   pass options to pytest"
 
-venv: $(STAMP)
+venv: $(DEV_STAMP)
 
-$(STAMP): pyproject.toml
+# The interpreter and pip, made once (installing python3-venv when root and missing).
+$(BIN)/pip:
 	@if [ ! -x $(BIN)/python ] || [ ! -x $(BIN)/pip ]; then \
 	  rm -rf $(VENV); \
 	  if ! $(PYTHON) -m venv $(VENV); then \
@@ -47,10 +52,19 @@ $(STAMP): pyproject.toml
 	    fi; \
 	  fi; \
 	fi
-	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/pip
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[all]'
 	@touch $@
 
-# System programs the test suite runs for real: BIND 9 (named) and PostgreSQL.
+# volact[dev] includes volact[all], so it stands for the run install as well.
+$(DEV_STAMP): pyproject.toml | $(BIN)/pip
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	@touch $@ $(RUN_STAMP)
+
+# System programs the test suite runs for real: BIND 9 (named) and PostgreSQL. The
+# tests start their own servers; .ci/apt-install leaves the packages' services
+# stopped and disabled at boot, so the machine is as it was apart from the packages.
 deps:
 	@missing=""; \
 	if ! command -v named >/dev/null && [ ! -x /usr/sbin/named ]; then \
@@ -65,34 +79,33 @@ deps:
 	if [ -z "$$missing" ]; then \
 	  echo "deps: BIND 9 and PostgreSQL are installed"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "deps: installing$$missing"; \
-	  $(APT_GET) update; \
-	  $(APT_GET) install -y --no-install-recommends $$missing; \
+	  echo "deps: installing$$missing (no service started or enabled at boot)"; \
+	  .ci/apt-install $$missing; \
 	else \
 	  echo "deps: missing$$missing; tests that need them will be skipped (failed under CI=true)."; \
 	  echo "deps: install with: sudo apt-get install$$missing"; \
 	fi
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/volact demo $(DEMO_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 
 # mypy strict on the package (files from pyproject.toml), and on the test services.
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --strict tests/services.py tests/conftest.py
 
-pytest: $(STAMP) deps
+pytest: $(DEV_STAMP) deps
 	@rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ -n "$(PYTEST_STATUS_FILE)" ]; then echo $$rc > "$(PYTEST_STATUS_FILE)"; fi; \
 	if [ $$rc = 5 ]; then echo "make: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
 
-test: $(STAMP) deps lint typecheck pytest
+test: $(DEV_STAMP) deps lint typecheck pytest
 
-bench: $(STAMP)
+bench: $(RUN_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
