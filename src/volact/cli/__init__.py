@@ -69,7 +69,7 @@ GROUPS = {
 }
 
 #: Third-party module (top-level name) → the extra of pyproject.toml that installs it.
-#: The base package is what an embedding client needs (crypto, dnspython, httpx);
+#: The base package is what an embedding client needs (PyNaCl, dnspython, httpx);
 #: a command that imports one of these without its extra gets a one-line answer.
 EXTRA_FOR_MODULE = {
     "prometheus_client": "host",
@@ -80,6 +80,7 @@ EXTRA_FOR_MODULE = {
     "uvicorn": "authority",
     "sqlalchemy": "authority",
     "psycopg": "authority",
+    "cryptography": "authority",
     "rich": "demo",
 }
 
