@@ -1,0 +1,95 @@
+"""How long a `volact` command takes to start, against a bare interpreter in the same run.
+
+A client CLI call runs on every managed machine, so start-up matters: the goals are
+`volact --version` under 0.25 s and `volact client status` under 0.5 s on this
+machine. Each round runs every command once, in turn (`python -c pass` first), so
+that load from elsewhere hits all of them alike; the figures are wall-clock seconds,
+min / median / max over the rounds, and the median less the bare interpreter's
+median (what volact itself costs).
+
+    .venv/bin/python bench/startup.py [--rounds 15] [--volact .venv/bin/volact]
+
+`--volact` picks the installation to time (for example a venv with only
+`pip install volact`, no extras); its interpreter is the one next to it. The client
+home is made in a temporary directory with this venv's `volact` (the authority's
+demo catalog), so the timed installation needs no extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(sys.executable).parent
+SKU = "Acme Desktop 2026 Professional"
+GOALS = {"volact --version": 0.25, "volact client status": 0.5}
+
+
+def _run(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def make_client_home(work: Path, setup_volact: Path) -> Path:
+    """A client home with the demo catalog's desktop GVLK, made by ``setup_volact``."""
+    v = str(setup_volact)
+    subprocess.run([v, "authority", "init", "--home", str(work / "authority"),
+                    "--demo-catalog"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run([v, "authority", "export-profile", "--home", str(work / "authority"),
+                    "--out", str(work / "profile.json")], check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    home = work / "client"
+    subprocess.run([v, "client", "init", "--home", str(home), "--profile",
+                    str(work / "profile.json"), "--sku", SKU], check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    return home
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--volact", type=Path, default=HERE / "volact",
+                        help="the volact script to time (default: this venv's)")  # fmt: skip
+    args = parser.parse_args(argv)
+    volact = args.volact.absolute()
+    python = volact.parent / "python"
+
+    with tempfile.TemporaryDirectory(prefix="volact-startup-") as tmp:
+        home = make_client_home(Path(tmp), HERE / "volact")
+        commands = {
+            "python -c pass": [str(python), "-c", "pass"],
+            "volact --version": [str(volact), "--version"],
+            "volact --help": [str(volact), "--help"],
+            "volact client status": [str(volact), "client", "status", "--home", str(home)],
+            "volact client status --json": [
+                str(volact), "client", "status", "--home", str(home), "--json"
+            ],
+        }
+        for argv_ in commands.values():  # warm the page cache and .pyc files
+            _run(argv_)
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.rounds):
+            for name, argv_ in commands.items():
+                times[name].append(_run(argv_))
+
+    base = statistics.median(times["python -c pass"])
+    print(f"{volact}: {args.rounds} rounds, wall-clock seconds")
+    print(f"{'command':30} {'min':>7} {'median':>7} {'max':>7} {'-pass':>7} {'goal':>6}")
+    for name, values in times.items():
+        med = statistics.median(values)
+        goal = GOALS.get(name)
+        print(
+            f"{name:30} {min(values):7.3f} {med:7.3f} {max(values):7.3f} "
+            f"{med - base:7.3f} {goal if goal else '':>6}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
