@@ -8,9 +8,9 @@ accepts is signed in a chain rooted in the vendor's Ed25519 key.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
+# No runtime imports: every `volact` command imports this package before any of its
+# code can catch a Ctrl-C (volact/__main__.py), and so does every embedding product.
+TYPE_CHECKING = False
 __version__ = "0.1.0"
 
 # The embedding API (docs/embedding.md): what a vendor's product imports. It is
@@ -27,6 +27,8 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from volact.client.api import Activation, Status
     from volact.client.schedule import BackgroundSchedule
     from volact.client.srv import HostAddress
@@ -39,6 +41,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'volact' has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -190,15 +190,18 @@ def _bug(exc: Exception) -> str:
 
 
 def run() -> None:
-    """Console-script entry point (``volact``), also behind ``python -m volact``.
+    """Run the command line and exit (called by ``volact.__main__``, the entry point).
 
     Ctrl-C anywhere in :func:`main` (imports and parsing included) ends the command
-    with exit status 130 and one line, never a traceback. Once ``main`` returns, the
-    default action of SIGINT is restored, so a Ctrl-C during the interpreter's
-    shutdown ends the process by the signal (status 130 to a shell), silently.
+    with exit status 130 and one line, never a traceback. Until here the entry point's
+    handler ended the process quietly; from here Python's KeyboardInterrupt lets
+    commands clean up. Once ``main`` returns, the default action of SIGINT is
+    restored, so a Ctrl-C during the interpreter's shutdown ends the process by the
+    signal (status 130 to a shell), silently.
     """
     try:
         try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             code = main()
         finally:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
