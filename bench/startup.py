@@ -7,12 +7,13 @@ that load from elsewhere hits all of them alike; the figures are wall-clock seco
 min / median / max over the rounds, and the median less the bare interpreter's
 median (what volact itself costs).
 
-    .venv/bin/python bench/startup.py [--rounds 15] [--volact .venv/bin/volact]
+    .venv/bin/python bench/startup.py [--rounds 15] [--volact PATH ...]
 
-`--volact` picks the installation to time (for example a venv with only
-`pip install volact`, no extras); its interpreter is the one next to it. The client
-home is made in a temporary directory with this venv's `volact` (the authority's
-demo catalog), so the timed installation needs no extra.
+`--volact` picks the installations to time (repeat it to compare several in the same
+rounds, for example a venv with only `pip install volact`, no extras, or another
+checkout's venv); each one's interpreter is the one next to it. The client home is
+made in a temporary directory with this venv's `volact` (the authority's demo
+catalog), so a timed installation needs no extra.
 """
 
 from __future__ import annotations
@@ -54,40 +55,46 @@ def make_client_home(work: Path, setup_volact: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--volact", type=Path, default=HERE / "volact",
-                        help="the volact script to time (default: this venv's)")  # fmt: skip
+    parser.add_argument("--volact", type=Path, action="append",
+                        help="a volact script to time (repeatable; default: this venv's)")
     args = parser.parse_args(argv)
-    volact = args.volact.absolute()
-    python = volact.parent / "python"
+    installs = [p.absolute() for p in args.volact or [HERE / "volact"]]
 
     with tempfile.TemporaryDirectory(prefix="volact-startup-") as tmp:
-        home = make_client_home(Path(tmp), HERE / "volact")
-        commands = {
-            "python -c pass": [str(python), "-c", "pass"],
-            "volact --version": [str(volact), "--version"],
-            "volact --help": [str(volact), "--help"],
-            "volact client status": [str(volact), "client", "status", "--home", str(home)],
-            "volact client status --json": [
-                str(volact), "client", "status", "--home", str(home), "--json"
-            ],
-        }
+        home = str(make_client_home(Path(tmp), HERE / "volact"))
+        commands: dict[tuple[Path, str], list[str]] = {}
+        for volact in installs:
+            commands[volact, "python -c pass"] = [str(volact.parent / "python"), "-c", "pass"]
+            commands[volact, "volact --version"] = [str(volact), "--version"]
+            commands[volact, "volact --help"] = [str(volact), "--help"]
+            commands[volact, "volact client status"] = [
+                str(volact), "client", "status", "--home", home
+            ]
+            commands[volact, "volact client status --json"] = [
+                str(volact), "client", "status", "--home", home, "--json"
+            ]
         for argv_ in commands.values():  # warm the page cache and .pyc files
             _run(argv_)
-        times: dict[str, list[float]] = {name: [] for name in commands}
+        times: dict[tuple[Path, str], list[float]] = {key: [] for key in commands}
         for _ in range(args.rounds):
-            for name, argv_ in commands.items():
-                times[name].append(_run(argv_))
+            for key, argv_ in commands.items():
+                times[key].append(_run(argv_))
 
-    base = statistics.median(times["python -c pass"])
-    print(f"{volact}: {args.rounds} rounds, wall-clock seconds")
-    print(f"{'command':30} {'min':>7} {'median':>7} {'max':>7} {'-pass':>7} {'goal':>6}")
-    for name, values in times.items():
-        med = statistics.median(values)
-        goal = GOALS.get(name)
-        print(
-            f"{name:30} {min(values):7.3f} {med:7.3f} {max(values):7.3f} "
-            f"{med - base:7.3f} {goal if goal else '':>6}"
-        )
+    print(f"{args.rounds} rounds, wall-clock seconds; '-pass' is the median less the bare"
+          " interpreter's")  # fmt: skip
+    for volact in installs:
+        base = statistics.median(times[volact, "python -c pass"])
+        print(f"\n{volact}")
+        print(f"{'command':30} {'min':>7} {'median':>7} {'max':>7} {'-pass':>7} {'goal':>6}")
+        for (install, name), values in times.items():
+            if install != volact:
+                continue
+            med = statistics.median(values)
+            goal = GOALS.get(name)
+            print(
+                f"{name:30} {min(values):7.3f} {med:7.3f} {max(values):7.3f} "
+                f"{med - base:7.3f} {goal if goal else '':>6}"
+            )
     return 0
 
 

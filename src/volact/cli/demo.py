@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from volact.cli.common import require
-from volact.demo import DemoOptions, run_demo
 
 
 def register(groups: Any) -> None:
@@ -62,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     # The demo starts `volact authority serve` and `volact host serve` as children:
     # say which extra is missing before starting anything, not in a child's error.
     require("rich", "fastapi", "uvicorn", "sqlalchemy", "prometheus_client")
+    from volact.demo import DemoOptions, run_demo
 
     options = DemoOptions(
         directory=args.dir,
