@@ -19,6 +19,7 @@ catalog), so a timed installation needs no extra.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,10 +32,14 @@ SKU = "Acme Desktop 2026 Professional"
 GOALS = {"volact --version": 0.25, "volact client status": 0.5}
 
 
-def _run(argv: list[str]) -> float:
+def _run(argv: list[str]) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system) seconds of one run of ``argv``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def make_client_home(work: Path, setup_volact: Path) -> Path:
@@ -76,16 +81,20 @@ def main(argv: list[str] | None = None) -> int:
         for argv_ in commands.values():  # warm the page cache and .pyc files
             _run(argv_)
         times: dict[tuple[Path, str], list[float]] = {key: [] for key in commands}
+        cpu: dict[tuple[Path, str], list[float]] = {key: [] for key in commands}
         for _ in range(args.rounds):
             for key, argv_ in commands.items():
-                times[key].append(_run(argv_))
+                wall, used = _run(argv_)
+                times[key].append(wall)
+                cpu[key].append(used)
 
-    print(f"{args.rounds} rounds, wall-clock seconds; '-pass' is the median less the bare"
-          " interpreter's")  # fmt: skip
+    print(f"{args.rounds} rounds, seconds: wall clock min / median / max, the median less"
+          " the bare interpreter's (-pass), and the median CPU time (user + system)")  # fmt: skip
     for volact in installs:
         base = statistics.median(times[volact, "python -c pass"])
         print(f"\n{volact}")
-        print(f"{'command':30} {'min':>7} {'median':>7} {'max':>7} {'-pass':>7} {'goal':>6}")
+        print(f"{'command':30} {'min':>7} {'median':>7} {'max':>7} {'-pass':>7} {'cpu':>7}"
+              f" {'goal':>6}")  # fmt: skip
         for (install, name), values in times.items():
             if install != volact:
                 continue
@@ -93,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             goal = GOALS.get(name)
             print(
                 f"{name:30} {min(values):7.3f} {med:7.3f} {max(values):7.3f} "
-                f"{med - base:7.3f} {goal if goal else '':>6}"
+                f"{med - base:7.3f} {statistics.median(cpu[install, name]):7.3f} "
+                f"{goal if goal else '':>6}"
             )
     return 0
 
