@@ -231,3 +231,27 @@ def test_ctrl_c_at_any_early_moment_exits_130_without_a_traceback(tmp_path: Path
     # The import machinery's millisecond before the entry point runs is hit now and
     # then by the earliest signals; everything after it never shows a traceback.
     assert outcomes["before volact's first line"] <= 10, outcomes
+
+
+def test_a_background_job_that_ignores_sigint_keeps_ignoring_it() -> None:
+    """Shells start background jobs with SIGINT ignored: volact must not undo that."""
+    probe = (
+        "import atexit, signal, sys\n"
+        "import volact.__main__\n"
+        "print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)\n"
+        "atexit.register(lambda: print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN))\n"
+        "sys.argv = ['volact', '--version']\n"
+        "volact.__main__.run()\n"
+    )
+
+    def ignore() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    for preexec, expected in ((ignore, "True"), (None, "False")):
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+            check=True, preexec_fn=preexec,
+        )  # fmt: skip
+        first, version, last = done.stdout.split("\n")[:3]
+        assert (first, version) == (expected, "volact 0.1.0")
+        assert last == expected

@@ -17,7 +17,9 @@ def _interrupted(signum: int, frame: object) -> None:
     os._exit(130)
 
 
-_signal.signal(_signal.SIGINT, _interrupted)
+# Unless SIGINT is ignored (a shell starts background jobs so): then it stays ignored.
+if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+    _signal.signal(_signal.SIGINT, _interrupted)
 
 from volact.cli import run  # noqa: E402  (after the handler: this import is what it guards)
 

@@ -199,12 +199,16 @@ def run() -> None:
     restored, so a Ctrl-C during the interpreter's shutdown ends the process by the
     signal (status 130 to a shell), silently.
     """
+    # A process started with SIGINT ignored (a background job) keeps ignoring it.
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     try:
         try:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            if not ignored:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
             code = main()
         finally:
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if not ignored:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
     except KeyboardInterrupt:
         error("interrupted")
         code = EXIT_INTERRUPTED
