@@ -152,6 +152,22 @@ def test_a_missing_extra_is_named_in_one_line(
     assert not (tmp_path / "home").exists()  # nothing started, nothing written
 
 
+def test_the_demo_without_the_test_helpers_says_to_use_a_source_checkout() -> None:
+    """A wheel install with every extra has no volact.testing, which the demo uses."""
+    probe = (
+        "import sys\n"
+        "sys.modules['volact.testing'] = None  # as in a wheel install\n"
+        "from volact.cli import main\n"
+        "sys.exit(main(['demo', '--no-dns']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("volact: error: `volact demo` needs volact's test helpers")
+    assert "source checkout" in done.stderr and done.stderr.count("\n") == 1
+
+
 def test_a_missing_module_that_is_no_extra_is_a_bug(capsys: pytest.CaptureFixture[str]) -> None:
     from volact.cli import missing_extra_message
 

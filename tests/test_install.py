@@ -104,6 +104,10 @@ def test_a_fresh_client_only_venv_runs_the_client_and_names_missing_extras(
     ).stdout  # fmt: skip
     installed = {p["name"].lower().replace("_", "-") for p in json.loads(listed)}
     assert not installed & ROLE_PACKAGES, sorted(installed & ROLE_PACKAGES)
+    probe = "import importlib.util as u; print(u.find_spec('volact.testing'))"
+    found = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
+                           timeout=60, check=True).stdout.strip()  # fmt: skip
+    assert found == "None"  # the test helpers stayed out
 
     # A product profile, made with this (full) install.
     assert main(["authority", "init", "--home", str(tmp_path / "auth"), "--demo-catalog"]) == 0
