@@ -381,6 +381,11 @@ class FrameReader:
         """The frames that ``data`` completes, in order; raises on oversize or garbage."""
         if self._error is not None:
             raise self._error
+        if not self._buf and len(data) >= HEADER_BYTES and type(data) is bytes:
+            # The usual case, kept short: one whole frame in one read.
+            need = LENGTH_BYTES + ((data[0] << 8) | data[1])
+            if need == len(data) and need <= self.max_frame:
+                return [data]
         buf = self._buf + data if self._buf else bytes(data)
         frames: list[bytes] = []
         while len(buf) >= LENGTH_BYTES:

@@ -67,60 +67,68 @@ class Slots(Generic[C]):
 
     A connection is *idle* from :meth:`admit` until :meth:`busy` (its request is
     whole) and holds its slot until :meth:`release`. ``per_address`` or
-    ``per_network`` 0 means no such cap.
+    ``per_network`` 0 means no such cap. Every connection goes through
+    :meth:`admit`, :meth:`busy` and :meth:`release`, so they are kept to a few
+    dict operations each.
     """
 
-    __slots__ = (
-        "_address_of", "_idle", "_network_of", "_per_address", "_per_network", "evicted",
-        "per_address", "per_network", "total",
-    )  # fmt: skip
+    __slots__ = ("_held", "_idle", "_per_address", "_per_network", "evicted", "per_address",
+                 "per_network", "total")  # fmt: skip
 
     def __init__(self, total: int, per_address: int = 0, per_network: int = 0) -> None:
         self.total = total  #: slots in all
         self.per_address = per_address  #: slots one address may hold (0: no cap)
         self.per_network = per_network  #: slots one /24 or /64 may hold (0: no cap)
         self.evicted = 0  #: idle connections given up for newcomers since start
-        self._address_of: dict[C, str] = {}
-        self._network_of: dict[C, str] = {}
+        #: connection -> (address, network)
+        self._held: dict[C, tuple[str, str]] = {}
         self._per_address: dict[str, int] = {}
         self._per_network: dict[str, int] = {}
         #: idle connections by network, oldest first (a dict keeps insertion order)
         self._idle: dict[str, dict[C, None]] = {}
 
     def __len__(self) -> int:
-        return len(self._address_of)
+        return len(self._held)
 
     @property
     def under_pressure(self) -> bool:
         """Three quarters of the slots are taken: idle connections get a short timeout."""
-        return len(self._address_of) * 4 >= self.total * 3
+        return len(self._held) * 4 >= self.total * 3
 
     def admit(self, conn: C, address: str) -> list[C] | None:
         """Give ``conn`` a slot: the connections to close for it (often none), or None to refuse.
 
         The connections returned have already lost their slots.
         """
-        if self.per_address and self._per_address.get(address, 0) >= self.per_address:
+        per_address = self._per_address
+        n_address = per_address.get(address, 0)
+        if self.per_address and n_address >= self.per_address:
             return None  # one machine does not need more
-        network = network_of(address)
+        if ":" in address or address.count(".") != 3:
+            network = network_of(address)
+        else:  # IPv4, inline: this runs for every connection
+            network = address[: address.rfind(".")] + ".0/24"
+        n_network = self._per_network.get(network, 0)
         evict: list[C] = []
-        if self.per_network and self._per_network.get(network, 0) >= self.per_network:
+        if self.per_network and n_network >= self.per_network:
             victim = self._oldest_idle(network)
             if victim is None:
                 return None
             evict.append(victim)
-        elif len(self._address_of) >= self.total:
+        elif len(self._held) >= self.total:
             victim = self._oldest_idle(self._most_idle_network())
             if victim is None:
                 return None
             evict.append(victim)
-        for victim in evict:
-            self.release(victim)
-            self.evicted += 1
-        self._address_of[conn] = address
-        self._network_of[conn] = network
-        self._per_address[address] = self._per_address.get(address, 0) + 1
-        self._per_network[network] = self._per_network.get(network, 0) + 1
+        if evict:
+            for victim in evict:
+                self.release(victim)
+                self.evicted += 1
+            n_address = per_address.get(address, 0)
+            n_network = self._per_network.get(network, 0)
+        self._held[conn] = (address, network)
+        per_address[address] = n_address + 1
+        self._per_network[network] = n_network + 1
         idle = self._idle.get(network)
         if idle is None:
             self._idle[network] = {conn: None}
@@ -130,30 +138,42 @@ class Slots(Generic[C]):
 
     def busy(self, conn: C) -> None:
         """``conn`` sent a whole request: it keeps its slot and can no longer be evicted."""
-        network = self._network_of.get(conn)
-        if network is not None:
-            self._drop_idle(network, conn)
+        held = self._held.get(conn)
+        if held is not None:
+            idle = self._idle.get(held[1])
+            if idle is not None and conn in idle:
+                del idle[conn]
+                if not idle:
+                    del self._idle[held[1]]
 
     def release(self, conn: C) -> None:
         """``conn`` is closed: its slot is free (nothing happens for an unknown one)."""
-        address = self._address_of.pop(conn, None)
-        if address is None:
+        held = self._held.pop(conn, None)
+        if held is None:
             return
-        network = self._network_of.pop(conn)
-        self._drop_idle(network, conn)
-        _decrement(self._per_address, address)
-        _decrement(self._per_network, network)
-
-    def is_idle(self, conn: C) -> bool:
-        network = self._network_of.get(conn)
-        return network is not None and conn in self._idle.get(network, ())
-
-    def _drop_idle(self, network: str, conn: C) -> None:
+        address, network = held
         idle = self._idle.get(network)
         if idle is not None and conn in idle:
             del idle[conn]
             if not idle:
                 del self._idle[network]
+        # _decrement, inlined: this runs for every connection.
+        counts = self._per_address
+        n = counts[address] - 1
+        if n:
+            counts[address] = n
+        else:
+            del counts[address]
+        counts = self._per_network
+        n = counts[network] - 1
+        if n:
+            counts[network] = n
+        else:
+            del counts[network]
+
+    def is_idle(self, conn: C) -> bool:
+        held = self._held.get(conn)
+        return held is not None and conn in self._idle.get(held[1], ())
 
     def _oldest_idle(self, network: str | None) -> C | None:
         idle = self._idle.get(network) if network is not None else None
@@ -167,14 +187,6 @@ class Slots(Generic[C]):
             if len(idle) > most:
                 best, most = network, len(idle)
         return best
-
-
-def _decrement(counts: dict[str, int], key: str) -> None:
-    n = counts[key] - 1
-    if n:
-        counts[key] = n
-    else:
-        del counts[key]
 
 
 class NewMachines:
