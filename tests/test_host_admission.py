@@ -79,6 +79,9 @@ def test_a_full_table_admits_a_newcomer_by_evicting_the_oldest_idle_of_the_busie
     assert slots.admit("legit2", "192.0.2.2") == ["b0"]
     slots.busy("legit2")
     assert slots.admit("legit3", "192.0.2.3") == ["a2"]  # a tie: the first network
+    # A newcomer from the network with the most idle connections is refused: it
+    # would only evict its own kind (an attacker reconnecting as fast as it can).
+    assert slots.admit("b9", "10.0.2.9") is None  # 10.0.2.0/24 holds b1, b2
 
 
 def test_busy_connections_are_never_evicted_and_a_host_busy_everywhere_refuses() -> None:
@@ -96,11 +99,13 @@ def test_per_address_and_per_network_shares() -> None:
     assert slots.admit("a", "10.0.0.1") == [] and slots.admit("b", "10.0.0.1") == []
     assert slots.admit("c", "10.0.0.1") is None  # the address has its share
     assert slots.admit("d", "10.0.0.2") == []
-    # The network has its share: its own oldest idle connection makes room.
-    assert slots.admit("e", "10.0.0.3") == ["a"]
+    # The network has its share: its own oldest idle connection makes room, once it
+    # has been idle a second (else a reconnecting attacker would evict itself in a loop).
+    assert slots.admit("e", "10.0.0.3", now=0.5) is None
+    assert slots.admit("e", "10.0.0.3", now=1.0) == ["a"]
     for c in ("b", "d", "e"):
         slots.busy(c)
-    assert slots.admit("f", "10.0.0.4") is None  # ...unless every one is busy
+    assert slots.admit("f", "10.0.0.4", now=9.0) is None  # ...unless every one is busy
     assert slots.admit("g", "10.0.1.1") == []  # another network is not affected
 
 

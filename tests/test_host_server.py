@@ -270,8 +270,15 @@ def test_a_full_host_closes_the_oldest_idle_connection_for_a_newcomer(tmp_path: 
         addr = h.addr()
         idle = [socket.create_connection(addr, timeout=5) for _ in range(2)]
         time.sleep(0.2)  # let the host accept them (no assertion on time)
-        reply = activate(addr, request(profile, 1))
-        assert reply.result is Result.COUNT_TOO_LOW
+        # The newcomer comes from another /24 (any 127.x.y.z is local): a newcomer
+        # from the idle connections' own network would only trade places with them.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.bind(("127.0.1.1", 0))
+            s.connect(addr)
+            s.sendall(wire.encode(request(profile, 1)))
+            reply = wire.decode(_read_all(s))
+        assert isinstance(reply, ActivateReply) and reply.result is Result.COUNT_TOO_LOW
         assert _read_all(idle[0]) == b""  # the oldest idle one made room
         idle[1].settimeout(0.3)
         with pytest.raises(TimeoutError):  # the other is still open

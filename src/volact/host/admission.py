@@ -67,25 +67,36 @@ class Slots(Generic[C]):
 
     A connection is *idle* from :meth:`admit` until :meth:`busy` (its request is
     whole) and holds its slot until :meth:`release`. ``per_address`` or
-    ``per_network`` 0 means no such cap. Every connection goes through
-    :meth:`admit`, :meth:`busy` and :meth:`release`, so they are kept to a few
-    dict operations each.
+    ``per_network`` 0 means no such cap.
+
+    Evictions must not feed themselves: an attacker whose evicted connections
+    reconnect at once would otherwise evict its own connections in a loop. So a
+    full host evicts for a newcomer only when the newcomer's network holds (with
+    it) fewer idle connections than the network it takes from, and a network at
+    its share gives up one of its own idle
+    connections only when that one has been idle ``min_idle_age`` seconds. Every
+    connection goes through :meth:`admit`, :meth:`busy` and :meth:`release`, so
+    they are kept to a few dict operations each.
     """
 
-    __slots__ = ("_held", "_idle", "_per_address", "_per_network", "evicted", "per_address",
-                 "per_network", "total")  # fmt: skip
+    __slots__ = ("_held", "_idle", "_per_address", "_per_network", "evicted", "min_idle_age",
+                 "per_address", "per_network", "total")  # fmt: skip
 
-    def __init__(self, total: int, per_address: int = 0, per_network: int = 0) -> None:
+    def __init__(
+        self, total: int, per_address: int = 0, per_network: int = 0, min_idle_age: float = 1.0
+    ) -> None:
         self.total = total  #: slots in all
         self.per_address = per_address  #: slots one address may hold (0: no cap)
         self.per_network = per_network  #: slots one /24 or /64 may hold (0: no cap)
         self.evicted = 0  #: idle connections given up for newcomers since start
+        #: seconds a connection of a network at its share stays safe from eviction
+        self.min_idle_age = min_idle_age
         #: connection -> (address, network)
         self._held: dict[C, tuple[str, str]] = {}
+        #: idle connections by network, oldest first, with when they were admitted
         self._per_address: dict[str, int] = {}
         self._per_network: dict[str, int] = {}
-        #: idle connections by network, oldest first (a dict keeps insertion order)
-        self._idle: dict[str, dict[C, None]] = {}
+        self._idle: dict[str, dict[C, float]] = {}
 
     def __len__(self) -> int:
         return len(self._held)
@@ -95,10 +106,11 @@ class Slots(Generic[C]):
         """Three quarters of the slots are taken: idle connections get a short timeout."""
         return len(self._held) * 4 >= self.total * 3
 
-    def admit(self, conn: C, address: str) -> list[C] | None:
+    def admit(self, conn: C, address: str, now: float = 0.0) -> list[C] | None:
         """Give ``conn`` a slot: the connections to close for it (often none), or None to refuse.
 
-        The connections returned have already lost their slots.
+        ``now`` is a monotonic time in seconds. The connections returned have
+        already lost their slots.
         """
         per_address = self._per_address
         n_address = per_address.get(address, 0)
@@ -111,14 +123,23 @@ class Slots(Generic[C]):
         n_network = self._per_network.get(network, 0)
         evict: list[C] = []
         if self.per_network and n_network >= self.per_network:
-            victim = self._oldest_idle(network)
-            if victim is None:
+            idle = self._idle.get(network)
+            if not idle:
+                return None
+            victim, since = next(iter(idle.items()))
+            if now - since < self.min_idle_age:
                 return None
             evict.append(victim)
         elif len(self._held) >= self.total:
-            victim = self._oldest_idle(self._most_idle_network())
-            if victim is None:
+            busiest = self._most_idle_network()
+            if busiest is None:
+                return None  # every slot is busy with a request
+            victims = self._idle[busiest]
+            if len(self._idle.get(network, ())) + 1 >= len(victims):
+                # The newcomer's network would hold as many idle slots as the one it
+                # takes from: among attackers that would only trade slots, forever.
                 return None
+            victim = next(iter(victims))
             evict.append(victim)
         if evict:
             for victim in evict:
@@ -131,9 +152,9 @@ class Slots(Generic[C]):
         self._per_network[network] = n_network + 1
         idle = self._idle.get(network)
         if idle is None:
-            self._idle[network] = {conn: None}
+            self._idle[network] = {conn: now}
         else:
-            idle[conn] = None
+            idle[conn] = now
         return evict
 
     def busy(self, conn: C) -> None:
@@ -174,10 +195,6 @@ class Slots(Generic[C]):
     def is_idle(self, conn: C) -> bool:
         held = self._held.get(conn)
         return held is not None and conn in self._idle.get(held[1], ())
-
-    def _oldest_idle(self, network: str | None) -> C | None:
-        idle = self._idle.get(network) if network is not None else None
-        return next(iter(idle)) if idle else None
 
     def _most_idle_network(self) -> str | None:
         # A linear scan, only when the host is full: there are at most as many

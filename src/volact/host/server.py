@@ -192,7 +192,8 @@ class HostProtocol(asyncio.Protocol):
             return
         peer = transport.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else ""
-        evict = s.slots.admit(self, self._peer)
+        self._started = s.loop.time()
+        evict = s.slots.admit(self, self._peer, self._started)
         if evict is None:  # every slot is busy, or this address/network has its share
             self._refuse()
             return
@@ -202,7 +203,6 @@ class HostProtocol(asyncio.Protocol):
         s.in_flight.add(self)
         # Read timeouts are enforced by one sweeper for all connections
         # (HostServer.sweep), not by a timer per connection.
-        self._started = s.loop.time()
 
     def _refuse(self) -> None:
         assert self._transport is not None
