@@ -67,3 +67,20 @@ def test_alerts_cli_json_and_exit_codes(
     assert "must be positive" in capsys.readouterr().err
     assert main(["host", "alerts", "--home", str(tmp_path / "nowhere")]) == 1
     assert "volact: error:" in capsys.readouterr().err
+
+
+def test_a_count_flood_in_the_last_day_is_an_alert(tmp_path: Path) -> None:
+    from volact.host.store import HostStore
+
+    home = tmp_path / "host"
+    make_host_home(home)
+    now = int(time.time())
+    assert "count_flood" not in _codes(admin.alerts(home, now=now))
+    with HostStore.open(home) as store:
+        store.add_event(now - 2 * DAY, "count_flood", "old news")
+    assert "count_flood" not in _codes(admin.alerts(home, now=now))
+    with HostStore.open(home) as store:
+        store.add_event(now - 3600, "count_flood", "5 machines new to the count refused")
+    found = [a for a in admin.alerts(home, now=now)["alerts"] if a["code"] == "count_flood"]
+    assert len(found) == 1 and found[0]["severity"] == "warning"
+    assert "5 machines new to the count refused" in found[0]["message"]

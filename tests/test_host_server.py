@@ -260,27 +260,31 @@ def _connections(message: str | None) -> int:
     return int(message.split()[0])
 
 
-def test_connections_over_the_cap_are_closed(tmp_path: Path) -> None:
+def test_a_full_host_closes_the_oldest_idle_connection_for_a_newcomer(tmp_path: Path) -> None:
+    # Issue 11.1: idle connections used to keep every newcomer out until they timed
+    # out. Refusal when every slot is busy with a request: tests/test_host_admission.py.
     h_home = tmp_path / "host"
-    profile, _, _ = make_host_home(h_home, max_connections=2, read_timeout=2.0)
+    profile, _, _ = make_host_home(h_home, max_connections=2, read_timeout=30.0)
     h = Host(h_home, ["127.0.0.1:0"])
     try:
         addr = h.addr()
         idle = [socket.create_connection(addr, timeout=5) for _ in range(2)]
         time.sleep(0.2)  # let the host accept them (no assertion on time)
-        with socket.create_connection(addr, timeout=5) as s:
+        # The newcomer comes from another /24 (any 127.x.y.z is local): a newcomer
+        # from the idle connections' own network would only trade places with them.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.bind(("127.0.1.1", 0))
+            s.connect(addr)
             s.sendall(wire.encode(request(profile, 1)))
-            assert _read_all(s) == b""
+            reply = wire.decode(_read_all(s))
+        assert isinstance(reply, ActivateReply) and reply.result is Result.COUNT_TOO_LOW
+        assert _read_all(idle[0]) == b""  # the oldest idle one made room
+        idle[1].settimeout(0.3)
+        with pytest.raises(TimeoutError):  # the other is still open
+            idle[1].recv(1)
         for s in idle:
             s.close()
-        reply = None
-        for _ in range(50):  # the host notices the closes within a loop turn or two
-            try:
-                reply = activate(addr, request(profile, 2))
-                break
-            except Exception:
-                time.sleep(0.1)
-        assert reply is not None and reply.result is Result.COUNT_TOO_LOW
     finally:
         h.stop()
 
@@ -548,7 +552,7 @@ def test_one_address_cannot_take_every_connection_slot(
                     w6.close()
                 for _, w in idle:
                     w.close()
-                await settle(lambda: server.stats.active == 0 and not server.per_address)
+                await settle(lambda: server.stats.active == 0 and not len(server.slots))
                 r, w = await asyncio.open_connection(*v4_addr)
                 w.write(frame)
                 assert isinstance(wire.decode(await read(r)), ActivateReply)

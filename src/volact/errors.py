@@ -12,6 +12,7 @@ it is::
     ├── ConfigurationError   a setting, file or home directory is wrong
     ├── UsageError           the caller misused the API
     ├── StoreError           a durable store is corrupt, locked or unreadable
+    ├── CountFull            the host counts as many machines as it may
     └── TransportError       the network failed (timeouts, refused, reset)
 
 Foreign exceptions (``OSError``, ``sqlite3.Error``, ``dns.exception.DNSException``)
@@ -128,6 +129,12 @@ class StoreError(VolactError):
     """A durable store is corrupt, locked by another process, or unreadable."""
 
     code = "store"
+
+
+class CountFull(VolactError):
+    """The host's count holds as many machines as it may: a new one is not counted."""
+
+    code = "count_full"
 
 
 class TransportError(VolactError):

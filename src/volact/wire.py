@@ -85,6 +85,9 @@ class Result(enum.IntEnum):
     HOST_REVOKED = 7  #: the vendor revoked this host or its host key
     UNSUPPORTED_VERSION = 8  #: protocol version not spoken by this host
     BUSY = 9  #: the host could not record the request; retry later
+    #: the host will not count another new machine now (its count is full, or too
+    #: many new machines came from the client's network lately); retry later
+    COUNT_REFUSED = 10
 
     @property
     def label(self) -> str:
@@ -106,6 +109,7 @@ _DESCRIPTIONS = {
     Result.HOST_REVOKED: "the vendor has revoked this host",
     Result.UNSUPPORTED_VERSION: "the host does not speak this protocol version",
     Result.BUSY: "the host could not record the request; try again later",
+    Result.COUNT_REFUSED: "the host will not count another new machine now; try again later",
 }
 
 
@@ -377,6 +381,11 @@ class FrameReader:
         """The frames that ``data`` completes, in order; raises on oversize or garbage."""
         if self._error is not None:
             raise self._error
+        if not self._buf and len(data) >= HEADER_BYTES and type(data) is bytes:
+            # The usual case, kept short: one whole frame in one read.
+            need = LENGTH_BYTES + ((data[0] << 8) | data[1])
+            if need == len(data) and need <= self.max_frame:
+                return [data]
         buf = self._buf + data if self._buf else bytes(data)
         frames: list[bytes] = []
         while len(buf) >= LENGTH_BYTES:

@@ -85,8 +85,15 @@ def register(groups: Any) -> None:
                    help="connections served at once (default 1024)")
     p.add_argument("--max-connections-per-address", type=int, metavar="N",
                    help="connections one client address may hold (default 256; 0: no cap)")
+    p.add_argument("--max-connections-per-network", type=int, metavar="N",
+                   help="connections one IPv4 /24 or IPv6 /64 may hold (default 512; 0: no cap)")
     p.add_argument("--read-timeout", type=float, metavar="SECONDS",
-                   help="time a client has to send its whole request (default 5)")  # fmt: skip
+                   help="time a client has to send its whole request (default 5)")
+    p.add_argument("--max-machines", type=int, metavar="N",
+                   help="machines the count may hold; more are refused (default 2000000)")
+    p.add_argument("--new-machines-per-hour", type=int, metavar="N",
+                   help="machines new to the count one /24 or /64 may add per hour "
+                        "(default 1000; 0: no limit; loopback is never limited)")  # fmt: skip
     add_json(p)
     p.set_defaults(func=_set)
 
@@ -273,7 +280,9 @@ def _set(args: argparse.Namespace) -> int:
         changes["count_vms"] = args.count_vms == "yes"
     if args.fqdn is not None:
         changes["fqdn"] = args.fqdn
-    for name in ("max_connections", "max_connections_per_address", "read_timeout"):
+    for name in ("max_connections", "max_connections_per_address",
+                 "max_connections_per_network", "read_timeout", "max_machines",
+                 "new_machines_per_hour"):  # fmt: skip
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if not changes:

@@ -255,6 +255,13 @@ def alerts(
         last = store.query(
             "SELECT time FROM events WHERE kind = 'request' ORDER BY id DESC LIMIT 1"
         )
+        # A count flood in the last day (the host writes at most one event a minute);
+        # bisection bounds the scan to that day's events.
+        flood = store.query(
+            "SELECT time, message FROM events WHERE id >= ? AND kind = 'count_flood' "
+            "ORDER BY id DESC LIMIT 1",
+            (store._first_event_at(now - DAY),),
+        )
     if expiring:
         alert("warning", "clients_expiring",
               f"{expiring} client(s) lose activation within {expiry_days} days unless they "
@@ -267,6 +274,11 @@ def alerts(
         since = "ever" if last_request is None else f"for {(now - last_request) // 3600} h"
         alert("warning", "idle", f"no client has contacted the host {since} "
               "(check DNS publishing, firewalls and the clients' host settings)")  # fmt: skip
+    if flood:
+        alert("warning", "count_flood",
+              f"machines new to the count were refused in the last 24 h (the newest: "
+              f"{flood[0][1]}); someone may be inventing machine ids: see `volact host events` "
+              "and the settings max_machines and new_machines_per_hour")  # fmt: skip
     dns_state = st["dns"]
     if dns_state.get("enabled"):
         for d in dns_state.get("domains", []):

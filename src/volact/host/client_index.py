@@ -12,17 +12,11 @@ import itertools
 from collections.abc import Iterable, Sequence
 from typing import TypeAlias
 
-from volact.errors import VolactError
+from volact.errors import CountFull
 from volact.wire import DAY
 
 #: A machine leaves the count when it has not been seen for this long (seconds).
 COUNT_WINDOW = 30 * DAY
-
-
-class IndexFull(VolactError):
-    """The index holds as many machines as it can; a new one cannot be counted."""
-
-    code = "index_full"
 
 
 _SLOT_BITS = 24
@@ -44,12 +38,19 @@ class ClientIndex:
     plain ints (``time << 24 | slot``, the slot naming the CMID in a list), not
     tuples: a third of the memory, and nothing for the garbage collector to walk,
     which matters with a million machines.
+
+    At most ``capacity`` machines are counted: :meth:`touch` refuses a new one
+    past that with :class:`CountFull` *before* changing anything (check
+    :meth:`can_add` first to avoid the exception). Machines already counted are
+    always renewed.
     """
 
-    __slots__ = ("_free", "_heap", "_last", "_slots", "_vms", "window")
+    __slots__ = ("_free", "_heap", "_last", "_slots", "_vms", "capacity", "window")
 
-    def __init__(self, window: int = COUNT_WINDOW) -> None:
+    def __init__(self, window: int = COUNT_WINDOW, capacity: int = _SLOT_MASK) -> None:
         self.window = window
+        #: the most machines counted at once (24-bit slots name them: no more than 2**24 - 1)
+        self.capacity = min(capacity, _SLOT_MASK)
         self._last: dict[bytes, int] = {}
         self._heap: list[int] = []
         self._slots: list[bytes] = []
@@ -71,18 +72,30 @@ class ClientIndex:
             vms.update(c for c, t, vm in chunk if vm and t > cutoff)
         index._slots = list(last)
         if len(index._slots) > _SLOT_MASK:
-            raise IndexFull(f"a host counts at most {_SLOT_MASK} machines")
+            raise CountFull(f"a host counts at most {_SLOT_MASK} machines")
         index._heap = [(t << _SLOT_BITS) | i for i, t in enumerate(last.values())]
         heapq.heapify(index._heap)
         return index
 
+    def can_add(self) -> bool:
+        """Whether a machine new to the count can be added (below the capacity, a slot free)."""
+        return len(self._last) < self.capacity and (
+            bool(self._free) or len(self._slots) <= _SLOT_MASK
+        )
+
     def touch(self, cmid: bytes, now: int, vm: bool) -> Touch:
-        """Record that ``cmid`` made an admissible request at ``now``; return how to undo it."""
+        """Record that ``cmid`` made an admissible request at ``now``; return how to undo it.
+
+        :class:`CountFull` for a machine new to the count when :meth:`can_add` is
+        False; the index is then unchanged.
+        """
         old = self._last.get(cmid)
         was_vm = old is not None and cmid in self._vms
         if old is None:
-            self._last[cmid] = now
+            if not self.can_add():
+                raise CountFull(f"the count is full ({len(self._last)} machines)")
             self._push(cmid, now)
+            self._last[cmid] = now
         elif now > old:
             self._last[cmid] = now  # the heap entry is refreshed lazily in expire()
         if vm:
@@ -107,22 +120,26 @@ class ClientIndex:
                     vms.discard(cmid)
                 continue
             last[cmid] = old
+            # With no slot left (never short of 2**24 entries), the machine keeps
+            # only its newer entry and leaves the count late rather than never.
             self._push(cmid, old)
             if was_vm:
                 vms.add(cmid)
             else:
                 vms.discard(cmid)
 
-    def _push(self, cmid: bytes, time: int) -> None:
+    def _push(self, cmid: bytes, time: int) -> bool:
+        """A heap entry for ``cmid`` at ``time``; False (and nothing done) with no slot left."""
         if self._free:
             slot = self._free.pop()
             self._slots[slot] = cmid
         else:
             slot = len(self._slots)
             if slot > _SLOT_MASK:
-                raise IndexFull(f"a host counts at most {_SLOT_MASK} machines")
+                return False
             self._slots.append(cmid)
         heapq.heappush(self._heap, (time << _SLOT_BITS) | slot)
+        return True
 
     def expire(self, now: int) -> None:
         """Drop machines not seen for the whole window before ``now``."""
@@ -155,5 +172,9 @@ class ClientIndex:
     def __len__(self) -> int:
         return len(self._last)
 
+    def __contains__(self, cmid: object) -> bool:
+        """Whether ``cmid`` is counted (until :meth:`expire` runs, possibly for a stale one)."""
+        return cmid in self._last
 
-__all__ = ["COUNT_WINDOW", "ClientIndex", "IndexFull", "Touch"]
+
+__all__ = ["COUNT_WINDOW", "ClientIndex", "Touch"]

@@ -42,7 +42,19 @@ DEFAULT_MAX_CONNECTIONS = 1024
 #: A quarter of the slots: one address cannot starve the others, and ``volact
 #: bench`` (64 exchanges in flight from one loopback address) still fits.
 DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 256
+#: Half the slots: one IPv4 /24 or IPv6 /64 (one LAN attacker, whatever number of
+#: addresses it takes) cannot hold them all.
+DEFAULT_MAX_CONNECTIONS_PER_NETWORK = 512
 DEFAULT_READ_TIMEOUT = 5.0
+#: The count's own cap: about 220 bytes of memory each, so ~440 MB at most.
+DEFAULT_MAX_MACHINES = 2_000_000
+#: Machines new to the count that one IPv4 /24 or IPv6 /64 may add per hour (a
+#: burst of as many): a real network adds machines far more slowly than a script
+#: inventing machine ids, and a refused machine simply retries later.
+DEFAULT_NEW_MACHINES_PER_HOUR = 1000
+#: The most machines a host can count (the index names them with 24 bits, and keeps
+#: some room for entries that a failed commit leaves behind).
+MAX_MACHINES_LIMIT = 16_000_000
 
 
 def check_interval(minutes: int, what: str) -> int:
@@ -69,7 +81,12 @@ class HostConfig:
     max_connections: int = DEFAULT_MAX_CONNECTIONS  #: concurrent connections served at once
     #: concurrent connections from one client address (0: no per-address cap)
     max_connections_per_address: int = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
+    #: concurrent connections from one IPv4 /24 or IPv6 /64 (0: no per-network cap)
+    max_connections_per_network: int = DEFAULT_MAX_CONNECTIONS_PER_NETWORK
     read_timeout: float = DEFAULT_READ_TIMEOUT  #: seconds a client has to send its request
+    max_machines: int = DEFAULT_MAX_MACHINES  #: machines the count may hold; more are refused
+    #: machines new to the count one /24 or /64 may add per hour (0: no limit; loopback: none)
+    new_machines_per_hour: int = DEFAULT_NEW_MACHINES_PER_HOUR
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  #: unknown keys, kept
 
     def __post_init__(self) -> None:
@@ -87,6 +104,14 @@ class HostConfig:
             raise ConfigurationError(
                 "max_connections_per_address must be 0..1000000 (0: no per-address cap)"
             )
+        if not 0 <= self.max_connections_per_network <= 1_000_000:
+            raise ConfigurationError(
+                "max_connections_per_network must be 0..1000000 (0: no per-network cap)"
+            )
+        if not 1 <= self.max_machines <= MAX_MACHINES_LIMIT:
+            raise ConfigurationError(f"max_machines must be 1..{MAX_MACHINES_LIMIT}")
+        if not 0 <= self.new_machines_per_hour <= 10_000_000:
+            raise ConfigurationError("new_machines_per_hour must be 0..10000000 (0: no limit)")
         if not 0.1 <= self.read_timeout <= 600:
             raise ConfigurationError("read_timeout must be 0.1..600 seconds")
         if not self.fqdn or len(self.fqdn) > 253:
@@ -111,7 +136,8 @@ class HostConfig:
         known = {
             "host_id", "fqdn", "port", "listen", "activation_interval",
             "renewal_interval", "count_vms", "max_connections", "max_connections_per_address",
-            "read_timeout",
+            "read_timeout", "max_connections_per_network", "max_machines",
+            "new_machines_per_hour",
         }  # fmt: skip
         extra = {k: v for k, v in obj.items() if k not in known | {"format", "version"}}
         count_vms = obj.get("count_vms", True)
@@ -135,7 +161,14 @@ class HostConfig:
                 max_connections_per_address=int(
                     obj.get("max_connections_per_address", DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)
                 ),
+                max_connections_per_network=int(
+                    obj.get("max_connections_per_network", DEFAULT_MAX_CONNECTIONS_PER_NETWORK)
+                ),
                 read_timeout=float(obj.get("read_timeout", DEFAULT_READ_TIMEOUT)),
+                max_machines=int(obj.get("max_machines", DEFAULT_MAX_MACHINES)),
+                new_machines_per_hour=int(
+                    obj.get("new_machines_per_hour", DEFAULT_NEW_MACHINES_PER_HOUR)
+                ),
                 extra=extra,
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -65,8 +65,21 @@ class HostCollector(Collector):
             ("malformed", st.malformed, "Connections closed for bad input since start"),
             ("timeouts", st.timeouts, "Connections closed for sending too slowly since start"),
             ("refused_busy", st.refused_busy, "Connections refused over the cap since start"),
+            ("evicted", st.evicted, "Idle connections closed for a newcomer since start"),
         ):
             yield CounterMetricFamily(f"volact_host_{name}", text, value)
+        refused = CounterMetricFamily(
+            "volact_host_new_machines_refused",
+            "Machines new to the count refused since start (count full, or over the rate of "
+            "new machines from one network)",
+            labels=["reason"],
+        )
+        for reason, n in sorted(s.core.refused_new.items()):
+            refused.add_metric([reason], n)
+        yield refused
+        yield GaugeMetricFamily(
+            "volact_host_count_capacity", "Machines the count may hold", s.core.index.capacity
+        )
 
 
 async def serve_metrics(server: HostServer, host: str | None, port: int) -> asyncio.Server:

@@ -25,6 +25,7 @@ from typing import NamedTuple
 from volact.catalog import Catalog
 from volact.documents import HostLicense, RevocationList, ticket_body, verify_host_license
 from volact.errors import ConfigurationError, DecodeError, Revoked
+from volact.host.admission import NewMachines, network_of
 from volact.host.client_index import COUNT_WINDOW, ClientIndex, Touch
 from volact.host.config import HostConfig
 from volact.signing import SigningKey
@@ -51,7 +52,12 @@ from volact.wire import (
 
 #: Refusals decided before a machine is counted: such a request does not make it a
 #: known client (a request with another protocol version never gets this far).
-NOT_COUNTED = frozenset({Result.CLOCK_SKEW, Result.UNKNOWN_SKU})
+NOT_COUNTED = frozenset({Result.CLOCK_SKEW, Result.UNKNOWN_SKU, Result.COUNT_REFUSED})
+#: At most one ``count_flood`` event per this many seconds.
+FLOOD_EVENT_PERIOD = 60
+#: Networks named in one ``count_flood`` event (the busiest); the rest are summed.
+FLOOD_EVENT_NETWORKS = 5
+_MAX_FLOOD_NETWORKS = 1000
 VALIDITY = VALIDITY_SECONDS
 _NO_HOST_ID = bytes(8)
 
@@ -107,6 +113,14 @@ class HostCore:
     ``signing_key`` and ``host_license`` are None until the host is activated;
     the license is verified against ``vendor_public_key`` once, here, and must name
     this host's id and public key. ``revocations`` is the vendor's list, if any.
+
+    A count flood (anyone can invent machine ids) is bounded twice: the count
+    holds at most ``config.max_machines`` machines, and one IPv4 /24 or IPv6 /64
+    may add at most ``config.new_machines_per_hour`` machines new to the count
+    (:class:`~volact.host.admission.NewMachines`). A new machine past either is
+    answered ``COUNT_REFUSED``, is not counted and leaves no record (a flood must
+    not fill the store either); :attr:`refused_new` counts them for metrics and
+    :meth:`flood_events` summarizes them in at most one event a minute.
     """
 
     def __init__(
@@ -125,6 +139,13 @@ class HostCore:
         self.config = config
         self.catalog = catalog
         self.index = index if index is not None else ClientIndex()
+        self.index.capacity = config.max_machines
+        self.new_machines = NewMachines(config.new_machines_per_hour)
+        #: machines new to the count refused since start, by reason
+        self.refused_new: dict[str, int] = {"full": 0, "rate": 0}
+        self._flood: dict[str, int] = {}  # refused by network since the last event
+        self._flood_reasons: dict[str, int] = {}
+        self._flood_next = 0
         self.max_skew = max_skew
         self.validity = validity
         self.signing_key = signing_key
@@ -181,6 +202,14 @@ class HostCore:
             return self._refuse(req, now, address, Result.CLOCK_SKEW, 0, required or 0)
         if required is None:
             return self._refuse(req, now, address, Result.UNKNOWN_SKU, 0, 0)
+        if req.cmid not in self.index:
+            reason = (
+                "full" if not self.index.can_add()
+                else None if self.new_machines.allow(address, now)
+                else "rate"
+            )  # fmt: skip
+            if reason is not None:
+                return self._refuse_new(reason, address, now, required)
         touched = self.index.touch(req.cmid, now, req.vm)
         count = self.index.count(now, count_vms=self.config.count_vms)
         result = self.status_for(sku, now)
@@ -212,6 +241,44 @@ class HostCore:
         the order they were decided.
         """
         self.index.undo(touched)
+
+    def _refuse_new(self, reason: str, address: str, now: int, required: int) -> Decision:
+        self.refused_new[reason] += 1
+        self._flood_reasons[reason] = self._flood_reasons.get(reason, 0) + 1
+        network = network_of(address)
+        if network in self._flood or len(self._flood) < _MAX_FLOOD_NETWORKS:
+            self._flood[network] = self._flood.get(network, 0) + 1
+        else:
+            self._flood["other networks"] = self._flood.get("other networks", 0) + 1
+        count = self.index.count(now, count_vms=self.config.count_vms)
+        return Decision(self._reply(Result.COUNT_REFUSED, count, required), None)
+
+    def flood_events(self, now: int, *, final: bool = False) -> list[tuple[int, str, str]]:
+        """A ``count_flood`` event row for the new machines refused lately, at most once a minute.
+
+        ``final`` (the host is stopping) gives the summary whatever the time. The
+        message names the reasons and the busiest networks (text the host formatted
+        itself: no client data in it).
+        """
+        if not self._flood_reasons or (now < self._flood_next and not final):
+            return []
+        reasons = ", ".join(
+            f"{n} {'because the count is full' if r == 'full' else 'over the rate of one network'}"
+            for r, n in sorted(self._flood_reasons.items())
+        )
+        busiest = sorted(self._flood.items(), key=lambda kv: -kv[1])
+        named = ", ".join(f"{net} ({n})" for net, n in busiest[:FLOOD_EVENT_NETWORKS])
+        rest = sum(n for _, n in busiest[FLOOD_EVENT_NETWORKS:])
+        if rest:
+            named += f", other networks ({rest})"
+        total = sum(self._flood_reasons.values())
+        message = (
+            f"{total} machine{'s' if total > 1 else ''} new to the count refused ({reasons}; "
+            f"count {len(self.index)} of at most {self.index.capacity}); from {named}"
+        )
+        self._flood, self._flood_reasons = {}, {}
+        self._flood_next = now + FLOOD_EVENT_PERIOD
+        return [(now, "count_flood", message)]
 
     # -- helpers ---------------------------------------------------------------
 

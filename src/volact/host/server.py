@@ -5,8 +5,11 @@ time), let the core decide, send the reply, close. A reply that grants activatio
 is written only after its record is committed to the store; the commits of
 concurrent requests are grouped into one transaction (:class:`GroupCommitter`).
 Refusals are answered at once and recorded in the same batches. Garbage, oversized
-or slow requests close their own connection and nothing else; one client address
-may hold only so many connections at once (``max_connections_per_address``).
+or slow requests close their own connection and nothing else. Connection slots are
+handed out by :class:`~volact.host.admission.Slots`: one address, and one IPv4 /24
+or IPv6 /64, may hold only so many; a full host admits a newcomer by closing the
+oldest idle connection of the network holding the most; and under pressure idle
+connections get a much shorter read timeout (:data:`PRESSURE_READ_TIMEOUT`).
 
 No policy lives here: counting, thresholds and tickets are the core's. Uses
 uvloop when it is importable. SIGTERM/SIGINT stop accepting, let in-flight
@@ -32,6 +35,7 @@ from volact.errors import ConfigurationError, DecodeError, VolactError
 from volact.files import write_atomic
 from volact.host import dns
 from volact.host.activation import load_core
+from volact.host.admission import Slots
 from volact.host.client_index import COUNT_WINDOW, Touch
 from volact.host.config import SERVE_FILE, HostConfig, parse_listen
 from volact.host.home import load_config
@@ -43,6 +47,9 @@ from volact.wire import MAX_REQUEST_FRAME, FrameReader, Result, encode_reply
 
 #: Done callbacks get True when the batch is durable, False when the write failed.
 _Done = Callable[[bool], None]
+#: The read timeout of idle connections while three quarters of the slots are taken
+#: (seconds): a legitimate client sends its request within milliseconds.
+PRESSURE_READ_TIMEOUT = 1.0
 
 
 class GroupCommitter:
@@ -154,7 +161,9 @@ class ServerStats:
 
     connections: int = 0  #: connections accepted
     active: int = 0  #: connections open now
-    refused_busy: int = 0  #: connections closed at once because of a cap (total or per address)
+    #: connections closed at once: every slot busy, or the address's or network's share taken
+    refused_busy: int = 0
+    evicted: int = 0  #: idle connections closed to make room for a newcomer
     malformed: int = 0  #: connections closed for bad input
     timeouts: int = 0  #: connections closed for sending too slowly
     replies: int = 0  #: replies sent
@@ -178,23 +187,22 @@ class HostProtocol(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         s = self._server
         s.stats.connections += 1
-        if s.stats.active >= s.config.max_connections or s.stopping:
+        if s.stopping:
             self._refuse()
             return
         peer = transport.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else ""
-        cap = s.config.max_connections_per_address
-        if cap:
-            n = s.per_address.get(self._peer, 0)
-            if n >= cap:  # one address must not take every slot
-                self._refuse()
-                return
-            s.per_address[self._peer] = n + 1
+        self._started = s.loop.time()
+        evict = s.slots.admit(self, self._peer, self._started)
+        if evict is None:  # every slot is busy, or this address/network has its share
+            self._refuse()
+            return
+        for victim in evict:
+            victim._evicted()
         s.stats.active += 1
         s.in_flight.add(self)
         # Read timeouts are enforced by one sweeper for all connections
         # (HostServer.sweep), not by a timer per connection.
-        self._started = s.loop.time()
 
     def _refuse(self) -> None:
         assert self._transport is not None
@@ -202,17 +210,23 @@ class HostProtocol(asyncio.Protocol):
         self._done = True
         self._transport.abort()
 
+    def _evicted(self) -> None:
+        """Closed for a newcomer while idle (:class:`Slots` already took back the slot)."""
+        s = self._server
+        s.stats.evicted += 1
+        self._done = True
+        if self in s.in_flight:
+            s.in_flight.discard(self)
+            s.stats.active -= 1
+        if self._transport is not None:
+            self._transport.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:
         s = self._server
         if self in s.in_flight:
             s.in_flight.discard(self)
             s.stats.active -= 1
-            if s.config.max_connections_per_address:
-                n = s.per_address[self._peer] - 1
-                if n:
-                    s.per_address[self._peer] = n
-                else:
-                    del s.per_address[self._peer]
+            s.slots.release(self)
             if s.stopping and not s.in_flight:
                 s.drained.set()
 
@@ -221,7 +235,10 @@ class HostProtocol(asyncio.Protocol):
             s = self._server
             s.stats.timeouts += 1
             self._done = True
-            s.malformed(self._peer, f"no whole request within {s.config.read_timeout:g} s")
+            timeout = s.config.read_timeout
+            if s.slots.under_pressure:
+                timeout = min(timeout, PRESSURE_READ_TIMEOUT)
+            s.malformed(self._peer, f"no whole request within {timeout:g} s")
             self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
@@ -235,6 +252,7 @@ class HostProtocol(asyncio.Protocol):
         if not frames:
             return
         self._done = True
+        self._server.slots.busy(self)
         if len(frames) > 1 or self._frames.buffered:
             self._bad("data after the request frame")
             return
@@ -296,8 +314,12 @@ class HostServer:
         self.committer = GroupCommitter(store, loop, on_failure=core.forget)
         self.malformed_log = MalformedLog()
         self.in_flight: set[HostProtocol] = set()
-        #: open connections by client address (kept only when there is a per-address cap)
-        self.per_address: dict[str, int] = {}
+        #: who holds the connection slots
+        self.slots: Slots[HostProtocol] = Slots(
+            config.max_connections,
+            config.max_connections_per_address,
+            config.max_connections_per_network,
+        )
         self.stopping = False
         self.drained = asyncio.Event()
         self.servers: list[asyncio.AbstractServer] = []
@@ -344,28 +366,39 @@ class HostServer:
     async def sweep(self) -> None:
         """Close connections that have not sent a whole request within the read timeout.
 
-        A connection that did send one but is still open a second read timeout
-        later (its reply is stuck) is aborted too. Also writes the summaries of the
-        malformed-connection windows that have ended.
+        While three quarters of the slots are taken, the timeout of connections that
+        have not sent a whole request is :data:`PRESSURE_READ_TIMEOUT` at most. A
+        connection that did send one but is still open two read timeouts after it
+        connected (its reply is stuck) is aborted too. Also writes the summaries of
+        the malformed-connection windows that have ended.
         """
         timeout = self.config.read_timeout
-        period = min(1.0, timeout / 4)
         while not self.stopping:
+            period = min(1.0, timeout / 4)
+            if self.slots.under_pressure:
+                period = min(period, PRESSURE_READ_TIMEOUT / 4)
             await asyncio.sleep(period)
             self.sweep_once(self.loop.time())
 
     def sweep_once(self, loop_time: float) -> None:
         timeout = self.config.read_timeout
-        deadline = loop_time - timeout
-        stuck = deadline - timeout
+        idle_timeout = timeout
+        if self.slots.under_pressure:
+            idle_timeout = min(timeout, PRESSURE_READ_TIMEOUT)
+        deadline = loop_time - idle_timeout
+        stuck = loop_time - 2 * timeout
         for conn in [c for c in self.in_flight if c._started < deadline]:
             if not conn._done:
                 conn.timed_out()
             elif conn._started < stuck:
                 conn.abort()
-        rows = self.malformed_log.due(self.now())
+        now = self.now()
+        rows = self.malformed_log.due(now)
         if rows:
             self.committer.add_malformed(rows, 0)
+        for when, kind, message in self.core.flood_events(now):
+            self.committer.add_event(when, kind, message)
+            _warn(message)
 
     async def start(self, listen: Sequence[str]) -> None:
         for spec in listen or ("",):
@@ -399,7 +432,11 @@ class HostServer:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.drained.wait(), grace)
         # Let grants waiting on a commit be answered before the writer stops.
-        self.committer.add_malformed(self.malformed_log.drain(self.now()), 0)
+        now = self.now()
+        self.committer.add_malformed(self.malformed_log.drain(now), 0)
+        for when, kind, message in self.core.flood_events(now, final=True):
+            self.committer.add_event(when, kind, message)
+            _warn(message)
         self.committer.close()
         for conn in list(self.in_flight):
             if conn._transport is not None:

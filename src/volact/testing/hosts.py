@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 from volact.catalog import Catalog, demo_catalog
 from volact.documents import HostLicense, RevocationList
@@ -68,12 +69,14 @@ def make_test_host(
     renewal_interval: int = 10080,
     revocations: RevocationList | None = None,
     activated: bool = True,
+    **settings: Any,
 ) -> HostCore:
     """A fully activated in-memory host for tests (no files, no sockets).
 
     The vendor key signs a host license for ``groups``; ``core.license_bytes`` is
     that license (what a GET_LICENSE exchange returns). Wire a client to it with
-    ``core.handle_frame(frame, now=..., address=...)``.
+    ``core.handle_frame(frame, now=..., address=...)``. Other ``settings`` go to
+    :class:`HostConfig` (``max_machines=5``, ``new_machines_per_hour=10``...).
     """
     key = host_key or SigningKey.from_seed(bytes(range(32)))
     cfg = HostConfig(
@@ -81,6 +84,7 @@ def make_test_host(
         activation_interval=activation_interval,
         renewal_interval=renewal_interval,
         count_vms=count_vms,
+        **settings,
     )
     lic = None
     if activated:
