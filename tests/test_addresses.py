@@ -14,7 +14,7 @@ from volact.client.srv import HostAddress
 from volact.errors import ConfigurationError
 from volact.exchanges import authority_url
 from volact.host.config import parse_listen
-from volact.host.dns_settings import ServerAddress
+from volact.host.dns.servers import ServerAddress
 from volact.testing.hosts import make_host_home
 
 

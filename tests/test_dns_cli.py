@@ -269,4 +269,4 @@ def test_bad_server_name_error_names_it_once(
     assert main(["host", "dns", "--home", str(home), "--server", "bad host!"]) == 1
     err = capsys.readouterr().err
     assert err.count("bad host!") == 1, err
-    assert "not an IP address or a host name" in err
+    assert "neither an IP address nor a host name" in err

@@ -15,8 +15,12 @@ from pathlib import Path
 import pytest
 
 from services import Bind9, ServiceMissing
-from volact.host import dns as hostdns
-from volact.host.dns_settings import DnsSettings, FailureKind, ServerAddress
+from volact.host.dns import files as dnsfiles
+from volact.host.dns import publisher
+from volact.host.dns.outcomes import FailureKind
+from volact.host.dns.servers import ServerAddress
+from volact.host.dns.settings import DnsSettings
+from volact.host.dns.state import STATE_FILE
 
 ZONE = "policy.example"
 
@@ -51,19 +55,19 @@ def _home(tmp_path: Path, server: Bind9) -> Path:
     settings = DnsSettings(
         enabled=True, servers=(ServerAddress("127.0.0.1", server.port),), tsig_key_file=str(key)
     )
-    hostdns.save_settings(home, settings)
+    dnsfiles.save_settings(home, settings)
     return home
 
 
 def test_own_name_and_srv_are_allowed(strict: Bind9, tmp_path: Path) -> None:
     home = _home(tmp_path, strict)
     fqdn = f"host1.{ZONE}"
-    outcomes = hostdns.run_once(
+    outcomes = publisher.run_once(
         home, action="publish", fqdn=fqdn, port=1688, addresses=("127.0.0.1", "::1")
     )
     assert [o.ok for o in outcomes] == [True], outcomes
     assert [rr.to_text() for rr in strict.query(fqdn, "AAAA").answer[0]] == ["::1"]
-    outcomes = hostdns.run_once(
+    outcomes = publisher.run_once(
         home, action="unpublish", fqdn=fqdn, port=1688, addresses=("127.0.0.1", "::1")
     )
     assert [o.ok for o in outcomes] == [True]
@@ -73,7 +77,7 @@ def test_own_name_and_srv_are_allowed(strict: Bind9, tmp_path: Path) -> None:
 def test_another_name_is_refused_whole(strict: Bind9, tmp_path: Path) -> None:
     home = _home(tmp_path, strict)
     fqdn = f"host2.{ZONE}"
-    outcomes = hostdns.run_once(
+    outcomes = publisher.run_once(
         home, action="publish", fqdn=fqdn, port=1688, addresses=("127.0.0.9",)
     )
     assert [(o.ok, o.kind) for o in outcomes] == [(False, FailureKind.REFUSED)]
@@ -106,9 +110,9 @@ def test_old_name_no_longer_granted_does_not_block_publishing(
             }
         },
     }
-    (home / hostdns.STATE_FILE).write_text(json.dumps(state))
+    (home / STATE_FILE).write_text(json.dumps(state))
 
-    outcomes = hostdns.run_once(
+    outcomes = publisher.run_once(
         home, action="publish", fqdn=fqdn, port=1688, addresses=("127.0.0.1",)
     )
     assert [o.ok for o in outcomes] == [True], outcomes
@@ -117,10 +121,10 @@ def test_old_name_no_longer_granted_does_not_block_publishing(
         rd.to_text() for rrset in strict.query(f"_volact._tcp.{ZONE}", "SRV").answer for rd in rrset
     }
     assert srv == {f"0 0 1688 {fqdn}."}  # the old SRV went: the label is granted
-    kept = json.loads((home / hostdns.STATE_FILE).read_text())["domains"][ZONE]["records"]
+    kept = json.loads((home / STATE_FILE).read_text())["domains"][ZONE]["records"]
     assert {"name": old, "type": "A", "rdata": "127.0.0.9"} in kept
 
-    outcomes = hostdns.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
+    outcomes = publisher.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
     assert [o.ok for o in outcomes] == [True]
     assert not strict.query(f"_volact._tcp.{ZONE}", "SRV").answer
     assert not strict.query(fqdn, "A").answer

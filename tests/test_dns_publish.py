@@ -24,8 +24,13 @@ import pytest
 from services import Bind9
 from volact.client.discovery import lookup_srv, resolve_host
 from volact.client.srv import HostAddress, SrvRecord
-from volact.host import dns as hostdns
-from volact.host.dns_settings import DnsSettings, FailureKind, PublishDomain, ServerAddress
+from volact.host.dns import files as dnsfiles
+from volact.host.dns import publisher
+from volact.host.dns.outcomes import FailureKind
+from volact.host.dns.servers import ServerAddress
+from volact.host.dns.settings import DnsSettings, PublishDomain
+from volact.host.dns.state import STATE_FILE
+from volact.host.dns.status import status as dns_status
 
 LABEL = "_volact._tcp"
 
@@ -77,7 +82,7 @@ def _home(
         servers=(ServerAddress("127.0.0.1", bind9.port),),
         tsig_key_file=key_file,
     )
-    hostdns.save_settings(home, DnsSettings.from_json({**base.to_json(), **settings}))
+    dnsfiles.save_settings(home, DnsSettings.from_json({**base.to_json(), **settings}))
     return home
 
 
@@ -91,7 +96,7 @@ class Events(list[tuple[str, str]]):
 
 def _publish(home: Path, fqdn: str, port: int, addresses: tuple[str, ...] = ()) -> Events:
     events = Events()
-    hostdns.run_once(
+    publisher.run_once(
         home, action="publish", fqdn=fqdn, port=port, addresses=addresses, record_event=events
     )
     return events
@@ -119,7 +124,7 @@ def test_two_hosts_share_a_zone_unpublish_and_port_change(bind9: Bind9, tmp_path
     assert _srv(bind9, zone, h1) == {f"0 0 1700 {h1}"}
 
     events = Events()
-    hostdns.run_once(
+    publisher.run_once(
         home1,
         action="unpublish",
         fqdn=h1,
@@ -132,7 +137,7 @@ def test_two_hosts_share_a_zone_unpublish_and_port_change(bind9: Bind9, tmp_path
     assert not bind9.query(h1, "A").answer  # its address went with it
     assert bind9.query(h2, "A").answer  # the other host's did not
 
-    hostdns.run_once(home2, action="unpublish", fqdn=h2, port=1688, addresses=("127.0.0.2",))
+    publisher.run_once(home2, action="unpublish", fqdn=h2, port=1688, addresses=("127.0.0.2",))
     assert _srv(bind9, zone, h1, h2) == set()
 
 
@@ -158,14 +163,14 @@ def test_one_host_into_two_zones_with_own_priority_and_weight(bind9: Bind9, tmp_
     # The host's name is in corp.example only: no A record lands in branch.example.
     assert not bind9.query(f"{fqdn.split('.')[0]}.branch.example", "A").answer
 
-    st = hostdns.status(home)
+    st = dns_status(home)
     assert [(d["domain"], d["published"]) for d in st["domains"]] == [
         ("corp.example", True),
         ("branch.example", True),
     ]
-    hostdns.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
+    publisher.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
     assert _srv(bind9, "corp.example", fqdn) == _srv(bind9, "branch.example", fqdn) == set()
-    assert [d["published"] for d in hostdns.status(home)["domains"]] == [False, False]
+    assert [d["published"] for d in dns_status(home)["domains"]] == [False, False]
 
 
 def _rdatas(bind9: Bind9, name: str, rdtype: str) -> set[str]:
@@ -194,21 +199,21 @@ def test_admin_address_records_survive_publish_and_unpublish(bind9: Bind9, tmp_p
     assert _rdatas(bind9, fqdn, "A") == {"192.0.2.99", "192.0.2.10"}
 
     # Republishing with another address replaces only the one it published.
-    settings = hostdns.load_settings(home)
-    hostdns.save_settings(home, replace(settings, addresses=("192.0.2.11",)))
+    settings = dnsfiles.load_settings(home)
+    dnsfiles.save_settings(home, replace(settings, addresses=("192.0.2.11",)))
     assert _publish(home, fqdn, 1688).kinds() == ["dns_publish_ok"]
     assert _rdatas(bind9, fqdn, "A") == {"192.0.2.99", "192.0.2.11"}
     assert _rdatas(bind9, fqdn, "AAAA") == {"2001:db8::1"}
 
     events = Events()
-    hostdns.run_once(
+    publisher.run_once(
         home, action="unpublish", fqdn=fqdn, port=1688, addresses=(), record_event=events
     )
     assert events.kinds() == ["dns_unpublish_ok"]
     assert _srv(bind9, zone, fqdn) == set()
     assert _rdatas(bind9, fqdn, "A") == {"192.0.2.99"}
     assert _rdatas(bind9, fqdn, "AAAA") == {"2001:db8::1"}
-    state = json.loads((home / hostdns.STATE_FILE).read_text())["domains"][zone]
+    state = json.loads((home / STATE_FILE).read_text())["domains"][zone]
     assert state["published"] is False and state["records"] == []
 
 
@@ -222,11 +227,11 @@ def test_wildcard_listener_after_explicit_address_removes_only_its_own(
     _publish(home, fqdn, 1688)
     assert _rdatas(bind9, fqdn, "A") == {"192.0.2.99", "192.0.2.10"}
     # Back to the listen addresses, which are a wildcard: nothing of its own to add.
-    hostdns.save_settings(home, replace(hostdns.load_settings(home), addresses=()))
+    dnsfiles.save_settings(home, replace(dnsfiles.load_settings(home), addresses=()))
     _publish(home, fqdn, 1688, ("0.0.0.0",))
     assert _rdatas(bind9, fqdn, "A") == {"192.0.2.99"}
     assert _srv(bind9, zone, fqdn) == {f"0 0 1688 {fqdn}"}
-    hostdns.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
+    publisher.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
     assert _rdatas(bind9, fqdn, "A") == {"192.0.2.99"}
 
 
@@ -251,10 +256,10 @@ def test_fqdn_change_removes_the_old_records(bind9: Bind9, tmp_path: Path) -> No
     assert _rdatas(bind9, new, "A") == {"127.0.0.1"}
     assert _rdatas(bind9, other, "A") == {"127.0.0.3"}
 
-    hostdns.run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
+    publisher.run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
     assert _srv(bind9, zone, old, new, other) == {f"0 0 1688 {other}"}
     assert not bind9.query(new, "A").answer
-    hostdns.run_once(other_home, action="unpublish", fqdn=other, port=1688, addresses=())
+    publisher.run_once(other_home, action="unpublish", fqdn=other, port=1688, addresses=())
 
 
 def test_fqdn_change_with_state_from_before_rdatas_were_recorded(
@@ -269,12 +274,12 @@ def test_fqdn_change_with_state_from_before_rdatas_were_recorded(
     upd.add(old + ".", 3600, "A", "127.0.0.1")
     assert bind9.send(upd).rcode() == 0
     legacy = {"fqdn": old, "domains": {zone: {"published": True, "addresses": ["127.0.0.1"]}}}
-    (home / hostdns.STATE_FILE).write_text(json.dumps(legacy))
+    (home / STATE_FILE).write_text(json.dumps(legacy))
 
     assert _publish(home, new, 1688, ("127.0.0.1",)).kinds() == ["dns_publish_ok"]
     assert _srv(bind9, zone, old, new) == {f"0 0 1688 {new}"}
     assert not bind9.query(old, "A").answer
-    hostdns.run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
+    publisher.run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
     assert _srv(bind9, zone, new) == set() and not bind9.query(new, "A").answer
 
 
@@ -287,7 +292,7 @@ def test_failed_publish_keeps_the_record_of_what_was_published(
     _publish(home, old, 1688, ("127.0.0.1",))
     bind9.stop()
     try:
-        outcomes = hostdns.run_once(
+        outcomes = publisher.run_once(
             home, action="publish", fqdn=new, port=1688, addresses=("127.0.0.1",), timeout=2.0
         )
     finally:
@@ -297,7 +302,7 @@ def test_failed_publish_keeps_the_record_of_what_was_published(
     assert _publish(home, new, 1688, ("127.0.0.1",)).kinds() == ["dns_publish_ok"]
     assert _srv(bind9, zone, old, new) == {f"0 0 1688 {new}"}
     assert not bind9.query(old, "A").answer
-    hostdns.run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
+    publisher.run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
 
 
 @pytest.mark.parametrize(
@@ -314,7 +319,7 @@ def test_refused_updates_are_events_with_the_reason(
     fqdn = f"{_name('forged')}.corp.example"
     home = _home(tmp_path, bind9, "forged", key=key)
     events = Events()
-    outcomes = hostdns.run_once(
+    outcomes = publisher.run_once(
         home, action="publish", fqdn=fqdn, port=1688, addresses=(), record_event=events
     )
     assert [(o.ok, o.kind) for o in outcomes] == [(False, kind)]
@@ -322,7 +327,7 @@ def test_refused_updates_are_events_with_the_reason(
     assert events[0][1].startswith("corp.example: ")
     assert reason in events[0][1]
     assert _srv(bind9, "corp.example", fqdn) == set()
-    st = hostdns.status(home)
+    st = dns_status(home)
     assert st["domains"][0]["failures"] == 1
     assert reason in st["domains"][0]["last_error"]
     # The secret is never shown, whichever key was used.
@@ -336,7 +341,7 @@ def test_policy_refusal_outside_the_granted_records(bind9: Bind9, tmp_path: Path
     # publishing a label the policy does not grant, is refused (REFUSED), not crashed.
     fqdn = f"{_name('odd')}.corp.example"
     home = _home(tmp_path, bind9, "odd", label="_other._tcp")
-    outcomes = hostdns.run_once(home, action="publish", fqdn=fqdn, port=1688, addresses=())
+    outcomes = publisher.run_once(home, action="publish", fqdn=fqdn, port=1688, addresses=())
     assert [(o.ok, o.kind) for o in outcomes] == [(False, FailureKind.REFUSED)]
     assert "update policy" in outcomes[0].detail
 
@@ -346,7 +351,7 @@ def test_server_down_is_a_failure_with_a_reason(bind9: Bind9, tmp_path: Path) ->
     home = _home(tmp_path, bind9, "down")
     bind9.stop()
     try:
-        outcomes = hostdns.run_once(
+        outcomes = publisher.run_once(
             home, action="publish", fqdn=fqdn, port=1688, addresses=(), timeout=2.0
         )
     finally:
@@ -363,11 +368,11 @@ def test_server_that_never_answers_is_a_timeout(tmp_path: Path) -> None:
         port = silent.getsockname()[1]
         home = tmp_path / "silent"
         home.mkdir()
-        hostdns.save_settings(
+        dnsfiles.save_settings(
             home, DnsSettings(enabled=True, servers=(ServerAddress("127.0.0.1", port),))
         )
         events = Events()
-        outcomes = hostdns.run_once(
+        outcomes = publisher.run_once(
             home,
             action="publish",
             fqdn="silent.corp.example",
@@ -386,24 +391,24 @@ def test_second_server_is_tried_when_the_first_does_not_answer(
 ) -> None:
     fqdn = f"{_name('failover')}.corp.example"
     home = _home(tmp_path, bind9, "failover")
-    settings = hostdns.load_settings(home)
+    settings = dnsfiles.load_settings(home)
     dead = ServerAddress("127.0.0.1", 9)  # discard port: nothing listens there
-    hostdns.save_settings(
+    dnsfiles.save_settings(
         home,
         DnsSettings.from_json(
             {**settings.to_json(), "servers": [str(dead), f"127.0.0.1:{bind9.port}"]}
         ),
     )
-    outcomes = hostdns.run_once(home, action="publish", fqdn=fqdn, port=1688, addresses=())
+    outcomes = publisher.run_once(home, action="publish", fqdn=fqdn, port=1688, addresses=())
     assert [o.ok for o in outcomes] == [True]
     assert outcomes[0].server == f"127.0.0.1:{bind9.port}"
-    hostdns.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
+    publisher.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
 
 
 def test_missing_key_file_is_a_config_failure(bind9: Bind9, tmp_path: Path) -> None:
     home = _home(tmp_path, bind9, "nokey")
     (home / "tsig.key").unlink()
-    outcomes = hostdns.run_once(
+    outcomes = publisher.run_once(
         home, action="publish", fqdn="nokey.corp.example", port=1, addresses=()
     )
     assert [(o.ok, o.kind) for o in outcomes] == [(False, FailureKind.CONFIG)]
@@ -423,7 +428,7 @@ def _loop_thread(home: Path, fqdn: str, port: int, events: Events) -> Iterator[a
     def run() -> None:
         try:
             loop.run_until_complete(
-                hostdns.publish_loop(
+                publisher.publish_loop(
                     home,
                     fqdn=fqdn,
                     port=port,
@@ -481,11 +486,11 @@ def test_loop_survives_bind_down_then_publishes_when_it_is_back(
         bind9.start()
     st = _srv_state(home)
     assert st["failures"] == 0 and st["published"] is True and st["last_error"] is None
-    hostdns.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=("127.0.0.1",))
+    publisher.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=("127.0.0.1",))
 
 
 def _srv_state(home: Path) -> dict[str, object]:
-    domains: list[dict[str, object]] = hostdns.status(home)["domains"]
+    domains: list[dict[str, object]] = dns_status(home)["domains"]
     return domains[0]
 
 
@@ -494,7 +499,7 @@ def test_loop_returns_at_once_when_disabled_or_unconfigured(tmp_path: Path) -> N
         events = Events()
         stop = asyncio.Event()
         await asyncio.wait_for(
-            hostdns.publish_loop(
+            publisher.publish_loop(
                 home, fqdn="h.corp.example", port=1, addresses=(), record_event=events, stop=stop
             ),
             timeout=10,
@@ -504,7 +509,7 @@ def test_loop_returns_at_once_when_disabled_or_unconfigured(tmp_path: Path) -> N
     home = tmp_path / "h"
     home.mkdir()
     assert asyncio.run(run(home)) == []  # no dns.json at all
-    hostdns.save_settings(home, DnsSettings(servers=(ServerAddress("127.0.0.1", 9),)))
+    dnsfiles.save_settings(home, DnsSettings(servers=(ServerAddress("127.0.0.1", 9),)))
     assert asyncio.run(run(home)) == []  # configured but disabled
     (home / "dns.json").write_text("{not json")
     events = asyncio.run(run(home))  # broken settings: one event, no exception
@@ -516,5 +521,5 @@ def test_settings_domains_with_publish_list(tmp_path: Path) -> None:
     home = tmp_path / "h"
     home.mkdir()
     s = DnsSettings(publish=(PublishDomain("branch.example", 3, 4),))
-    hostdns.save_settings(home, s)
-    assert hostdns.load_settings(home) == s
+    dnsfiles.save_settings(home, s)
+    assert dnsfiles.load_settings(home) == s

@@ -17,24 +17,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from volact.addresses import check_service_label as check_label
 from volact.errors import ConfigurationError
-from volact.host.dns_settings import (
-    Backoff,
-    Change,
-    DnsSettings,
-    FailureKind,
-    Outcome,
-    PublishDomain,
-    Published,
-    PublishSchedule,
-    ServerAddress,
-    SrvValue,
-    check_label,
-    parse_bind_key,
-    plan_publish,
-    plan_unpublish,
-    publishable_addresses,
-)
+from volact.host.dns.names import publishable_addresses
+from volact.host.dns.outcomes import FailureKind, Outcome
+from volact.host.dns.plans import Change, Published, SrvValue, plan_publish, plan_unpublish
+from volact.host.dns.schedule import Backoff, PublishSchedule
+from volact.host.dns.servers import ServerAddress
+from volact.host.dns.settings import DnsSettings, PublishDomain
+from volact.host.dns.tsig import parse_bind_key
 
 SECRET = base64.b64encode(bytes(range(32))).decode()
 KEYGEN_TEXT = f'key "volact-host1" {{\n\talgorithm hmac-sha256;\n\tsecret "{SECRET}";\n}};\n'
@@ -224,7 +215,7 @@ def test_bad_server_name_is_named_once() -> None:
         ServerAddress.parse("bad host!")
     message = str(info.value)
     assert message.count("bad host!") == 1, message
-    assert "not an IP address or a host name" in message
+    assert "neither an IP address nor a host name" in message
 
 
 def test_settings_json_round_trip_has_no_secret() -> None:

@@ -10,7 +10,9 @@ it is::
     │   └── UnknownKeyError  a well-formed key that nobody issued
     ├── VerificationError    a signature or a binding failed (one subclass a reason)
     ├── ConfigurationError   a setting, file or home directory is wrong
+    │   └── AddressError     a host name, HOST:PORT, IP address or service label
     ├── UsageError           the caller misused the API
+    │   └── InvalidValue     a constructor got a value it does not allow (a ValueError too)
     ├── StoreError           a durable store is corrupt, locked or unreadable
     ├── CountFull            the host counts as many machines as it may
     └── TransportError       the network failed (timeouts, refused, reset)
@@ -119,10 +121,26 @@ class ConfigurationError(VolactError):
     code = "configuration"
 
 
+class AddressError(ConfigurationError):
+    """A host name, ``HOST:PORT``, IP address or DNS service label that does not parse.
+
+    The one error of :mod:`volact.addresses`, whichever setting the text came from;
+    its ``code`` stays ``configuration``, as scripts read it.
+    """
+
+
 class UsageError(VolactError):
     """The caller used the API in a way it does not allow."""
 
     code = "usage"
+
+
+class InvalidValue(UsageError, ValueError):
+    """A constructor was given a value its invariants do not allow.
+
+    Also a ``ValueError``, as Python's own constructors raise, so code written
+    against either keeps working; its ``code`` stays ``usage``.
+    """
 
 
 class StoreError(VolactError):

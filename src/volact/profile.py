@@ -15,9 +15,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from volact.addresses import check_service_label
 from volact.catalog import Catalog, Sku
 from volact.documents import RevocationList, verify_revocation_list
-from volact.errors import ConfigurationError, UnknownKeyError, VolactError
+from volact.errors import AddressError, ConfigurationError, UnknownKeyError, VolactError
 from volact.keys import KeyKind, ProductKey
 from volact.signing import PUBLIC_KEY_BYTES, key_id
 
@@ -41,13 +42,10 @@ class ProductProfile:
     def __post_init__(self) -> None:
         if len(self.vendor_public_key) != PUBLIC_KEY_BYTES:
             raise ConfigurationError("profile: the vendor public key must be 32 bytes")
-        if self.dns_label.lower() == "_vlmcs._tcp":
-            raise ConfigurationError("profile: _vlmcs._tcp belongs to another protocol")
-        labels = self.dns_label.split(".")
-        if len(labels) != 2 or not all(x.startswith("_") and len(x) > 1 for x in labels):
-            raise ConfigurationError(
-                f"profile: DNS label {self.dns_label!r} must look like _service._tcp"
-            )
+        try:
+            check_service_label(self.dns_label)
+        except AddressError as exc:
+            raise AddressError(f"profile: {exc}") from None
 
     @property
     def vendor_key_id(self) -> bytes:

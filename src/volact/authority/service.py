@@ -22,6 +22,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from volact.addresses import LISTEN, format_hostport, parse_hostport
 from volact.authority.activation import Authority
 from volact.authority.api import ApiConfig, create_app
 from volact.authority.db import Store
@@ -34,7 +35,7 @@ from volact.authority.vault import (
     unlock_serving,
     write_file,
 )
-from volact.errors import ConfigurationError, UsageError
+from volact.errors import AddressError, ConfigurationError, UsageError
 
 ENV_HOME = "VOLACT_AUTHORITY_HOME"
 ENV_DATABASE = "VOLACT_AUTHORITY_DATABASE"
@@ -99,19 +100,13 @@ class ServeOptions:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``ADDR:PORT`` (``[v6]:PORT`` for IPv6) → (address, port)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host:
-        raise UsageError(f"--listen takes ADDR:PORT, e.g. 127.0.0.1:8088 or [::1]:0; not {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
+    """``ADDR:PORT`` (``[v6]:PORT`` for IPv6) → (address, port); a usage error if not."""
     try:
-        port = int(port_text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise UsageError(f"--listen: bad port {port_text!r} (0..65535)")
-    return host, port
+        return parse_hostport(text, default_port=None, ports=LISTEN, what="--listen")
+    except AddressError as exc:
+        raise UsageError(
+            f"{exc}; --listen takes ADDR:PORT, e.g. 127.0.0.1:8088 or [::1]:0"
+        ) from None
 
 
 def _load_authority(
@@ -203,8 +198,7 @@ def _serve_locked(opts: ServeOptions) -> int:
     )
     sock = bind(opts.host, opts.port)
     bound_host, bound_port = sock.getsockname()[:2]
-    url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-    url = f"http://{url_host}:{bound_port}"
+    url = f"http://{format_hostport(bound_host, bound_port)}"
     info = {
         "url": url,
         "host": bound_host,

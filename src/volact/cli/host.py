@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from volact.addresses import normalize_name
 from volact.cli import host_dns
 from volact.cli.common import EXIT_OK, add_home, add_json, output, read_bytes, wall_clock
 from volact.errors import ConfigurationError, UsageError
 from volact.exchanges import HostActivationResponse, dumps
 from volact.host import activation, admin
 from volact.host.config import check_interval
-from volact.host.dns_settings import normalize_name
 from volact.host.home import load_config, save_config
 
 

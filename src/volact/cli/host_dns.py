@@ -17,8 +17,12 @@ from typing import Any
 
 from volact.cli.common import EXIT_ERROR, EXIT_OK, emit_json, error
 from volact.errors import ConfigurationError, UsageError
-from volact.host import dns
-from volact.host.dns_settings import Outcome, PublishDomain, ServerAddress
+from volact.host.dns import files as dns_files
+from volact.host.dns import publisher
+from volact.host.dns import status as dns_status
+from volact.host.dns.outcomes import Outcome
+from volact.host.dns.servers import ServerAddress
+from volact.host.dns.settings import PublishDomain
 
 
 def _seconds(text: str) -> int:
@@ -166,13 +170,13 @@ def _configure(args: argparse.Namespace) -> int:
     home: Path | None = args.set_home
     if home is None:
         raise UsageError("volact host dns: --home DIR is required")
-    settings = dns.load_settings(home)
+    settings = dns_files.load_settings(home)
     changes: dict[str, Any] = {}
     if args.server:
         changes["servers"] = tuple(ServerAddress.parse(s) for s in args.server)
     if args.tsig_key_file is not None:
         path = args.tsig_key_file.expanduser().resolve()
-        dns.read_key_file(path)  # fail now, not at 3 a.m. when the service publishes
+        dns_files.read_key_file(path)  # fail now, not at 3 a.m. when the service publishes
         changes["tsig_key_file"] = str(path)
     if args.no_tsig:
         changes["tsig_key_file"] = None
@@ -199,7 +203,7 @@ def _configure(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             "cannot enable DNS publishing without a server: add --server ADDR[:PORT]"
         )
-    dns.save_settings(home, settings)
+    dns_files.save_settings(home, settings)
     return _print_status(home, args.set_json)
 
 
@@ -211,7 +215,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _print_status(home: Path, as_json: bool) -> int:
-    st = dns.status(home)
+    st = dns_status.status(home)
     if as_json:
         emit_json(st)
         return EXIT_OK
@@ -283,7 +287,7 @@ def _run(args: argparse.Namespace, action: str) -> int:
 
     store = HostStore.open(home)
     try:
-        outcomes = dns.run_once(
+        outcomes = publisher.run_once(
             home,
             action=action,
             fqdn=fqdn,

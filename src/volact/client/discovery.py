@@ -17,7 +17,6 @@ answers.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
 
@@ -29,8 +28,10 @@ import dns.rdatatype
 import dns.rdtypes.IN.SRV
 import dns.resolver
 
-from volact.client.srv import HostAddress, SrvRecord, valid_host_name
+from volact.addresses import ip_literal, is_unicast, valid_host_name
+from volact.client.srv import HostAddress, SrvRecord
 from volact.errors import ConfigurationError, TransportError
+from volact.resolving import connect_ip
 
 #: Most SRV records taken from one answer (a hostile answer set is cut here, keeping
 #: the lowest priority numbers: those are the ones RFC 2782 says to try first).
@@ -42,16 +43,11 @@ _valid_target = valid_host_name
 
 
 def _nameserver_ip(ns: HostAddress) -> str:
-    try:
-        return str(ipaddress.ip_address(ns.host))
-    except ValueError:
-        pass
     # A nameserver given by name is resolved once with the system resolver.
     try:
-        infos = socket.getaddrinfo(ns.host, ns.port, type=socket.SOCK_DGRAM)
+        return connect_ip(ns.host, ns.port, socktype=socket.SOCK_DGRAM)
     except OSError as exc:
         raise ConfigurationError(f"nameserver {ns.host!r} does not resolve: {exc}") from exc
-    return str(infos[0][4][0])
 
 
 def _configure(
@@ -122,35 +118,15 @@ def _srv_from_answer(rdatas: Iterable[object]) -> list[SrvRecord]:
     return out[:MAX_RECORDS]
 
 
-_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
-
-
-def _unicast(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Whether ``ip`` names one host we could connect to (loopback included).
-
-    Not the wildcard, broadcast, multicast or a reserved range; an IPv4-mapped IPv6
-    address is judged by its IPv4 address.
-    """
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback:
-        return True
-    if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
-        return False  # IPv4 reserved is 240.0.0.0/4, with 255.255.255.255
-    return not (isinstance(ip, ipaddress.IPv4Address) and ip in _THIS_NETWORK)
-
-
 def _addresses(rdatas: Iterable[object], family: int) -> list[str]:
     out: list[str] = []
     for rd in rdatas:
         if len(out) >= MAX_ADDRESSES:
             break
-        text = str(getattr(rd, "address", ""))
-        try:
-            ip = ipaddress.ip_address(text)
-        except ValueError:
+        ip = ip_literal(str(getattr(rd, "address", "")))
+        if ip is None:
             continue
-        if ip.version == family and _unicast(ip) and str(ip) not in out:
+        if ip.version == family and is_unicast(ip) and str(ip) not in out:
             out.append(str(ip))
     return out
 
@@ -195,10 +171,8 @@ async def lookup_srv_async(
 
 
 def _literal(target: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(target.strip("[]")))
-    except ValueError:
-        return None
+    ip = ip_literal(target.strip("[]"))
+    return None if ip is None else str(ip)
 
 
 def resolve_host(

@@ -16,29 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import socket
 import time
 from collections.abc import Sequence
 
+from volact.addresses import ip_literal
 from volact.client import discovery
 from volact.client.srv import HostAddress
 from volact.errors import DecodeError, NotVolactError, TransportError
 from volact.wire import MAX_REPLY_FRAME, FrameReader
 
 
-def _is_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def _addresses(
     address: HostAddress, nameservers: Sequence[HostAddress] | None, timeout: float
 ) -> list[str]:
-    if _is_literal(address.host):
+    if ip_literal(address.host) is not None:
         return [address.host]
     if nameservers is None and address.host.lower() in ("localhost", "localhost."):
         return ["::1", "127.0.0.1"]
@@ -119,7 +111,7 @@ async def exchange_async(
     """The asyncio twin of :func:`exchange`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    if _is_literal(address.host):
+    if ip_literal(address.host) is not None:
         ips = [address.host]
     elif nameservers is None and address.host.lower() in ("localhost", "localhost."):
         ips = ["::1", "127.0.0.1"]

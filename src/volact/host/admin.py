@@ -18,9 +18,9 @@ from typing import Any
 
 from volact.documents import HostLicense
 from volact.errors import VolactError
-from volact.host import dns
 from volact.host.activation import installed_key, load_license, load_profile
 from volact.host.config import SERVE_FILE
+from volact.host.dns.status import status as dns_status
 from volact.host.home import load_config
 from volact.host.policy import COUNT_WINDOW, VALIDITY
 from volact.host.store import DAY, HostStore
@@ -91,7 +91,7 @@ def status(home: Path, *, now: int) -> dict[str, Any]:
         "requests_by_result": totals,
         "requests_total": sum(totals.values()),
         "installed_at": installed_at,
-        "dns": dns.status(home),
+        "dns": dns_status(home),
     }
 
 

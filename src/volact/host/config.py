@@ -16,8 +16,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from volact.addresses import LISTEN, parse_hostport
 from volact.documents import HOST_ID_BYTES
-from volact.errors import ConfigurationError
+from volact.errors import AddressError, ConfigurationError
 from volact.wire import (
     DEFAULT_ACTIVATION_INTERVAL,
     DEFAULT_PORT,
@@ -178,33 +179,11 @@ class HostConfig:
 def parse_listen(addr: str, default_port: int) -> tuple[str, int]:
     """``ADDR[:PORT]`` → (host, port); IPv6 literals go in brackets: ``[::1]:1688``.
 
-    ``:PORT`` (no address) gives the host ``""``: all interfaces, IPv4 and IPv6,
-    like listening with no address at all.
+    ``:PORT`` or ``*:PORT`` (no address) gives the host ``""``: all interfaces, IPv4
+    and IPv6, like listening with no address at all. Port 0 lets the system choose.
     """
-    a = addr.strip()
-    if not a:
-        raise ConfigurationError("an empty listen address")
-    if a.startswith("["):
-        end = a.find("]")
-        if end < 0:
-            raise ConfigurationError(f"listen address {addr!r}: missing ']'")
-        host, rest = a[1:end], a[end + 1 :]
-        if rest and not rest.startswith(":"):
-            raise ConfigurationError(f"listen address {addr!r}: expected ':PORT' after ']'")
-        port_text = rest[1:] if rest else ""
-    elif a.count(":") == 1:
-        host, port_text = a.split(":")
-    elif a.count(":") > 1:
-        host, port_text = a, ""  # a bare IPv6 literal
-    else:
-        host, port_text = a, ""
-    if port_text:
-        try:
-            port = int(port_text)
-        except ValueError:
-            raise ConfigurationError(f"listen address {addr!r}: bad port {port_text!r}") from None
-    else:
-        port = default_port
-    if not 0 <= port <= 65535:
-        raise ConfigurationError(f"listen address {addr!r}: port must be 0..65535")
-    return host, port
+    if not addr.strip():
+        raise AddressError("an empty listen address")
+    return parse_hostport(
+        addr, default_port=default_port, ports=LISTEN, what="listen address", any_host=True
+    )

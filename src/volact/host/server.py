@@ -31,13 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from volact.addresses import format_hostport
 from volact.errors import ConfigurationError, DecodeError, VolactError
 from volact.files import write_atomic
-from volact.host import dns
 from volact.host.activation import load_core
 from volact.host.admission import Slots
 from volact.host.client_index import COUNT_WINDOW, Touch
 from volact.host.config import SERVE_FILE, HostConfig, parse_listen
+from volact.host.dns.publisher import publish_loop
 from volact.host.home import load_config
 from volact.host.malformed import EventRow, MalformedLog
 from volact.host.metrics import serve_metrics
@@ -420,8 +421,7 @@ class HostServer:
             self.servers.append(srv)
             for sock in srv.sockets:
                 name = sock.getsockname()
-                a = f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}"
-                self.addresses.append(a)
+                self.addresses.append(format_hostport(name[0], name[1]))
 
     async def stop(self, grace: float) -> None:
         """Stop accepting, finish in-flight exchanges (bounded), flush the store."""
@@ -497,7 +497,7 @@ async def serve_async(
                     f"cannot serve metrics on {metrics}: {exc.strerror or exc}"
                 ) from exc
             name = metrics_server.sockets[0].getsockname()
-            metrics_address = f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}"
+            metrics_address = format_hostport(name[0], name[1])
         stop = stop or asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -516,7 +516,7 @@ async def serve_async(
         )  # fmt: skip
         ports = ports_of(server.addresses)
         dns_task = loop.create_task(
-            dns.publish_loop(
+            publish_loop(
                 home,
                 fqdn=cfg.fqdn,
                 port=ports[0] if ports else cfg.port,

@@ -1,0 +1,278 @@
+"""One RFC 2136 update to one DNS server: read the SRV RRset, send the plan, classify.
+
+The thin dnspython adapter: it asks the server for the current SRV rdatas, sends
+one TSIG-signed update per domain (the plan is :mod:`volact.host.dns.plans`'s),
+and turns every dnspython or socket failure into an
+:class:`~volact.host.dns.outcomes.Outcome` with a precise reason, never an
+exception. No policy here, and never the TSIG secret in any output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.IN.SRV
+import dns.tsig
+import dns.update
+
+from volact.addresses import normalize_name
+from volact.errors import ConfigurationError
+from volact.host.dns.files import read_key_file
+from volact.host.dns.outcomes import FailureKind, Outcome
+from volact.host.dns.plans import (
+    Change,
+    Published,
+    SrvValue,
+    UpdatePlan,
+    plan_publish,
+    plan_unpublish,
+)
+from volact.host.dns.servers import ServerAddress
+from volact.host.dns.settings import DnsSettings, PublishDomain
+from volact.host.dns.tsig import TsigKey
+from volact.resolving import connect_ip
+
+#: Seconds to wait for one DNS server to answer one message.
+QUERY_TIMEOUT = 5.0
+#: Most SRV rdatas read back from the zone (a hostile answer is not trusted blindly).
+MAX_EXISTING = 1024
+
+
+def _dns_key(key: TsigKey) -> dns.tsig.Key:
+    return dns.tsig.Key(key.name, key.secret, key.algorithm)
+
+
+def _server_ip(server: ServerAddress) -> str:
+    try:
+        return connect_ip(server.host, server.port)
+    except OSError as exc:
+        raise OSError(f"cannot resolve DNS server name {server.host}: {exc}") from exc
+
+
+def _existing_srv(
+    owner: str, server: ServerAddress, key: TsigKey | None, timeout: float
+) -> list[SrvValue]:
+    """The SRV rdatas at ``owner`` on ``server`` (asked directly, over TCP)."""
+    q = dns.message.make_query(owner + ".", dns.rdatatype.SRV)
+    q.flags &= ~dns.flags.RD
+    if key is not None:
+        q.use_tsig(_dns_key(key))
+    reply = dns.query.tcp(q, _server_ip(server), port=server.port, timeout=timeout)
+    rcode = reply.rcode()
+    if rcode == dns.rcode.NXDOMAIN:
+        return []
+    if rcode != dns.rcode.NOERROR:
+        raise _RcodeError(rcode)
+    wanted = dns.name.from_text(owner + ".")
+    out: list[SrvValue] = []
+    for rrset in reply.answer:
+        if rrset.name != wanted or rrset.rdtype != dns.rdatatype.SRV:
+            continue
+        for rd in rrset:
+            if isinstance(rd, dns.rdtypes.IN.SRV.SRV) and len(out) < MAX_EXISTING:
+                target = rd.target.to_text(omit_final_dot=True).lower()
+                out.append(SrvValue(rd.priority, rd.weight, rd.port, target))
+    return out
+
+
+class _RcodeError(Exception):
+    def __init__(self, rcode: dns.rcode.Rcode) -> None:
+        super().__init__(dns.rcode.to_text(rcode))
+        self.rcode = rcode
+
+
+def _update_message(plan: UpdatePlan, key: TsigKey | None) -> dns.update.UpdateMessage:
+    msg = dns.update.UpdateMessage(plan.zone + ".")
+    if key is not None:
+        msg.use_tsig(_dns_key(key))
+    for c in plan.deletes:
+        name = dns.name.from_text(c.name + ".")
+        msg.delete(name, c.rdtype, c.rdata)
+    for c in plan.adds:
+        msg.add(dns.name.from_text(c.name + "."), c.ttl, c.rdtype, c.rdata)
+    return msg
+
+
+def _send_update(
+    plan: UpdatePlan, server: ServerAddress, key: TsigKey | None, timeout: float
+) -> None:
+    reply = dns.query.tcp(
+        _update_message(plan, key), _server_ip(server), port=server.port, timeout=timeout
+    )
+    if reply.rcode() != dns.rcode.NOERROR:
+        raise _RcodeError(reply.rcode())
+
+
+def classify(exc: BaseException, *, key: TsigKey | None, timeout: float) -> Outcome:
+    """A failure as an outcome (``domain`` filled in by the caller): kind and a precise reason."""
+    kname = f"'{key.name}'" if key is not None else ""
+
+    def out(kind: FailureKind, detail: str) -> Outcome:
+        return Outcome("", False, detail, kind)
+
+    if isinstance(exc, dns.tsig.PeerBadKey):
+        return out(
+            FailureKind.BADKEY,
+            f"refused (NOTAUTH/BADKEY): the server does not know TSIG key {kname} "
+            "with this algorithm",
+        )
+    if isinstance(exc, dns.tsig.PeerBadSignature):
+        return out(
+            FailureKind.BADSIG,
+            f"refused (NOTAUTH/BADSIG): bad TSIG signature: the secret of key {kname} "
+            "differs from the server's",
+        )
+    if isinstance(exc, dns.tsig.PeerBadTime):
+        return out(
+            FailureKind.BADTIME,
+            "refused (NOTAUTH/BADTIME): this host's clock differs from the server's",
+        )
+    if isinstance(exc, dns.tsig.PeerError):
+        return out(FailureKind.NOTAUTH, f"refused (NOTAUTH): TSIG error: {exc}")
+    if isinstance(exc, _RcodeError):
+        text = dns.rcode.to_text(exc.rcode)
+        if exc.rcode == dns.rcode.REFUSED:
+            why = (
+                "the update was not signed (no TSIG key is set) and the server requires one"
+                if key is None
+                else f"the server's update policy does not let key {kname} change these records"
+            )
+            return out(FailureKind.REFUSED, f"refused (REFUSED): {why}")
+        if exc.rcode == dns.rcode.NOTAUTH:
+            return out(
+                FailureKind.NOTAUTH,
+                "refused (NOTAUTH): the server is not authoritative for this zone "
+                "or did not accept the TSIG key",
+            )
+        if exc.rcode == dns.rcode.NOTZONE:
+            return out(FailureKind.RCODE, "failed (NOTZONE): the server has no such zone")
+        return out(FailureKind.RCODE, f"failed ({text})")
+    if isinstance(exc, dns.exception.Timeout | TimeoutError):
+        return out(FailureKind.TIMEOUT, f"timeout: no answer within {timeout:g} s")
+    if isinstance(exc, ConnectionRefusedError):
+        return out(FailureKind.UNREACHABLE, "connection refused: the DNS server is not running")
+    if isinstance(exc, OSError):
+        return out(FailureKind.UNREACHABLE, f"network error: {exc.strerror or exc}")
+    if isinstance(exc, EOFError):
+        return out(FailureKind.ERROR, "the server closed the connection without answering")
+    if isinstance(exc, dns.tsig.BadSignature | dns.tsig.BadTime | dns.message.UnknownTSIGKey):
+        return out(FailureKind.ERROR, "the server's reply failed TSIG verification")
+    if isinstance(exc, ConfigurationError):
+        return out(FailureKind.CONFIG, str(exc))
+    if isinstance(exc, dns.exception.DNSException):
+        return out(FailureKind.ERROR, f"malformed reply: {exc}")
+    return out(FailureKind.ERROR, f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+_RETRY_NEXT_SERVER = (FailureKind.TIMEOUT, FailureKind.UNREACHABLE)
+
+
+def _run(
+    domain: str,
+    settings: DnsSettings,
+    make_plan: Callable[[list[SrvValue]], UpdatePlan],
+    owner: str,
+    timeout: float,
+) -> Outcome:
+    """Query the SRV RRset, build the plan, send it; try the next server on no answer."""
+    try:
+        key = read_key_file(settings.tsig_key_file) if settings.tsig_key_file else None
+    except ConfigurationError as exc:
+        return Outcome(domain, False, str(exc), FailureKind.CONFIG)
+    if not settings.servers:
+        return Outcome(
+            domain, False, "no DNS server is set (volact host dns --server)", FailureKind.CONFIG
+        )
+    last: Outcome | None = None
+    for server in settings.servers:
+        try:
+            plan = make_plan(_existing_srv(owner, server, key, timeout))
+            _send_update(plan, server, key, timeout)
+        except Exception as exc:  # every failure becomes an outcome, never an exception
+            failed = classify(exc, key=key, timeout=timeout)
+            last = Outcome(domain, False, failed.detail, failed.kind, str(server))
+            if failed.kind in _RETRY_NEXT_SERVER:
+                continue
+            return last
+        records = [Change(c.name, c.rdtype, c.rdata) for c in plan.adds]
+        removed = list(plan.deletes)
+        note = ""
+        if plan.cleanup:
+            try:
+                _send_update(UpdatePlan(plan.zone, plan.cleanup, ()), server, key, timeout)
+            except Exception as exc:  # kept in the state, to be removed next time
+                reason = classify(exc, key=key, timeout=timeout).detail
+                names = ", ".join(sorted({c.name for c in plan.cleanup}))
+                note = f"; old records under {names} not removed: {reason}"
+                records += [c for c in plan.cleanup if c not in records]
+            else:
+                removed += plan.cleanup
+        detail = UpdatePlan(plan.zone, tuple(removed), plan.adds).summary() + note
+        return Outcome(domain, True, detail, None, str(server), tuple(records))
+    assert last is not None
+    return last
+
+
+def publish_domain(
+    target: PublishDomain,
+    settings: DnsSettings,
+    *,
+    label: str,
+    fqdn: str,
+    port: int,
+    addresses: Sequence[str],
+    previous: Published | None = None,
+    timeout: float = QUERY_TIMEOUT,
+) -> Outcome:
+    """Replace this host's SRV (and A/AAAA) in one domain; the result, never an exception.
+
+    ``previous`` is what this host published there before: those
+    exact rdatas are deleted, whatever name they were published under
+    (:func:`load_published` reads it).
+    """
+    name = normalize_name(fqdn, "FQDN")
+    addrs = settings.addresses or tuple(addresses)
+
+    def make_plan(existing: list[SrvValue]) -> UpdatePlan:
+        return plan_publish(
+            zone=target.domain,
+            label=label,
+            fqdn=name,
+            port=port,
+            priority=target.priority,
+            weight=target.weight,
+            ttl=settings.ttl,
+            addresses=addrs,
+            existing_srv=existing,
+            previous=previous,
+        )
+
+    return _run(target.domain, settings, make_plan, f"{label}.{target.domain}", timeout)
+
+
+def unpublish_domain(
+    target: PublishDomain,
+    settings: DnsSettings,
+    *,
+    label: str,
+    fqdn: str,
+    previous: Published | None = None,
+    timeout: float = QUERY_TIMEOUT,
+) -> Outcome:
+    """Remove this host's own SRV rdata and exactly the rdatas ``previous`` holds."""
+    name = normalize_name(fqdn, "FQDN")
+
+    def make_plan(existing: list[SrvValue]) -> UpdatePlan:
+        return plan_unpublish(
+            zone=target.domain, label=label, fqdn=name, existing_srv=existing, previous=previous
+        )
+
+    return _run(target.domain, settings, make_plan, f"{label}.{target.domain}", timeout)
