@@ -9,9 +9,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from volact.addresses import (
+    CONNECT,
+    LISTEN,
+    check_service_label,
+    format_hostport,
+    ip_literal,
+    is_unicast,
+    normalize_name,
+    parse_hostport,
+    valid_host_name,
+)
+from volact.authority.service import parse_listen as authority_listen
 from volact.cli import main
 from volact.client.srv import HostAddress
-from volact.errors import ConfigurationError
+from volact.errors import AddressError, ConfigurationError, UsageError
 from volact.exchanges import authority_url
 from volact.host.config import parse_listen
 from volact.host.dns.servers import ServerAddress
@@ -96,3 +108,123 @@ def test_client_settings_are_checked_when_given(
     capsys.readouterr()
     assert main(["client", argv[0], "--home", str(client), argv[1]]) in (1, 2)
     assert message in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the one grammar
+
+_label = st.from_regex(r"[a-z0-9_]([a-z0-9_-]{0,8}[a-z0-9_])?", fullmatch=True)
+names = st.lists(_label, min_size=1, max_size=4).map(".".join)
+ipv4 = st.ip_addresses(v=4).map(str)
+ipv6 = st.ip_addresses(v=6).map(str)
+hosts = st.one_of(names, ipv4, ipv6)
+ports = st.integers(1, 65535)
+
+
+@given(hosts, ports)
+def test_format_then_parse_gives_back_host_and_port(host: str, port: int) -> None:
+    text = format_hostport(host, port)
+    assert parse_hostport(text, default_port=None) == (host, port)
+    # Every parser of the code base reads it the same way.
+    assert HostAddress.parse(text) == HostAddress(host, port)
+    assert ServerAddress.parse(text) == ServerAddress(host, port)
+    assert parse_listen(text, 1) == (host, port)
+    assert authority_listen(text) == (host, port)
+
+
+@given(hosts, ports)
+def test_without_a_port_the_default_is_used(host: str, port: int) -> None:
+    text = f"[{host}]" if ":" in host else host
+    assert parse_hostport(text, default_port=port) == (host, port)
+    if ":" in host:  # a bare IPv6 literal reads as a host with no port
+        assert parse_hostport(host, default_port=port) == (host, port)
+    with pytest.raises(AddressError, match="no port"):
+        parse_hostport(text, default_port=None)
+
+
+@given(hosts, st.one_of(st.integers(-5, 0), st.integers(65536, 10**6)))
+def test_ports_outside_the_range_are_refused(host: str, port: int) -> None:
+    with pytest.raises(AddressError, match=r"port must be 1\.\.65535"):
+        parse_hostport(format_hostport(host, port), default_port=None, ports=CONNECT)
+    if port == 0:  # listening on port 0 lets the system choose
+        assert parse_hostport(format_hostport(host, 0), default_port=None, ports=LISTEN)[1] == 0
+
+
+@given(st.text(max_size=40), st.sampled_from([CONNECT, LISTEN]), st.booleans())
+def test_any_text_parses_or_raises_the_one_address_error(
+    text: str, ports: object, any_host: bool
+) -> None:
+    assert ports is CONNECT or ports is LISTEN
+    try:
+        host, port = parse_hostport(text, default_port=53, ports=ports, any_host=any_host)
+    except AddressError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    assert ports.low <= port <= ports.high
+    # What parses is an IP literal, a host name, or (only when allowed) every interface.
+    assert ip_literal(host) is not None or valid_host_name(host) or (any_host and host == "")
+    assert parse_hostport(format_hostport(host, port), default_port=None, ports=ports,
+                          any_host=any_host) == (host, port)  # fmt: skip
+
+
+@given(st.text(max_size=30))
+def test_the_authority_listen_error_stays_a_usage_error(text: str) -> None:
+    with contextlib.suppress(UsageError):
+        authority_listen(text)
+
+
+def test_the_address_error_is_a_configuration_error_with_its_code() -> None:
+    assert issubclass(AddressError, ConfigurationError)
+    assert AddressError("x").code == "configuration"
+
+
+@given(st.ip_addresses())
+def test_is_unicast_matches_its_definition(ip: object) -> None:
+    import ipaddress
+
+    assert isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address)
+    base = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
+    expected = base.is_loopback or not (
+        base.is_unspecified or base.is_multicast or base.is_reserved
+        or (base.version == 4 and base in ipaddress.ip_network("0.0.0.0/8"))
+    )  # fmt: skip
+    assert is_unicast(ip) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "unicast"),
+    [("127.0.0.1", True), ("::1", True), ("192.0.2.1", True), ("0.0.0.0", False),
+     ("::", False), ("255.255.255.255", False), ("224.0.0.1", False), ("ff02::1", False),
+     ("::ffff:0.0.0.0", False), ("::ffff:192.0.2.1", True), ("0.1.2.3", False)],
+)  # fmt: skip
+def test_is_unicast_examples(text: str, unicast: bool) -> None:
+    ip = ip_literal(text)
+    assert ip is not None and is_unicast(ip) is unicast
+
+
+@given(names)
+def test_names_normalize_idempotently(name: str) -> None:
+    n = normalize_name(name.upper() + ".")
+    assert n == name.lower() and normalize_name(n) == n and valid_host_name(n)
+
+
+@pytest.mark.parametrize("label", ["_volact._tcp", "_VOLACT._TCP.", " _acme-kms._udp "])
+def test_service_labels(label: str) -> None:
+    assert check_service_label(label) == label.strip().lower().rstrip(".")
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [("_vlmcs._tcp", "another protocol"), ("_VLMCS._tcp", "another protocol"),
+     ("volact", "must look like"), ("_a._b._c", "must look like"),
+     ("_a b._tcp", "not a DNS label")],
+)  # fmt: skip
+def test_bad_service_labels_have_one_rule_everywhere(label: str, message: str) -> None:
+    from volact.host.dns.settings import DnsSettings
+    from volact.profile import ProductProfile
+
+    with pytest.raises(AddressError, match=message):
+        check_service_label(label)
+    with pytest.raises(AddressError, match=message):
+        DnsSettings(label=label)
+    with pytest.raises(AddressError, match=message):
+        ProductProfile("v", bytes(32), None, dns_label=label)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ import enum
 import hashlib
 from dataclasses import dataclass
 
-from volact.errors import KeyFormatError
+from volact.errors import InvalidValue, KeyFormatError
 
 ALPHABET = "2346789ABCDEFGHJKMNPQRTWXYZ"
 BASE = len(ALPHABET)
@@ -59,7 +59,7 @@ class KeyKind(enum.IntEnum):
         for kind in cls:
             if kind.label == label.lower():
                 return kind
-        raise ValueError(f"unknown key kind {label!r} (expected gvlk, mak or host)")
+        raise InvalidValue(f"unknown key kind {label!r} (expected gvlk, mak or host)")
 
 
 def _checksum(kind: int, serial: bytes) -> int:
@@ -76,7 +76,7 @@ class ProductKey:
 
     def __post_init__(self) -> None:
         if len(self.serial) != SERIAL_BYTES:
-            raise ValueError(f"a key serial is {SERIAL_BYTES} bytes, not {len(self.serial)}")
+            raise InvalidValue(f"a key serial is {SERIAL_BYTES} bytes, not {len(self.serial)}")
 
     @property
     def key_id(self) -> bytes:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from volact.errors import InvalidValue
+
 #: Buckets kept before idle ones are dropped (bounds memory under address scans).
 MAX_BUCKETS = 100_000
 
@@ -25,7 +27,7 @@ class RateLimit:
 
     def __post_init__(self) -> None:
         if self.rate < 0 or self.burst < 1:
-            raise ValueError("a rate limit needs rate >= 0 and burst >= 1")
+            raise InvalidValue("a rate limit needs rate >= 0 and burst >= 1")
 
 
 class RateLimiter:

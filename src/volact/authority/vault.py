@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -30,7 +28,7 @@ from typing import Any
 
 from volact.catalog import Catalog
 from volact.errors import ConfigurationError
-from volact.files import write_atomic
+from volact.files import LockHeld, release_lock, take_lock, write_atomic
 from volact.keys import ProductKey
 from volact.profile import ProductProfile
 from volact.signing import SigningKey, key_id
@@ -157,7 +155,7 @@ class AuthorityHome:
                 raise ConfigurationError(f"{cfg} is not a volact authority config")
             pub = base64.b64decode(obj["vendor_public_key"], validate=True)
             if len(pub) != 32:
-                raise ValueError("vendor_public_key must be 32 bytes")
+                raise ConfigurationError(f"{cfg} is damaged: vendor_public_key must be 32 bytes")
             return cls(
                 path,
                 str(obj["vendor"]),
@@ -257,28 +255,20 @@ def lock_serving(path: Path) -> int:
     """
     lock = path / LOCK_FILE
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        return take_lock(lock)
+    except LockHeld as held:
+        raise ConfigurationError(
+            f"another `volact authority serve` (pid {held.holder}) is running on {path}; "
+            "stop it first, or give each serve a home of its own"
+        ) from None
     except OSError as exc:
         raise ConfigurationError(
             f"cannot open {lock}: {exc.strerror}; serve needs a writable home"
         ) from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise ConfigurationError(
-            f"another `volact authority serve` (pid {holder}) is running on {path}; "
-            "stop it first, or give each serve a home of its own"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
 
 
 def unlock_serving(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(fd)
+    release_lock(fd)
 
 
 def remove_serve_file(path: Path, pid: int) -> None:

@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from volact.errors import UsageError
+from volact.errors import DecodeError, UsageError
 from volact.wire import (
     MAX_REPLY_FRAME,
     PROTOCOL_VERSION,
@@ -131,20 +131,20 @@ class _Exchange(asyncio.Protocol):
 
 
 def _check_reply(frame: bytes) -> str:
-    """The result label of a valid reply frame; ValueError if it is not one."""
+    """The result label of a valid reply frame; DecodeError if it is not one."""
     n = len(frame)
     if n < _REPLY_FIXED or n > MAX_REPLY_FRAME:
-        raise ValueError("short" if n < _REPLY_FIXED else "long")
+        raise DecodeError("short" if n < _REPLY_FIXED else "long")
     if int.from_bytes(frame[:2], "big") != n - 2:
-        raise ValueError("bad length")
+        raise DecodeError("bad length")
     if frame[2] != PROTOCOL_VERSION or frame[3] != MsgType.ACTIVATE_REPLY:
-        raise ValueError("not a reply")
+        raise DecodeError("not a reply")
     code = frame[4]
     if code not in Result._value2member_map_:
-        raise ValueError("unknown result")
+        raise DecodeError("unknown result")
     expected = _REPLY_FIXED + (TICKET_BYTES if code == Result.OK else 0)
     if n != expected:
-        raise ValueError("wrong size")
+        raise DecodeError("wrong size")
     return Result(code).label
 
 
@@ -208,7 +208,7 @@ async def _worker_async(spec: BenchSpec, index: int, share: int | None) -> Worke
             return
         try:
             label = _check_reply(reply)
-        except ValueError as exc:
+        except DecodeError as exc:
             res.errors += 1
             res.error_kinds[f"malformed: {exc}"] += 1
             return

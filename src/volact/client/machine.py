@@ -31,7 +31,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 
-from volact.errors import UsageError
+from volact.errors import InvalidValue, UsageError
 from volact.keys import KeyKind
 from volact.wire import (
     DAY,
@@ -100,16 +100,16 @@ class Machine:
         if (self.sku is None) != (self.key_kind is None) or (self.sku is None) != (
             self.installed_at is None
         ):
-            raise ValueError("sku, key_kind and installed_at are set together or not at all")
+            raise InvalidValue("sku, key_kind and installed_at are set together or not at all")
         if self.key_kind is KeyKind.HOST:
-            raise ValueError("a host key cannot be installed on a client")
+            raise InvalidValue("a host key cannot be installed on a client")
         if self.permanent and self.key_kind is not KeyKind.MAK:
-            raise ValueError("only a MAK activation is permanent")
+            raise InvalidValue("only a MAK activation is permanent")
         for iv in (self.activation_interval, self.renewal_interval):
             if not MIN_INTERVAL <= iv <= MAX_INTERVAL:
-                raise ValueError(f"interval {iv} min is outside {MIN_INTERVAL}..{MAX_INTERVAL}")
+                raise InvalidValue(f"interval {iv} min is outside {MIN_INTERVAL}..{MAX_INTERVAL}")
         if self.sku is None and (self.valid_until is not None or self.last_attempt_at is not None):
-            raise ValueError("a machine with no key has no activation and no attempts")
+            raise InvalidValue("a machine with no key has no activation and no attempts")
 
     # ---- queries -------------------------------------------------------------------
 

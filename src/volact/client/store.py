@@ -22,7 +22,6 @@ file I/O only: no licensing decision, no clock.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from typing import Any
 
 from volact.client.state import ClientState, decode_state, encode_state, reverify
 from volact.errors import ConfigurationError, StoreError
-from volact.files import write_atomic
+from volact.files import release_lock, take_lock, write_atomic
 from volact.profile import ProductProfile
 
 STATE_FILE = "state.json"
@@ -102,7 +101,7 @@ class ClientStore:
     def locked(self) -> Iterator[None]:
         """Hold the home's lock (other processes using this home wait)."""
         try:
-            fd = os.open(self.home / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            fd = take_lock(self.home / LOCK_FILE, wait=True, mode=FILE_MODE, record_pid=False)
         except FileNotFoundError:
             raise ConfigurationError(
                 f"{self.home} is not a client home: run `volact client init --home {self.home}`"
@@ -110,10 +109,9 @@ class ClientStore:
         except OSError as exc:
             raise StoreError(f"cannot open the lock in {self.home}: {exc.strerror}") from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
-            os.close(fd)
+            release_lock(fd)
 
     def read_raw(self) -> ClientState:
         try:

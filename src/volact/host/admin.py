@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import uuid
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from volact.host.config import SERVE_FILE
 from volact.host.dns.status import status as dns_status
 from volact.host.home import load_config
 from volact.host.policy import COUNT_WINDOW, VALIDITY
-from volact.host.store import DAY, HostStore
+from volact.host.store import DAY, HostStore, ValiditySummary
 from volact.wire import Result
 
 #: Clients whose activation expires within this many days are flagged in reports.
@@ -125,10 +126,7 @@ def activity(home: Path, *, days: int = 30, now: int) -> dict[str, Any]:
     profile = load_profile(home)
     names = {s.id.bytes: s for s in profile.catalog.skus}
     with HostStore.open(home, create=False) as store:
-        rows = store.query(
-            "SELECT day, sku, kind, n FROM daily WHERE day >= ? ORDER BY day, sku",
-            (now // DAY - days + 1,),
-        )
+        rows = store.daily_activity(now // DAY - days + 1)
     table: dict[tuple[int, str], dict[str, int]] = {}
     for day, sku, kind, n in rows:
         s = names.get(sku)
@@ -153,19 +151,8 @@ def licensing(home: Path, *, now: int, limit: int = 100) -> dict[str, Any]:
     warn = now + EXPIRY_WARNING_DAYS * DAY
     with HostStore.open(home, create=False) as store:
         summary = _validity_summary(store, now=now, warn=warn)
-        rows = store.query(
-            "SELECT cmid, sku, workstation, address, vm, last_contact, valid_until, last_result "
-            "FROM clients WHERE valid_until > ? ORDER BY valid_until LIMIT ?",
-            (now, limit),
-        )
-        if len(rows) < limit:
-            rows += store.query(
-                "SELECT cmid, sku, workstation, address, vm, last_contact, valid_until, "
-                "last_result FROM clients WHERE valid_until <= ? "
-                "ORDER BY valid_until DESC LIMIT ?",
-                (now, limit - len(rows)),
-            )
-    total, valid, expiring, expired, never, active = summary
+        rows = [astuple(r) for r in store.clients_by_expiry(now, limit)]
+    total, valid, expiring, expired, never, active = astuple(summary)
     profile = load_profile(home)
     names = {s.id.bytes: s.name for s in profile.catalog.skus}
     clients = [
@@ -205,16 +192,8 @@ def licensing(home: Path, *, now: int, limit: int = 100) -> dict[str, Any]:
     }
 
 
-def _validity_summary(store: HostStore, *, now: int, warn: int) -> tuple[int, ...]:
-    """(known, licensed, expiring before ``warn``, expired, never activated, counted)."""
-    row = store.query(
-        "SELECT count(*), "
-        "sum(valid_until > ?), sum(valid_until > ? AND valid_until <= ?), "
-        "sum(valid_until > 0 AND valid_until <= ?), sum(valid_until = 0), "
-        "sum(last_contact > ?) FROM clients",
-        (now, now, warn, now, now - COUNT_WINDOW),
-    )[0]
-    return tuple(int(x or 0) for x in row)
+def _validity_summary(store: HostStore, *, now: int, warn: int) -> ValiditySummary:
+    return store.validity_summary(now=now, warn=warn, counted_since=now - COUNT_WINDOW)
 
 
 def alerts(
@@ -251,17 +230,11 @@ def alerts(
                   f"{group} machines stay in grace until {need} distinct machines ask")  # fmt: skip
     warn = now + expiry_days * DAY
     with HostStore.open(home, create=False) as store:
-        _, _, expiring, expired, _, _ = _validity_summary(store, now=now, warn=warn)
-        last = store.query(
-            "SELECT time FROM events WHERE kind = 'request' ORDER BY id DESC LIMIT 1"
-        )
-        # A count flood in the last day (the host writes at most one event a minute);
-        # bisection bounds the scan to that day's events.
-        flood = store.query(
-            "SELECT time, message FROM events WHERE id >= ? AND kind = 'count_flood' "
-            "ORDER BY id DESC LIMIT 1",
-            (store._first_event_at(now - DAY),),
-        )
+        summary = _validity_summary(store, now=now, warn=warn)
+        last_request = store.last_request_time()
+        # A count flood in the last day (the host writes at most one event a minute).
+        flood = store.last_event_since("count_flood", now - DAY)
+    expiring, expired = summary.expiring, summary.expired
     if expiring:
         alert("warning", "clients_expiring",
               f"{expiring} client(s) lose activation within {expiry_days} days unless they "
@@ -269,7 +242,6 @@ def alerts(
     if expired:
         alert("warning", "clients_expired",
               f"{expired} known client(s) have an expired activation")  # fmt: skip
-    last_request = int(last[0][0]) if last else None
     if last_request is None or now - last_request > idle_hours * 3600:
         since = "ever" if last_request is None else f"for {(now - last_request) // 3600} h"
         alert("warning", "idle", f"no client has contacted the host {since} "
@@ -277,7 +249,7 @@ def alerts(
     if flood:
         alert("warning", "count_flood",
               f"machines new to the count were refused in the last 24 h (the newest: "
-              f"{flood[0][1]}); someone may be inventing machine ids: see `volact host events` "
+              f"{flood[1]}); someone may be inventing machine ids: see `volact host events` "
               "and the settings max_machines and new_machines_per_hour")  # fmt: skip
     dns_state = st["dns"]
     if dns_state.get("enabled"):

@@ -16,8 +16,6 @@ answers queries; it makes no decision. ``sqlite3`` errors become
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from volact.errors import StoreError
+from volact.files import LockHeld, release_lock, take_lock
 from volact.host.config import LOCK_FILE, STORE_FILE
 from volact.host.policy import NOT_COUNTED, RequestRecord
 from volact.wire import Result
@@ -112,6 +111,32 @@ class Event:
     message: str | None  #: free text, for host events
 
 
+@dataclass(frozen=True)
+class ClientRow:
+    """One known client, as the licensing report lists it."""
+
+    cmid: bytes  #: client machine id
+    sku: bytes  #: SKU id of its last request
+    workstation: str  #: the name it sent (from the network: escape before printing)
+    address: str  #: the address it last came from
+    vm: int  #: 1 if it said it is a virtual machine
+    last_contact: int  #: Unix seconds of its last request
+    valid_until: int  #: Unix seconds its activation lasts until; 0 if never activated
+    last_result: int  #: result code of its last request
+
+
+@dataclass(frozen=True)
+class ValiditySummary:
+    """Counts over all known clients (one scan of the store)."""
+
+    known: int  #: clients the store knows
+    licensed: int  #: still valid
+    expiring: int  #: valid, but expiring before the warning time
+    expired: int  #: once activated, now expired
+    never: int  #: never activated
+    counted: int  #: seen within the counting window
+
+
 class HostStore:
     """One connection to a host's SQLite store."""
 
@@ -136,7 +161,7 @@ class HostStore:
                 path, isolation_level=None, check_same_thread=False, timeout=10.0
             )
         except sqlite3.Error as exc:
-            _unlock(lock_fd)
+            release_lock(lock_fd)
             raise StoreError(f"cannot open the store {path}: {exc}") from exc
         store = cls(conn, path, lock_fd)
         try:
@@ -159,7 +184,7 @@ class HostStore:
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
-        _unlock(self._lock_fd)
+        release_lock(self._lock_fd)
         self._lock_fd = None
 
     def __enter__(self) -> HostStore:
@@ -341,8 +366,8 @@ class HostStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """Run a read-only query (admin reports); errors become StoreError."""
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run a read-only query; errors become StoreError. SQL stays in this module."""
         try:
             return self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
@@ -351,20 +376,20 @@ class HostStore:
     def count_since(self, since: int, *, count_vms: bool) -> tuple[int, int]:
         """(machines seen after ``since`` under the VM policy, all known machines): one scan."""
         vm = "" if count_vms else " AND vm = 0"
-        row = self.query(f"SELECT sum(last_contact > ?{vm}), count(*) FROM clients", (since,))[0]
+        row = self._read(f"SELECT sum(last_contact > ?{vm}), count(*) FROM clients", (since,))[0]
         return int(row[0] or 0), int(row[1])
 
     def result_totals(self) -> dict[str, int]:
-        return {str(k): int(n) for k, n in self.query("SELECT result, n FROM result_totals")}
+        return {str(k): int(n) for k, n in self._read("SELECT result, n FROM result_totals")}
 
     def installed_at(self) -> int | None:
-        rows = self.query("SELECT value FROM meta WHERE key = 'installed_at'")
+        rows = self._read("SELECT value FROM meta WHERE key = 'installed_at'")
         return int(rows[0][0]) if rows else None
 
     def events(self, *, since: int | None = None, limit: int = 100) -> list[Event]:
         """The newest ``limit`` events (at or after ``since`` if given), oldest first."""
         first = 0 if since is None else self._first_event_at(since)
-        rows = self.query(
+        rows = self._read(
             "SELECT time, kind, address, workstation, cmid, sku, vm, state, result, count, "
             "message FROM events WHERE id >= ? ORDER BY id DESC LIMIT ?",
             (first, limit),
@@ -382,13 +407,13 @@ class HostStore:
         Events are appended in time order, so ids and times rise together; bisection
         needs no index on time (one less index to update on every request).
         """
-        lo_hi = self.query("SELECT min(id), max(id) FROM events")[0]
+        lo_hi = self._read("SELECT min(id), max(id) FROM events")[0]
         if lo_hi[0] is None:
             return 0
         lo, hi = int(lo_hi[0]), int(lo_hi[1]) + 1
         while lo < hi:
             mid = (lo + hi) // 2
-            row = self.query("SELECT time FROM events WHERE id >= ? ORDER BY id LIMIT 1", (mid,))
+            row = self._read("SELECT time FROM events WHERE id >= ? ORDER BY id LIMIT 1", (mid,))
             if row and int(row[0][0]) < since:
                 lo = mid + 1
             else:
@@ -396,29 +421,71 @@ class HostStore:
         return lo
 
     def has_client(self, cmid: bytes) -> bool:
-        return bool(self.query("SELECT 1 FROM clients WHERE cmid = ?", (cmid,)))
+        return bool(self._read("SELECT 1 FROM clients WHERE cmid = ?", (cmid,)))
+
+    # ---- reads for the administrator's reports (volact.host.admin) ---------------
+
+    def daily_activity(self, since_day: int) -> list[tuple[int, bytes, str, int]]:
+        """(day, SKU id, ``activation`` or ``renewal``, count) from ``since_day`` on."""
+        rows = self._read(
+            "SELECT day, sku, kind, n FROM daily WHERE day >= ? ORDER BY day, sku", (since_day,)
+        )
+        return [(int(d), bytes(s), str(k), int(n)) for d, s, k, n in rows]
+
+    def clients_by_expiry(self, now: int, limit: int) -> list[ClientRow]:
+        """Up to ``limit`` clients: still valid ones expiring soonest first, then the
+        most recently expired (``valid_until`` 0, never activated, last)."""
+        cols = "cmid, sku, workstation, address, vm, last_contact, valid_until, last_result"
+        rows = self._read(
+            f"SELECT {cols} FROM clients WHERE valid_until > ? ORDER BY valid_until LIMIT ?",
+            (now, limit),
+        )
+        if len(rows) < limit:
+            rows += self._read(
+                f"SELECT {cols} FROM clients WHERE valid_until <= ? "
+                "ORDER BY valid_until DESC LIMIT ?",
+                (now, limit - len(rows)),
+            )
+        return [ClientRow(*r) for r in rows]
+
+    def validity_summary(self, *, now: int, warn: int, counted_since: int) -> ValiditySummary:
+        """How many known clients are licensed, expiring before ``warn``, expired, never
+        activated, and seen after ``counted_since``: one scan."""
+        row = self._read(
+            "SELECT count(*), "
+            "sum(valid_until > ?), sum(valid_until > ? AND valid_until <= ?), "
+            "sum(valid_until > 0 AND valid_until <= ?), sum(valid_until = 0), "
+            "sum(last_contact > ?) FROM clients",
+            (now, now, warn, now, counted_since),
+        )[0]
+        return ValiditySummary(*(int(x or 0) for x in row))
+
+    def last_event_since(self, kind: str, since: int) -> tuple[int, str] | None:
+        """(time, message) of the newest ``kind`` event at or after ``since``, if any.
+
+        Bisection bounds the scan to the events since then.
+        """
+        rows = self._read(
+            "SELECT time, message FROM events WHERE id >= ? AND kind = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (self._first_event_at(since), kind),
+        )
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def last_request_time(self) -> int | None:
+        """When the newest ``request`` event happened, None if none is kept."""
+        rows = self._read("SELECT time FROM events WHERE kind = 'request' ORDER BY id DESC LIMIT 1")
+        return int(rows[0][0]) if rows else None
 
 
 def _lock(home: Path) -> int:
     path = home / LOCK_FILE
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        return take_lock(path)
+    except LockHeld as held:
+        raise StoreError(
+            f"the host home {home} is in use by another running host (pid {held.holder}); "
+            "stop it first"
+        ) from None
     except OSError as exc:
         raise StoreError(f"cannot open {path}: {exc.strerror}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise StoreError(
-            f"the host home {home} is in use by another running host (pid {holder}); stop it first"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
-
-
-def _unlock(fd: int | None) -> None:
-    if fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(fd)
