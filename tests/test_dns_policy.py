@@ -9,20 +9,28 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from services import Bind9, ServiceMissing
+from volact.host.config import HostConfig
 from volact.host.dns import files as dnsfiles
 from volact.host.dns import publisher
 from volact.host.dns.outcomes import FailureKind
 from volact.host.dns.servers import ServerAddress
 from volact.host.dns.settings import DnsSettings
 from volact.host.dns.state import STATE_FILE
+from volact.host.home import save_config
 
 ZONE = "policy.example"
+
+
+def _host_json(home: Path) -> None:
+    """A host.json with a fresh host id: what the ownership markers carry."""
+    save_config(home, HostConfig(host_id=secrets.token_bytes(8)))
 
 
 class LeastPrivilegeBind9(Bind9):
@@ -51,6 +59,7 @@ def strict() -> Iterator[Bind9]:
 def _home(tmp_path: Path, server: Bind9) -> Path:
     home = tmp_path / "h"
     home.mkdir()
+    _host_json(home)
     key = server.write_key_file(home / "host1.key")
     settings = DnsSettings(
         enabled=True, servers=(ServerAddress("127.0.0.1", server.port),), tsig_key_file=str(key)

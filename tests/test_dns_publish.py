@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import dns.rdatatype
 import pytest
@@ -24,15 +25,22 @@ import pytest
 from services import Bind9
 from volact.client.discovery import lookup_srv, resolve_host
 from volact.client.srv import HostAddress, SrvRecord
+from volact.host.config import HostConfig
 from volact.host.dns import files as dnsfiles
 from volact.host.dns import publisher
-from volact.host.dns.outcomes import FailureKind
+from volact.host.dns.outcomes import FailureKind, Outcome
 from volact.host.dns.servers import ServerAddress
 from volact.host.dns.settings import DnsSettings, PublishDomain
 from volact.host.dns.state import STATE_FILE
 from volact.host.dns.status import status as dns_status
+from volact.host.home import load_config, save_config
 
 LABEL = "_volact._tcp"
+
+
+def _host_json(home: Path) -> None:
+    """A host.json with a fresh host id: what the ownership markers carry."""
+    save_config(home, HostConfig(host_id=secrets.token_bytes(8)))
 
 
 def _name(prefix: str) -> str:
@@ -62,6 +70,7 @@ def _home(
 ) -> Path:
     home = tmp_path / name
     home.mkdir()
+    _host_json(home)
     key_file: str | None = None
     if key == "good":
         key_file = str(bind9.write_key_file(home / "tsig.key"))
@@ -94,9 +103,15 @@ class Events(list[tuple[str, str]]):
         return [k for k, _ in self]
 
 
+def _run_once(home: Path, **kwargs: Any) -> list[Outcome]:
+    """``run_once`` on a host whose ``host.json`` names the FQDN it publishes."""
+    save_config(home, replace(load_config(home), fqdn=kwargs["fqdn"]))  # `host set --fqdn`
+    return publisher.run_once(home, **kwargs)
+
+
 def _publish(home: Path, fqdn: str, port: int, addresses: tuple[str, ...] = ()) -> Events:
     events = Events()
-    publisher.run_once(
+    _run_once(
         home, action="publish", fqdn=fqdn, port=port, addresses=addresses, record_event=events
     )
     return events
@@ -124,7 +139,7 @@ def test_two_hosts_share_a_zone_unpublish_and_port_change(bind9: Bind9, tmp_path
     assert _srv(bind9, zone, h1) == {f"0 0 1700 {h1}"}
 
     events = Events()
-    publisher.run_once(
+    _run_once(
         home1,
         action="unpublish",
         fqdn=h1,
@@ -137,7 +152,7 @@ def test_two_hosts_share_a_zone_unpublish_and_port_change(bind9: Bind9, tmp_path
     assert not bind9.query(h1, "A").answer  # its address went with it
     assert bind9.query(h2, "A").answer  # the other host's did not
 
-    publisher.run_once(home2, action="unpublish", fqdn=h2, port=1688, addresses=("127.0.0.2",))
+    _run_once(home2, action="unpublish", fqdn=h2, port=1688, addresses=("127.0.0.2",))
     assert _srv(bind9, zone, h1, h2) == set()
 
 
@@ -168,7 +183,7 @@ def test_one_host_into_two_zones_with_own_priority_and_weight(bind9: Bind9, tmp_
         ("corp.example", True),
         ("branch.example", True),
     ]
-    publisher.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
+    _run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
     assert _srv(bind9, "corp.example", fqdn) == _srv(bind9, "branch.example", fqdn) == set()
     assert [d["published"] for d in dns_status(home)["domains"]] == [False, False]
 
@@ -206,7 +221,7 @@ def test_admin_address_records_survive_publish_and_unpublish(bind9: Bind9, tmp_p
     assert _rdatas(bind9, fqdn, "AAAA") == {"2001:db8::1"}
 
     events = Events()
-    publisher.run_once(
+    _run_once(
         home, action="unpublish", fqdn=fqdn, port=1688, addresses=(), record_event=events
     )
     assert events.kinds() == ["dns_unpublish_ok"]
@@ -231,7 +246,7 @@ def test_wildcard_listener_after_explicit_address_removes_only_its_own(
     _publish(home, fqdn, 1688, ("0.0.0.0",))
     assert _rdatas(bind9, fqdn, "A") == {"192.0.2.99"}
     assert _srv(bind9, zone, fqdn) == {f"0 0 1688 {fqdn}"}
-    publisher.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
+    _run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
     assert _rdatas(bind9, fqdn, "A") == {"192.0.2.99"}
 
 
@@ -256,10 +271,10 @@ def test_fqdn_change_removes_the_old_records(bind9: Bind9, tmp_path: Path) -> No
     assert _rdatas(bind9, new, "A") == {"127.0.0.1"}
     assert _rdatas(bind9, other, "A") == {"127.0.0.3"}
 
-    publisher.run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
+    _run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
     assert _srv(bind9, zone, old, new, other) == {f"0 0 1688 {other}"}
     assert not bind9.query(new, "A").answer
-    publisher.run_once(other_home, action="unpublish", fqdn=other, port=1688, addresses=())
+    _run_once(other_home, action="unpublish", fqdn=other, port=1688, addresses=())
 
 
 def test_fqdn_change_with_state_from_before_rdatas_were_recorded(
@@ -279,7 +294,7 @@ def test_fqdn_change_with_state_from_before_rdatas_were_recorded(
     assert _publish(home, new, 1688, ("127.0.0.1",)).kinds() == ["dns_publish_ok"]
     assert _srv(bind9, zone, old, new) == {f"0 0 1688 {new}"}
     assert not bind9.query(old, "A").answer
-    publisher.run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
+    _run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
     assert _srv(bind9, zone, new) == set() and not bind9.query(new, "A").answer
 
 
@@ -292,7 +307,7 @@ def test_failed_publish_keeps_the_record_of_what_was_published(
     _publish(home, old, 1688, ("127.0.0.1",))
     bind9.stop()
     try:
-        outcomes = publisher.run_once(
+        outcomes = _run_once(
             home, action="publish", fqdn=new, port=1688, addresses=("127.0.0.1",), timeout=2.0
         )
     finally:
@@ -302,7 +317,7 @@ def test_failed_publish_keeps_the_record_of_what_was_published(
     assert _publish(home, new, 1688, ("127.0.0.1",)).kinds() == ["dns_publish_ok"]
     assert _srv(bind9, zone, old, new) == {f"0 0 1688 {new}"}
     assert not bind9.query(old, "A").answer
-    publisher.run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
+    _run_once(home, action="unpublish", fqdn=new, port=1688, addresses=())
 
 
 @pytest.mark.parametrize(
@@ -319,7 +334,7 @@ def test_refused_updates_are_events_with_the_reason(
     fqdn = f"{_name('forged')}.corp.example"
     home = _home(tmp_path, bind9, "forged", key=key)
     events = Events()
-    outcomes = publisher.run_once(
+    outcomes = _run_once(
         home, action="publish", fqdn=fqdn, port=1688, addresses=(), record_event=events
     )
     assert [(o.ok, o.kind) for o in outcomes] == [(False, kind)]
@@ -341,7 +356,7 @@ def test_policy_refusal_outside_the_granted_records(bind9: Bind9, tmp_path: Path
     # publishing a label the policy does not grant, is refused (REFUSED), not crashed.
     fqdn = f"{_name('odd')}.corp.example"
     home = _home(tmp_path, bind9, "odd", label="_other._tcp")
-    outcomes = publisher.run_once(home, action="publish", fqdn=fqdn, port=1688, addresses=())
+    outcomes = _run_once(home, action="publish", fqdn=fqdn, port=1688, addresses=())
     assert [(o.ok, o.kind) for o in outcomes] == [(False, FailureKind.REFUSED)]
     assert "update policy" in outcomes[0].detail
 
@@ -351,7 +366,7 @@ def test_server_down_is_a_failure_with_a_reason(bind9: Bind9, tmp_path: Path) ->
     home = _home(tmp_path, bind9, "down")
     bind9.stop()
     try:
-        outcomes = publisher.run_once(
+        outcomes = _run_once(
             home, action="publish", fqdn=fqdn, port=1688, addresses=(), timeout=2.0
         )
     finally:
@@ -368,11 +383,12 @@ def test_server_that_never_answers_is_a_timeout(tmp_path: Path) -> None:
         port = silent.getsockname()[1]
         home = tmp_path / "silent"
         home.mkdir()
+        _host_json(home)
         dnsfiles.save_settings(
             home, DnsSettings(enabled=True, servers=(ServerAddress("127.0.0.1", port),))
         )
         events = Events()
-        outcomes = publisher.run_once(
+        outcomes = _run_once(
             home,
             action="publish",
             fqdn="silent.corp.example",
@@ -399,16 +415,16 @@ def test_second_server_is_tried_when_the_first_does_not_answer(
             {**settings.to_json(), "servers": [str(dead), f"127.0.0.1:{bind9.port}"]}
         ),
     )
-    outcomes = publisher.run_once(home, action="publish", fqdn=fqdn, port=1688, addresses=())
+    outcomes = _run_once(home, action="publish", fqdn=fqdn, port=1688, addresses=())
     assert [o.ok for o in outcomes] == [True]
     assert outcomes[0].server == f"127.0.0.1:{bind9.port}"
-    publisher.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
+    _run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=())
 
 
 def test_missing_key_file_is_a_config_failure(bind9: Bind9, tmp_path: Path) -> None:
     home = _home(tmp_path, bind9, "nokey")
     (home / "tsig.key").unlink()
-    outcomes = publisher.run_once(
+    outcomes = _run_once(
         home, action="publish", fqdn="nokey.corp.example", port=1, addresses=()
     )
     assert [(o.ok, o.kind) for o in outcomes] == [(False, FailureKind.CONFIG)]
@@ -421,6 +437,7 @@ def test_missing_key_file_is_a_config_failure(bind9: Bind9, tmp_path: Path) -> N
 @contextlib.contextmanager
 def _loop_thread(home: Path, fqdn: str, port: int, events: Events) -> Iterator[asyncio.Event]:
     """Run ``publish_loop`` in a thread of its own; stop it and join on exit."""
+    save_config(home, replace(load_config(home), fqdn=fqdn))
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     result: list[BaseException | None] = []
@@ -486,7 +503,7 @@ def test_loop_survives_bind_down_then_publishes_when_it_is_back(
         bind9.start()
     st = _srv_state(home)
     assert st["failures"] == 0 and st["published"] is True and st["last_error"] is None
-    publisher.run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=("127.0.0.1",))
+    _run_once(home, action="unpublish", fqdn=fqdn, port=1688, addresses=("127.0.0.1",))
 
 
 def _srv_state(home: Path) -> dict[str, object]:
@@ -508,6 +525,7 @@ def test_loop_returns_at_once_when_disabled_or_unconfigured(tmp_path: Path) -> N
 
     home = tmp_path / "h"
     home.mkdir()
+    _host_json(home)
     assert asyncio.run(run(home)) == []  # no dns.json at all
     dnsfiles.save_settings(home, DnsSettings(servers=(ServerAddress("127.0.0.1", 9),)))
     assert asyncio.run(run(home)) == []  # configured but disabled
@@ -520,6 +538,153 @@ def test_loop_returns_at_once_when_disabled_or_unconfigured(tmp_path: Path) -> N
 def test_settings_domains_with_publish_list(tmp_path: Path) -> None:
     home = tmp_path / "h"
     home.mkdir()
+    _host_json(home)
     s = DnsSettings(publish=(PublishDomain("branch.example", 3, 4),))
     dnsfiles.save_settings(home, s)
     assert dnsfiles.load_settings(home) == s
+
+
+# ------------------------------------------------------------------ two hosts, one name
+
+
+def _markers(bind9: Bind9, zone: str) -> dict[str, str]:
+    """The ownership markers at the zone's SRV name: target -> host id (a real query)."""
+    out: dict[str, str] = {}
+    for rrset in bind9.query(f"{LABEL}.{zone}", "TXT").answer:
+        for rd in rrset:
+            strings = [s.decode() for s in rd.strings]  # type: ignore[attr-defined]
+            if strings[0] == "volact-owner":
+                assert strings[2] not in out, "two owners of one name"
+                out[strings[2]] = strings[1]
+    return out
+
+
+def _id(home: Path) -> str:
+    return load_config(home).host_id.hex()
+
+
+def test_a_replacement_host_takes_over_an_fqdn_and_the_old_one_cannot_remove_it(
+    bind9: Bind9, tmp_path: Path
+) -> None:
+    zone = "corp.example"
+    fqdn = f"{_name('kms')}.{zone}"
+    old, new = _home(tmp_path, bind9, "old"), _home(tmp_path, bind9, "new")
+    assert _publish(old, fqdn, 1688, ("127.0.0.1",)).kinds() == ["dns_publish_ok"]
+    assert _markers(bind9, zone)[fqdn] == _id(old)
+
+    # The replacement is refused at first: the name is another host id's.
+    events = _publish(new, fqdn, 1688, ("127.0.0.2",))
+    assert events.kinds() == ["dns_publish_failed"]
+    assert f"owned by host {_id(old)}" in events[0][1] and "--take-over" in events[0][1]
+    assert _rdatas(bind9, fqdn, "A") == {"127.0.0.1"}  # nothing changed
+
+    # Told to take over, it replaces the old host's records, marker and address.
+    outcomes = _run_once(new, action="publish", fqdn=fqdn, port=1688,
+                         addresses=("127.0.0.2",), take_over=True)  # fmt: skip
+    assert [o.ok for o in outcomes] == [True]
+    assert f"took the name over from host {_id(old)}" in outcomes[0].detail
+    assert _srv(bind9, zone, fqdn) == {f"0 0 1688 {fqdn}"}
+    assert _rdatas(bind9, fqdn, "A") == {"127.0.0.2"}
+    assert _markers(bind9, zone)[fqdn] == _id(new)
+
+    # The old host is decommissioned: its unpublish and its republish leave the
+    # new host's identical SRV rdata and its address alone.
+    events = Events()
+    _run_once(old, action="unpublish", fqdn=fqdn, port=1688, addresses=(), record_event=events)
+    assert events.kinds() == ["dns_unpublish_ok"], events
+    assert f"left records owned by another host: {fqdn} (now host {_id(new)})" in events[0][1]
+    assert _srv(bind9, zone, fqdn) == {f"0 0 1688 {fqdn}"}
+    assert _rdatas(bind9, fqdn, "A") == {"127.0.0.2"}
+    assert _publish(old, fqdn, 1688, ("127.0.0.1",)).kinds() == ["dns_publish_failed"]
+    assert _srv(bind9, zone, fqdn) == {f"0 0 1688 {fqdn}"}
+    assert _markers(bind9, zone)[fqdn] == _id(new)
+
+    _run_once(new, action="unpublish", fqdn=fqdn, port=1688, addresses=())
+    assert _srv(bind9, zone, fqdn) == set() and not bind9.query(fqdn, "A").answer
+    assert fqdn not in _markers(bind9, zone)
+
+
+def test_a_renamed_host_leaves_its_old_name_to_the_host_that_took_it(
+    bind9: Bind9, tmp_path: Path
+) -> None:
+    zone = "corp.example"
+    first, second = f"{_name('first')}.{zone}", f"{_name('second')}.{zone}"
+    a, b = _home(tmp_path, bind9, "a"), _home(tmp_path, bind9, "b")
+    assert _publish(a, first, 1688, ("127.0.0.1",)).kinds() == ["dns_publish_ok"]
+
+    # Host a is renamed to `second` but has not republished yet; host b is set up
+    # under a's old name and takes it over (the administrator says so).
+    outcomes = _run_once(b, action="publish", fqdn=first, port=1688,
+                         addresses=("127.0.0.2",), take_over=True)  # fmt: skip
+    assert [o.ok for o in outcomes] == [True]
+
+    # a republishes under its new name: what it recorded under `first` is b's now.
+    events = _publish(a, second, 1688, ("127.0.0.1",))
+    assert events.kinds() == ["dns_publish_ok"]
+    assert f"{first} (now host {_id(b)})" in events[0][1]
+    assert _srv(bind9, zone, first, second) == {f"0 0 1688 {first}", f"0 0 1688 {second}"}
+    assert _rdatas(bind9, first, "A") == {"127.0.0.2"}
+    assert _rdatas(bind9, second, "A") == {"127.0.0.1"}
+    marks = _markers(bind9, zone)
+    assert (marks[first], marks[second]) == (_id(b), _id(a))
+
+    _run_once(a, action="unpublish", fqdn=second, port=1688, addresses=())
+    assert _srv(bind9, zone, first, second) == {f"0 0 1688 {first}"}
+    assert _rdatas(bind9, first, "A") == {"127.0.0.2"}
+    _run_once(b, action="unpublish", fqdn=first, port=1688, addresses=())
+    assert _srv(bind9, zone, first, second) == set()
+    assert not ({first, second} & set(_markers(bind9, zone)))
+
+
+def test_a_briefly_wrong_fqdn_cannot_touch_the_host_that_owns_that_name(
+    bind9: Bind9, tmp_path: Path
+) -> None:
+    zone = "corp.example"
+    mine, theirs = f"{_name('mine')}.{zone}", f"{_name('theirs')}.{zone}"
+    me, other = _home(tmp_path, bind9, "me"), _home(tmp_path, bind9, "other")
+    assert _publish(other, theirs, 1688, ("127.0.0.3",)).kinds() == ["dns_publish_ok"]
+    assert _publish(me, mine, 1688, ("127.0.0.1",)).kinds() == ["dns_publish_ok"]
+
+    # A typo gives this host the other's name: refused whole, nothing changes.
+    events = _publish(me, theirs, 1688, ("127.0.0.1",))
+    assert events.kinds() == ["dns_publish_failed"]
+    assert f"owned by host {_id(other)}" in events[0][1]
+    assert _srv(bind9, zone, mine, theirs) == {f"0 0 1688 {mine}", f"0 0 1688 {theirs}"}
+    assert _rdatas(bind9, theirs, "A") == {"127.0.0.3"}
+
+    # Fixed: publishing under the right name again changes nothing of the other's.
+    assert _publish(me, mine, 1688, ("127.0.0.1",)).kinds() == ["dns_publish_ok"]
+    _run_once(me, action="unpublish", fqdn=mine, port=1688, addresses=())
+    assert _srv(bind9, zone, mine, theirs) == {f"0 0 1688 {theirs}"}
+    assert _rdatas(bind9, theirs, "A") == {"127.0.0.3"}
+    assert _markers(bind9, zone).get(theirs) == _id(other)
+    _run_once(other, action="unpublish", fqdn=theirs, port=1688, addresses=())
+
+
+def test_racing_hosts_cannot_both_claim_a_name(bind9: Bind9, tmp_path: Path) -> None:
+    # Compare before changing: an update made from a stale view of the markers fails
+    # whole (RFC 2136 prerequisite), so the second claimant cannot overwrite the first.
+    from volact.host.dns.ownership import Marker
+    from volact.host.dns.plans import Ownership, plan_publish
+    from volact.host.dns.updates import _send_update
+
+    zone = "corp.example"
+    fqdn = f"{_name('race')}.{zone}"
+    a, b = _home(tmp_path, bind9, "ra"), _home(tmp_path, bind9, "rb")
+    seen = tuple(
+        rd.to_text() for rrset in bind9.query(f"{LABEL}.{zone}", "TXT").answer for rd in rrset
+    )
+    markers = tuple(
+        m for rrset in bind9.query(f"{LABEL}.{zone}", "TXT").answer for rd in rrset
+        if (m := Marker.from_strings(rd.strings)) is not None  # type: ignore[attr-defined]
+    )  # fmt: skip
+    stale = plan_publish(zone=zone, label=LABEL, fqdn=fqdn, port=1688, priority=0, weight=0,
+                         ttl=60, addresses=("127.0.0.9",), existing_srv=(),
+                         ownership=Ownership(_id(b), markers, seen))  # fmt: skip
+    assert _publish(a, fqdn, 1688, ("127.0.0.1",)).kinds() == ["dns_publish_ok"]
+    key = dnsfiles.read_key_file(dnsfiles.load_settings(b).tsig_key_file or "")
+    with pytest.raises(Exception, match=r"NXRRSET|YXRRSET"):
+        _send_update(stale, ServerAddress("127.0.0.1", bind9.port), key, 5.0)
+    assert _markers(bind9, zone)[fqdn] == _id(a)
+    assert _rdatas(bind9, fqdn, "A") == {"127.0.0.1"}
+    _run_once(a, action="unpublish", fqdn=fqdn, port=1688, addresses=())

@@ -10,7 +10,8 @@ it is::
     │   └── UnknownKeyError  a well-formed key that nobody issued
     ├── VerificationError    a signature or a binding failed (one subclass a reason)
     ├── ConfigurationError   a setting, file or home directory is wrong
-    │   └── AddressError     a host name, HOST:PORT, IP address or service label
+    │   ├── AddressError     a host name, HOST:PORT, IP address or service label
+    │   └── NameOwned        a DNS name another volact host publishes
     ├── UsageError           the caller misused the API
     │   └── InvalidValue     a constructor got a value it does not allow (a ValueError too)
     ├── StoreError           a durable store is corrupt, locked or unreadable
@@ -159,3 +160,12 @@ class TransportError(VolactError):
     """The network failed: no answer, connection refused or reset, timeout."""
 
     code = "transport"
+
+
+class NameOwned(ConfigurationError):
+    """A DNS name this host would publish is owned by another volact host (its marker)."""
+
+    def __init__(self, message: str, *, owner: str) -> None:
+        super().__init__(message)
+        #: the host id (hex) that owns the name
+        self.owner = owner

@@ -119,6 +119,13 @@ def register(host_commands: Any) -> None:
         s = sub.add_parser(name, help=text, description=text)
         s.add_argument("--home", type=Path, metavar="DIR", help="the host's home directory")
         s.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "publish":
+            s.add_argument(
+                "--take-over",
+                action="store_true",
+                help="publish the FQDN even though another volact host id owns it (this host "
+                "replaces that one): its ownership record and addresses are removed",
+            )
         s.set_defaults(func=func)
 
 
@@ -294,6 +301,7 @@ def _run(args: argparse.Namespace, action: str) -> int:
             port=port,
             addresses=addresses,
             record_event=lambda kind, msg: store.add_event(int(time.time()), kind, msg),
+            take_over=bool(getattr(args, "take_over", False)),
         )
     finally:
         store.close()

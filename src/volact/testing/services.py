@@ -271,7 +271,7 @@ class Bind9(_Service):
                 f'\tfile "{d / db}";\n'
                 f'\tjournal "{d / db}.jnl";\n'
                 "\tupdate-policy {\n"
-                f'\t\tgrant "{key}" name {self.service_label}.{zone} SRV;\n'
+                f'\t\tgrant "{key}" name {self.service_label}.{zone} SRV TXT;\n'
                 f'\t\tgrant "{key}" zonesub A AAAA;\n'
                 "\t};\n"
                 "};\n"

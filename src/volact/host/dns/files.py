@@ -88,3 +88,10 @@ def service_label(home: Path, settings: DnsSettings) -> str:
         return check_service_label(ProductProfile.loads(text).dns_label)
     except VolactError:
         return DEFAULT_LABEL
+
+
+def host_id_of(home: Path) -> str:
+    """This host's id as hex (``host.json``): what its ownership markers carry."""
+    from volact.host.home import load_config
+
+    return load_config(Path(home)).host_id.hex()

@@ -23,6 +23,7 @@ class FailureKind(Enum):
     TIMEOUT = "timeout"  #: no answer in time
     UNREACHABLE = "unreachable"  #: connection refused / network down
     CONFIG = "config"  #: our own settings or key file are wrong
+    OWNED = "owned"  #: another volact host owns the name (its marker); nothing changed
     ERROR = "error"  #: anything else (a malformed reply, ...)
 
 

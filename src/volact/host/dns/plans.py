@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from volact.addresses import check_service_label, ip_literal, normalize_name
-from volact.errors import ConfigurationError
+from volact.errors import ConfigurationError, NameOwned
 from volact.host.dns.names import check_u16, in_zone, publishable_addresses
+from volact.host.dns.ownership import MAX_MARKER_ADDRESSES, Marker, addresses_of, owned_by_other
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,31 @@ class UpdatePlan:
     deletes: tuple[Change, ...]  #: removed first (only this host's own records)
     adds: tuple[Change, ...]  #: then added
     cleanup: tuple[Change, ...] = ()  #: removed by a second update (old names)
+    #: the TXT RRset at the SRV owner name that must be there, exactly, for the first
+    #: update to apply (RFC 2136 prerequisite; empty: no TXT RRset); None: no check
+    expect_txt: tuple[str, ...] | None = None
+    #: names whose old records were left alone because another host id owns them now
+    left: tuple[str, ...] = ()
+    #: the host id this update takes the name over from, if it does
+    taken_from: str | None = None
+    #: where the markers of ``expect_txt`` live: the SRV owner name
+    marker_owner: str | None = None
 
     def summary(self) -> str:
         """What a person reads in the event log, e.g. ``SRV 0 0 1688 host1.corp.example``."""
-        parts = [f"{c.rdtype} {c.rdata}".rstrip(".") for c in self.adds]
+        parts = [f"{c.rdtype} {c.rdata}".rstrip(".") for c in self.adds if c.rdtype != "TXT"]
         if not parts:
-            parts = [f"removed {c.rdtype} {c.rdata}".rstrip(". ") for c in self.deletes]
-        return ", ".join(parts) if parts else "nothing to change"
+            parts = [
+                f"removed {c.rdtype} {c.rdata}".rstrip(". ")
+                for c in self.deletes
+                if c.rdtype != "TXT"
+            ]
+        text = ", ".join(parts) if parts else "nothing to change"
+        if self.taken_from is not None:
+            text += f"; took the name over from host {self.taken_from}"
+        if self.left:
+            text += f"; left records owned by another host: {', '.join(self.left)}"
+        return text
 
 
 def own_records(existing: Iterable[SrvValue], fqdn: str) -> tuple[SrvValue, ...]:
@@ -177,8 +196,75 @@ def _previous_deletes(
     return out
 
 
+def _srv_target(c: Change) -> str:
+    return c.rdata.split()[-1].rstrip(".")
+
+
+def _not_others(
+    deletes: Iterable[Change], ownership: Ownership | None, fqdn: str
+) -> tuple[list[Change], list[str]]:
+    """``deletes`` without what another host id owns now, and the names left to others.
+
+    An SRV rdata targeting a name another host claims is that host's (identical rdatas
+    cannot be told apart); an A/AAAA at such a name is left when that host's marker
+    lists the address. The current ``fqdn`` is checked by the caller (refused or taken
+    over), so it is not filtered here.
+    """
+    if ownership is None:
+        return list(deletes), []
+    kept: list[Change] = []
+    left: list[str] = []
+    for c in deletes:
+        name = _srv_target(c) if c.rdtype == "SRV" else c.name
+        other = None if name == fqdn else owned_by_other(ownership.markers, name, ownership.host_id)
+        if other is not None and (
+            c.rdtype == "SRV"
+            or c.rdata in addresses_of(ownership.markers, name, ownership.host_id)
+        ):
+            note = f"{name} (now host {other})"
+            if note not in left:
+                left.append(note)
+            continue
+        kept.append(c)
+    return kept, left
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """This host's id and the ownership markers read from the zone with the SRV RRset."""
+
+    host_id: str  #: this host's id, 16 lower-case hex digits
+    markers: tuple[Marker, ...] = ()  #: every valid marker at the SRV owner name
+    txt_seen: tuple[str, ...] = ()  #: the whole TXT RRset as read (the prerequisite)
+
+
+def _marker_changes(
+    ownership: Ownership | None, owner: str, new: Marker | None, take_over: bool, ttl: int
+) -> tuple[list[Change], list[Change]]:
+    """Delete this host's markers (and, on a take-over, the target's other markers);
+    add ``new``."""
+    if ownership is None:
+        return [], []
+    deletes = [
+        Change(owner, "TXT", m.rdata())
+        for m in ownership.markers
+        if (m.host_id == ownership.host_id and m != new)
+        or (take_over and new is not None and m.target == new.target and m != new)
+    ]
+    adds = [Change(owner, "TXT", new.rdata(), ttl)] if new is not None else []
+    return deletes, adds
+
+
 def _split(
-    zone: str, deletes: Iterable[Change], adds: Sequence[Change], names: set[str]
+    zone: str,
+    deletes: Iterable[Change],
+    adds: Sequence[Change],
+    names: set[str],
+    *,
+    ownership: Ownership | None = None,
+    left: Sequence[str] = (),
+    taken_from: str | None = None,
+    owner: str | None = None,
 ) -> UpdatePlan:
     """The plan: deletions at ``names`` go with the additions, the rest to ``cleanup``."""
     main: list[Change] = []
@@ -187,7 +273,10 @@ def _split(
         part = main if c.name in names else later
         if c not in part:
             part.append(c)
-    return UpdatePlan(zone, tuple(main), tuple(adds), tuple(later))
+    expect = None if ownership is None else ownership.txt_seen
+    return UpdatePlan(
+        zone, tuple(main), tuple(adds), tuple(later), expect, tuple(left), taken_from, owner
+    )
 
 
 def plan_publish(
@@ -202,6 +291,8 @@ def plan_publish(
     addresses: Sequence[str],
     existing_srv: Iterable[SrvValue],
     previous: Published | None = None,
+    ownership: Ownership | None = None,
+    take_over: bool = False,
 ) -> UpdatePlan:
     """Replace this host's SRV record in ``zone`` (and its A/AAAA if its name is in ``zone``).
 
@@ -212,6 +303,11 @@ def plan_publish(
     ``cleanup``). Never a whole RRset: A/AAAA records an administrator keeps at the
     same name stay. Added: the SRV, and an A/AAAA per publishable address when
     ``fqdn`` lies in ``zone``.
+
+    With ``ownership`` (always, from the publisher) the plan also replaces this
+    host's marker, leaves alone what another host id owns, and raises
+    :class:`~volact.errors.NameOwned` when another host id owns ``fqdn`` itself,
+    unless ``take_over``: then that host's marker and listed addresses go too.
     """
     if not 1 <= port <= 65535:
         raise ConfigurationError(f"port must be 1..65535, not {port}")
@@ -220,11 +316,40 @@ def plan_publish(
     new = SrvValue(priority, weight, port, fqdn)
     deletes = [Change(owner, "SRV", v.rdata()) for v in own_records(existing, fqdn)]
     deletes += _previous_deletes(previous, fqdn, existing, owner)
+    deletes, left = _not_others(deletes, ownership, fqdn)
     adds = [Change(owner, "SRV", new.rdata(), ttl)]
+    published: list[str] = []
     if in_zone(fqdn, zone):
         for a in publishable_addresses(addresses):
             adds.append(Change(fqdn, "AAAA" if ":" in a else "A", a, ttl))
-    return _split(zone, deletes, adds, {owner, fqdn})
+            published.append(a)
+    marker: Marker | None = None
+    other: str | None = None
+    if ownership is not None:
+        other = owned_by_other(ownership.markers, fqdn, ownership.host_id)
+        if other is not None and not take_over:
+            raise NameOwned(
+                f"{fqdn} is published in {zone} by another volact host (host id {other}); "
+                "nothing was changed. If this host replaces that one, run "
+                "`volact host dns publish --take-over` here once; if not, fix this "
+                "host's name (`volact host set --fqdn` or `volact host dns --fqdn`)",
+                owner=other,
+            )
+        if other is not None:  # taking over: the previous owner's addresses go too
+            for a in sorted(addresses_of(ownership.markers, fqdn, ownership.host_id)):
+                deletes.append(Change(fqdn, "AAAA" if ":" in a else "A", a))
+        marker = Marker(ownership.host_id, fqdn, tuple(published[:MAX_MARKER_ADDRESSES]))
+    mdel, madd = _marker_changes(ownership, owner, marker, take_over, ttl)
+    return _split(
+        zone,
+        deletes + mdel,
+        adds + madd,
+        {owner, fqdn},
+        ownership=ownership,
+        left=left,
+        taken_from=other,
+        owner=owner,
+    )
 
 
 def plan_unpublish(
@@ -234,14 +359,25 @@ def plan_unpublish(
     fqdn: str,
     existing_srv: Iterable[SrvValue],
     previous: Published | None = None,
+    ownership: Ownership | None = None,
 ) -> UpdatePlan:
     """Remove this host's SRV rdatas targeting ``fqdn`` and exactly what ``previous`` holds.
 
     A/AAAA are removed only as recorded rdatas: a host that never recorded an
-    address removes none, whatever the name holds.
+    address removes none, whatever the name holds. With ``ownership``, nothing under
+    a name another host id owns now is removed (``fqdn`` included), and this host's
+    markers go.
     """
     owner = f"{label}.{zone}"
     existing = tuple(existing_srv)
     deletes = [Change(owner, "SRV", v.rdata()) for v in own_records(existing, fqdn)]
     deletes += _previous_deletes(previous, fqdn, existing, owner)
-    return _split(zone, deletes, (), {owner, fqdn})
+    left: list[str] = []
+    if ownership is not None:
+        # Unlike publishing, the current name is no exception: if another host took
+        # it over, its records are that host's.
+        deletes, left = _not_others(deletes, ownership, "")
+    mdel, _ = _marker_changes(ownership, owner, None, False, 0)
+    return _split(
+        zone, deletes + mdel, (), {owner, fqdn}, ownership=ownership, left=left, owner=owner
+    )

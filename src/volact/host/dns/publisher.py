@@ -18,7 +18,7 @@ from pathlib import Path
 
 from volact.addresses import normalize_name
 from volact.errors import ConfigurationError, UsageError
-from volact.host.dns.files import load_settings, service_label
+from volact.host.dns.files import host_id_of, load_settings, service_label
 from volact.host.dns.outcomes import Outcome
 from volact.host.dns.schedule import Backoff, PublishSchedule
 from volact.host.dns.state import load_published, published_after, record_outcome, save_state
@@ -43,13 +43,16 @@ def run_once(
     record_event: EventSink | None = None,
     now: Callable[[], float] = time.time,
     timeout: float = QUERY_TIMEOUT,
+    take_over: bool = False,
 ) -> list[Outcome]:
     """Publish (``action="publish"``) or unpublish in every domain once, now.
 
     Used by ``volact host dns publish|unpublish``. Works whether or not publishing is
     enabled (enabling is about the service's schedule); needs a server to be set.
     Unpublishing removes what ``dns-state.json`` says was published (``addresses``
-    are not used then: the service may listen elsewhere by now).
+    are not used then: the service may listen elsewhere by now). ``take_over``
+    publishes a name another host id owns (a replacement host), removing that
+    host's marker and addresses; nothing else ever does.
     """
     if action not in ("publish", "unpublish"):
         raise UsageError(f"action must be publish or unpublish, not {action!r}")
@@ -60,6 +63,7 @@ def run_once(
         )
     name = settings.fqdn or fqdn
     label = service_label(home, settings)
+    me = host_id_of(home)
     backoff = Backoff.of(settings)
     outcomes: list[Outcome] = []
     for target in settings.targets(name):
@@ -72,12 +76,20 @@ def run_once(
                 fqdn=name,
                 port=port,
                 addresses=addresses,
+                host_id=me,
                 previous=before,
+                take_over=take_over,
                 timeout=timeout,
             )
         else:
             outcome = unpublish_domain(
-                target, settings, label=label, fqdn=name, previous=before, timeout=timeout
+                target,
+                settings,
+                label=label,
+                fqdn=name,
+                host_id=me,
+                previous=before,
+                timeout=timeout,
             )
         record_outcome(home, outcome, int(now()), action=action, backoff=backoff, fqdn=name)
         if record_event is not None:
@@ -112,6 +124,7 @@ async def publish_loop(
             return
         name = settings.fqdn or normalize_name(fqdn, "FQDN")
         label = service_label(home, settings)
+        me = host_id_of(home)
         targets = {t.domain: t for t in settings.targets(name)}
         if not targets:
             raise ConfigurationError(
@@ -135,6 +148,7 @@ async def publish_loop(
                 fqdn=name,
                 port=port,
                 addresses=listen,
+                host_id=me,
                 previous=load_published(home, domain),
                 timeout=timeout,
             )

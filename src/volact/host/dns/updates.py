@@ -19,16 +19,19 @@ import dns.query
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.TXT
 import dns.rdtypes.IN.SRV
 import dns.tsig
 import dns.update
 
 from volact.addresses import normalize_name
-from volact.errors import ConfigurationError
+from volact.errors import ConfigurationError, NameOwned
 from volact.host.dns.files import read_key_file
 from volact.host.dns.outcomes import FailureKind, Outcome
+from volact.host.dns.ownership import Marker
 from volact.host.dns.plans import (
     Change,
+    Ownership,
     Published,
     SrvValue,
     UpdatePlan,
@@ -83,6 +86,42 @@ def _existing_srv(
     return out
 
 
+def _existing_txt(
+    owner: str, server: ServerAddress, key: TsigKey | None, timeout: float
+) -> tuple[tuple[str, ...], tuple[Marker, ...]]:
+    """The TXT RRset at ``owner`` (presentation form) and the volact markers in it."""
+    q = dns.message.make_query(owner + ".", dns.rdatatype.TXT)
+    q.flags &= ~dns.flags.RD
+    if key is not None:
+        q.use_tsig(_dns_key(key))
+    reply = dns.query.tcp(q, _server_ip(server), port=server.port, timeout=timeout)
+    rcode = reply.rcode()
+    if rcode == dns.rcode.NXDOMAIN:
+        return (), ()
+    if rcode != dns.rcode.NOERROR:
+        raise _RcodeError(rcode)
+    wanted = dns.name.from_text(owner + ".")
+    texts: list[str] = []
+    markers: list[Marker] = []
+    for rrset in reply.answer:
+        if rrset.name != wanted or rrset.rdtype != dns.rdatatype.TXT:
+            continue
+        for rd in rrset:
+            if not isinstance(rd, dns.rdtypes.ANY.TXT.TXT):
+                continue
+            if len(texts) >= MAX_EXISTING:
+                raise _TooMany()
+            texts.append(rd.to_text())
+            marker = Marker.from_strings(rd.strings)
+            if marker is not None:
+                markers.append(marker)
+    return tuple(texts), tuple(markers)
+
+
+class _TooMany(Exception):
+    """More TXT rdatas than a prerequisite can carry: refuse rather than guess."""
+
+
 class _RcodeError(Exception):
     def __init__(self, rcode: dns.rcode.Rcode) -> None:
         super().__init__(dns.rcode.to_text(rcode))
@@ -93,6 +132,16 @@ def _update_message(plan: UpdatePlan, key: TsigKey | None) -> dns.update.UpdateM
     msg = dns.update.UpdateMessage(plan.zone + ".")
     if key is not None:
         msg.use_tsig(_dns_key(key))
+    if plan.expect_txt is not None:
+        # Compare before changing: the update applies only if the markers are exactly
+        # what the plan was made from (RFC 2136 section 2.4.2 and 2.4.3).
+        if plan.marker_owner is None:
+            raise ConfigurationError("an update plan with a prerequisite names no SRV owner")
+        owner = f"{plan.marker_owner}."
+        if plan.expect_txt:
+            msg.present(owner, "TXT", *plan.expect_txt)
+        else:
+            msg.absent(owner, "TXT")
     for c in plan.deletes:
         name = dns.name.from_text(c.name + ".")
         msg.delete(name, c.rdtype, c.rdata)
@@ -137,8 +186,22 @@ def classify(exc: BaseException, *, key: TsigKey | None, timeout: float) -> Outc
         )
     if isinstance(exc, dns.tsig.PeerError):
         return out(FailureKind.NOTAUTH, f"refused (NOTAUTH): TSIG error: {exc}")
+    if isinstance(exc, NameOwned):
+        return out(FailureKind.OWNED, f"refused (owned by host {exc.owner}): {exc}")
+    if isinstance(exc, _TooMany):
+        return out(
+            FailureKind.ERROR,
+            f"more than {MAX_EXISTING} TXT records at the service name; not publishing",
+        )
     if isinstance(exc, _RcodeError):
         text = dns.rcode.to_text(exc.rcode)
+        if exc.rcode in (dns.rcode.NXRRSET, dns.rcode.YXRRSET):
+            return out(
+                FailureKind.RCODE,
+                f"failed ({text}): the ownership records changed while this host was "
+                "publishing (another host published at the same moment); nothing was "
+                "changed, and the next attempt reads them again",
+            )
         if exc.rcode == dns.rcode.REFUSED:
             why = (
                 "the update was not signed (no TSIG key is set) and the server requires one"
@@ -178,11 +241,13 @@ _RETRY_NEXT_SERVER = (FailureKind.TIMEOUT, FailureKind.UNREACHABLE)
 def _run(
     domain: str,
     settings: DnsSettings,
-    make_plan: Callable[[list[SrvValue]], UpdatePlan],
+    make_plan: Callable[[list[SrvValue], Ownership], UpdatePlan],
     owner: str,
     timeout: float,
+    host_id: str,
 ) -> Outcome:
-    """Query the SRV RRset, build the plan, send it; try the next server on no answer."""
+    """Read the markers and the SRV RRset, build the plan, send it with the markers as
+    its prerequisite; try the next server on no answer."""
     try:
         key = read_key_file(settings.tsig_key_file) if settings.tsig_key_file else None
     except ConfigurationError as exc:
@@ -194,7 +259,9 @@ def _run(
     last: Outcome | None = None
     for server in settings.servers:
         try:
-            plan = make_plan(_existing_srv(owner, server, key, timeout))
+            txt, markers = _existing_txt(owner, server, key, timeout)
+            srv = _existing_srv(owner, server, key, timeout)
+            plan = make_plan(srv, Ownership(host_id, markers, txt))
             _send_update(plan, server, key, timeout)
         except Exception as exc:  # every failure becomes an outcome, never an exception
             failed = classify(exc, key=key, timeout=timeout)
@@ -202,7 +269,8 @@ def _run(
             if failed.kind in _RETRY_NEXT_SERVER:
                 continue
             return last
-        records = [Change(c.name, c.rdtype, c.rdata) for c in plan.adds]
+        # Markers are found again by host id; dns-state.json keeps SRV, A and AAAA.
+        records = [Change(c.name, c.rdtype, c.rdata) for c in plan.adds if c.rdtype != "TXT"]
         removed = list(plan.deletes)
         note = ""
         if plan.cleanup:
@@ -212,10 +280,13 @@ def _run(
                 reason = classify(exc, key=key, timeout=timeout).detail
                 names = ", ".join(sorted({c.name for c in plan.cleanup}))
                 note = f"; old records under {names} not removed: {reason}"
-                records += [c for c in plan.cleanup if c not in records]
+                records += [c for c in plan.cleanup if c not in records and c.rdtype != "TXT"]
             else:
                 removed += plan.cleanup
-        detail = UpdatePlan(plan.zone, tuple(removed), plan.adds).summary() + note
+        summary = UpdatePlan(
+            plan.zone, tuple(removed), plan.adds, left=plan.left, taken_from=plan.taken_from
+        ).summary()
+        detail = summary + note
         return Outcome(domain, True, detail, None, str(server), tuple(records))
     assert last is not None
     return last
@@ -229,19 +300,23 @@ def publish_domain(
     fqdn: str,
     port: int,
     addresses: Sequence[str],
+    host_id: str,
     previous: Published | None = None,
+    take_over: bool = False,
     timeout: float = QUERY_TIMEOUT,
 ) -> Outcome:
     """Replace this host's SRV (and A/AAAA) in one domain; the result, never an exception.
 
     ``previous`` is what this host published there before: those
     exact rdatas are deleted, whatever name they were published under
-    (:func:`load_published` reads it).
+    (:func:`load_published` reads it), unless another host id owns that name now.
+    ``host_id`` (hex) goes in the ownership marker; a name another host id owns is
+    refused (:attr:`FailureKind.OWNED`) unless ``take_over``.
     """
     name = normalize_name(fqdn, "FQDN")
     addrs = settings.addresses or tuple(addresses)
 
-    def make_plan(existing: list[SrvValue]) -> UpdatePlan:
+    def make_plan(existing: list[SrvValue], ownership: Ownership) -> UpdatePlan:
         return plan_publish(
             zone=target.domain,
             label=label,
@@ -253,9 +328,12 @@ def publish_domain(
             addresses=addrs,
             existing_srv=existing,
             previous=previous,
+            ownership=ownership,
+            take_over=take_over,
         )
 
-    return _run(target.domain, settings, make_plan, f"{label}.{target.domain}", timeout)
+    owner = f"{label}.{target.domain}"
+    return _run(target.domain, settings, make_plan, owner, timeout, host_id)
 
 
 def unpublish_domain(
@@ -264,15 +342,23 @@ def unpublish_domain(
     *,
     label: str,
     fqdn: str,
+    host_id: str,
     previous: Published | None = None,
     timeout: float = QUERY_TIMEOUT,
 ) -> Outcome:
-    """Remove this host's own SRV rdata and exactly the rdatas ``previous`` holds."""
+    """Remove this host's own SRV rdata, its markers and exactly the rdatas ``previous``
+    holds, leaving whatever another host id owns now."""
     name = normalize_name(fqdn, "FQDN")
 
-    def make_plan(existing: list[SrvValue]) -> UpdatePlan:
+    def make_plan(existing: list[SrvValue], ownership: Ownership) -> UpdatePlan:
         return plan_unpublish(
-            zone=target.domain, label=label, fqdn=name, existing_srv=existing, previous=previous
+            zone=target.domain,
+            label=label,
+            fqdn=name,
+            existing_srv=existing,
+            previous=previous,
+            ownership=ownership,
         )
 
-    return _run(target.domain, settings, make_plan, f"{label}.{target.domain}", timeout)
+    owner = f"{label}.{target.domain}"
+    return _run(target.domain, settings, make_plan, owner, timeout, host_id)
