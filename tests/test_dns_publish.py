@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -579,10 +580,14 @@ def test_a_replacement_host_takes_over_an_fqdn_and_the_old_one_cannot_remove_it(
     assert _rdatas(bind9, fqdn, "A") == {"127.0.0.1"}  # nothing changed
 
     # Told to take over, it replaces the old host's records, marker and address.
-    outcomes = _run_once(new, action="publish", fqdn=fqdn, port=1688,
+    events = Events()
+    outcomes = _run_once(new, action="publish", fqdn=fqdn, port=1688, record_event=events,
                          addresses=("127.0.0.2",), take_over=True)  # fmt: skip
     assert [o.ok for o in outcomes] == [True]
     assert f"took the name over from host {_id(old)}" in outcomes[0].detail
+    assert events[1] == (
+        "dns_name_taken_over", f"{zone}: {fqdn} taken over from host {_id(old)}"
+    )
     assert _srv(bind9, zone, fqdn) == {f"0 0 1688 {fqdn}"}
     assert _rdatas(bind9, fqdn, "A") == {"127.0.0.2"}
     assert _markers(bind9, zone)[fqdn] == _id(new)
@@ -688,3 +693,26 @@ def test_racing_hosts_cannot_both_claim_a_name(bind9: Bind9, tmp_path: Path) -> 
     assert _markers(bind9, zone)[fqdn] == _id(a)
     assert _rdatas(bind9, fqdn, "A") == {"127.0.0.1"}
     _run_once(a, action="unpublish", fqdn=fqdn, port=1688, addresses=())
+
+
+def test_hosts_publishing_other_names_at_once_all_succeed(bind9: Bind9, tmp_path: Path) -> None:
+    # The prerequisite covers every marker in the zone, so simultaneous publishers of
+    # different names conflict; each reads the others' markers again and succeeds.
+    zone = "corp.example"
+    homes = [_home(tmp_path, bind9, f"many{i}") for i in range(4)]
+    names = [f"{_name(f'many{i}')}.{zone}" for i in range(4)]
+    for home, name in zip(homes, names, strict=True):
+        save_config(home, replace(load_config(home), fqdn=name))
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(
+            lambda hn: publisher.run_once(hn[0], action="publish", fqdn=hn[1], port=1688,
+                                          addresses=("127.0.0.1",)),
+            zip(homes, names, strict=True),
+        ))  # fmt: skip
+    assert [[o.ok for o in r] for r in results] == [[True]] * 4, results
+    marks = _markers(bind9, zone)
+    assert [marks[n] for n in names] == [_id(h) for h in homes]
+    assert _srv(bind9, zone, *names) == {f"0 0 1688 {n}" for n in names}
+    for home, name in zip(homes, names, strict=True):
+        publisher.run_once(home, action="unpublish", fqdn=name, port=1688, addresses=())
+    assert _srv(bind9, zone, *names) == set()

@@ -12,16 +12,26 @@ import re
 import secrets
 import shutil
 import subprocess
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from volact.addresses import check_service_label as check_label
-from volact.errors import ConfigurationError
+from volact.errors import ConfigurationError, NameOwned
 from volact.host.dns.names import publishable_addresses
 from volact.host.dns.outcomes import FailureKind, Outcome
-from volact.host.dns.plans import Change, Published, SrvValue, plan_publish, plan_unpublish
+from volact.host.dns.ownership import Marker
+from volact.host.dns.plans import (
+    Change,
+    Ownership,
+    Published,
+    SrvValue,
+    UpdatePlan,
+    plan_publish,
+    plan_unpublish,
+)
 from volact.host.dns.schedule import Backoff, PublishSchedule
 from volact.host.dns.servers import ServerAddress
 from volact.host.dns.settings import DnsSettings, PublishDomain
@@ -499,3 +509,76 @@ def test_schedule_due_record_and_wakeup() -> None:
 def test_outcome_message_names_the_domain_and_server() -> None:
     o = Outcome("corp.example", False, "refused (REFUSED): x", FailureKind.REFUSED, "[::1]:53")
     assert o.message() == "corp.example: refused (REFUSED): x (server [::1]:53)"
+
+
+# ------------------------------------------------------------------ ownership markers
+
+ME, OTHER = "00112233445566aa", "ffeeddccbbaa9988"
+OWN_ZONE = "corp.example"
+OWNER = f"_volact._tcp.{OWN_ZONE}"
+
+
+def _owned_plan(
+    fqdn: str, markers: tuple[Marker, ...], *, take_over: bool = False, **kw: Any
+) -> UpdatePlan:
+    return plan_publish(
+        zone=OWN_ZONE, label="_volact._tcp", fqdn=fqdn, port=1688, priority=0, weight=0,
+        ttl=60, addresses=("192.0.2.1",), existing_srv=(SrvValue(0, 0, 1688, fqdn),),
+        ownership=Ownership(ME, markers, tuple(m.rdata() for m in markers)),
+        take_over=take_over, **kw,
+    )  # fmt: skip
+
+
+@given(st.lists(st.binary(max_size=40), max_size=40))
+def test_any_txt_strings_are_a_marker_or_none(strings: list[bytes]) -> None:
+    m = Marker.from_strings(strings)
+    if m is not None:
+        assert Marker.from_strings([s.encode() for s in m.strings()]) == m
+
+
+def test_a_marker_round_trips_and_foreign_txt_is_ignored() -> None:
+    m = Marker(ME, "kms.corp.example", ("192.0.2.1", "2001:db8::1"))
+    assert Marker.from_strings([s.encode() for s in m.strings()]) == m
+    assert m.rdata() == f'"volact-owner" "{ME}" "kms.corp.example" "192.0.2.1" "2001:db8::1"'
+    for bad in (["v=spf1 -all"], ["volact-owner", "xyz", "kms.corp.example"],
+                ["volact-owner", ME, "KMS.corp.example"], ["volact-owner", ME, "k", "1.2.3"]):
+        assert Marker.from_strings([s.encode() for s in bad]) is None  # fmt: skip
+
+
+def test_a_name_another_host_owns_is_refused_and_taken_over_only_when_asked() -> None:
+    fqdn = f"kms.{OWN_ZONE}"
+    theirs = Marker(OTHER, fqdn, ("192.0.2.9",))
+    with pytest.raises(NameOwned) as info:
+        _owned_plan(fqdn, (theirs,))
+    assert info.value.owner == OTHER and "--take-over" in str(info.value)
+
+    plan = _owned_plan(fqdn, (theirs,), take_over=True)
+    assert plan.taken_from == OTHER
+    assert Change(OWNER, "TXT", theirs.rdata()) in plan.deletes
+    assert Change(fqdn, "A", "192.0.2.9") in plan.deletes  # the old owner's address
+    assert Change(OWNER, "TXT", Marker(ME, fqdn, ("192.0.2.1",)).rdata(), 60) in plan.adds
+    assert plan.expect_txt == (theirs.rdata(),) and plan.marker_owner == OWNER
+
+
+def test_old_records_under_a_name_another_host_owns_are_left() -> None:
+    old, new = f"old.{OWN_ZONE}", f"new.{OWN_ZONE}"
+    previous = Published(
+        old,
+        (Change(OWNER, "SRV", f"0 0 1688 {old}."), Change(old, "A", "192.0.2.1"),
+         Change(old, "A", "192.0.2.7")),
+    )  # fmt: skip
+    theirs = Marker(OTHER, old, ("192.0.2.1",))
+    mine = Marker(ME, old, ("192.0.2.1", "192.0.2.7"))
+    plan = _owned_plan(new, (theirs, mine), previous=previous)
+    removed = set(plan.deletes) | set(plan.cleanup)
+    assert Change(OWNER, "SRV", f"0 0 1688 {old}.") not in removed  # theirs now
+    assert Change(old, "A", "192.0.2.1") not in removed  # their marker lists it
+    assert Change(old, "A", "192.0.2.7") in removed  # only ours
+    assert plan.left == (f"{old} (now host {OTHER})",)
+    assert "left records owned by another host" in plan.summary()
+
+    gone = plan_unpublish(zone=OWN_ZONE, label="_volact._tcp", fqdn=old,
+                          existing_srv=(SrvValue(0, 0, 1688, old),), previous=previous,
+                          ownership=Ownership(ME, (theirs,), (theirs.rdata(),)))  # fmt: skip
+    assert not any(c.rdtype == "SRV" for c in gone.deletes)
+    assert Change(old, "A", "192.0.2.7") in gone.deletes + gone.cleanup

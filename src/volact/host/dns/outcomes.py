@@ -38,6 +38,8 @@ class Outcome:
     server: str | None = None  #: the server that answered last
     #: on success, the rdatas this host now has in the zone (what ``dns-state.json`` keeps)
     records: tuple[Change, ...] = ()
+    #: on a successful take-over, the host id (hex) that owned the name before
+    taken_from: str | None = None
 
     def message(self) -> str:
         """The host event's message: ``corp.example: <detail>``."""

@@ -95,6 +95,12 @@ def run_once(
         if record_event is not None:
             kind = f"dns_{action}_{'ok' if outcome.ok else 'failed'}"
             _safe_event(record_event, kind, outcome.message())
+            if outcome.taken_from is not None:
+                _safe_event(
+                    record_event,
+                    "dns_name_taken_over",
+                    f"{outcome.domain}: {name} taken over from host {outcome.taken_from}",
+                )
         outcomes.append(outcome)
     return outcomes
 

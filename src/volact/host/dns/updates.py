@@ -17,6 +17,7 @@ import dns.message
 import dns.name
 import dns.query
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.TXT
@@ -60,11 +61,12 @@ def _server_ip(server: ServerAddress) -> str:
         raise OSError(f"cannot resolve DNS server name {server.host}: {exc}") from exc
 
 
-def _existing_srv(
-    owner: str, server: ServerAddress, key: TsigKey | None, timeout: float
-) -> list[SrvValue]:
-    """The SRV rdatas at ``owner`` on ``server`` (asked directly, over TCP)."""
-    q = dns.message.make_query(owner + ".", dns.rdatatype.SRV)
+def _ask(
+    owner: str, rdtype: dns.rdatatype.RdataType, server: ServerAddress,
+    key: TsigKey | None, timeout: float,
+) -> list[dns.rdata.Rdata]:
+    """The rdatas of type ``rdtype`` at ``owner`` on ``server`` (asked directly, over TCP)."""
+    q = dns.message.make_query(owner + ".", rdtype)
     q.flags &= ~dns.flags.RD
     if key is not None:
         q.use_tsig(_dns_key(key))
@@ -75,47 +77,37 @@ def _existing_srv(
     if rcode != dns.rcode.NOERROR:
         raise _RcodeError(rcode)
     wanted = dns.name.from_text(owner + ".")
+    return [
+        rd for rrset in reply.answer if rrset.name == wanted and rrset.rdtype == rdtype
+        for rd in rrset
+    ]  # fmt: skip
+
+
+def _existing_srv(
+    owner: str, server: ServerAddress, key: TsigKey | None, timeout: float
+) -> list[SrvValue]:
+    """The SRV rdatas at ``owner`` (at most :data:`MAX_EXISTING`)."""
     out: list[SrvValue] = []
-    for rrset in reply.answer:
-        if rrset.name != wanted or rrset.rdtype != dns.rdatatype.SRV:
-            continue
-        for rd in rrset:
-            if isinstance(rd, dns.rdtypes.IN.SRV.SRV) and len(out) < MAX_EXISTING:
-                target = rd.target.to_text(omit_final_dot=True).lower()
-                out.append(SrvValue(rd.priority, rd.weight, rd.port, target))
+    for rd in _ask(owner, dns.rdatatype.SRV, server, key, timeout):
+        if isinstance(rd, dns.rdtypes.IN.SRV.SRV) and len(out) < MAX_EXISTING:
+            target = rd.target.to_text(omit_final_dot=True).lower()
+            out.append(SrvValue(rd.priority, rd.weight, rd.port, target))
     return out
 
 
 def _existing_txt(
     owner: str, server: ServerAddress, key: TsigKey | None, timeout: float
 ) -> tuple[tuple[str, ...], tuple[Marker, ...]]:
-    """The TXT RRset at ``owner`` (presentation form) and the volact markers in it."""
-    q = dns.message.make_query(owner + ".", dns.rdatatype.TXT)
-    q.flags &= ~dns.flags.RD
-    if key is not None:
-        q.use_tsig(_dns_key(key))
-    reply = dns.query.tcp(q, _server_ip(server), port=server.port, timeout=timeout)
-    rcode = reply.rcode()
-    if rcode == dns.rcode.NXDOMAIN:
-        return (), ()
-    if rcode != dns.rcode.NOERROR:
-        raise _RcodeError(rcode)
-    wanted = dns.name.from_text(owner + ".")
-    texts: list[str] = []
-    markers: list[Marker] = []
-    for rrset in reply.answer:
-        if rrset.name != wanted or rrset.rdtype != dns.rdatatype.TXT:
-            continue
-        for rd in rrset:
-            if not isinstance(rd, dns.rdtypes.ANY.TXT.TXT):
-                continue
-            if len(texts) >= MAX_EXISTING:
-                raise _TooMany()
-            texts.append(rd.to_text())
-            marker = Marker.from_strings(rd.strings)
-            if marker is not None:
-                markers.append(marker)
-    return tuple(texts), tuple(markers)
+    """The TXT RRset at ``owner`` (presentation form, all of it: the prerequisite) and
+    the volact markers in it."""
+    rdatas = [
+        rd for rd in _ask(owner, dns.rdatatype.TXT, server, key, timeout)
+        if isinstance(rd, dns.rdtypes.ANY.TXT.TXT)
+    ]  # fmt: skip
+    if len(rdatas) > MAX_EXISTING:
+        raise _TooMany()
+    markers = (Marker.from_strings(rd.strings) for rd in rdatas)
+    return tuple(rd.to_text() for rd in rdatas), tuple(m for m in markers if m is not None)
 
 
 class _TooMany(Exception):
@@ -238,6 +230,41 @@ def classify(exc: BaseException, *, key: TsigKey | None, timeout: float) -> Outc
 _RETRY_NEXT_SERVER = (FailureKind.TIMEOUT, FailureKind.UNREACHABLE)
 
 
+#: Times one server is asked again when the markers changed between reading and
+#: updating (another host published into the zone at the same moment).
+RACE_ATTEMPTS = 5
+
+
+def _apply(
+    make_plan: Callable[[list[SrvValue], Ownership], UpdatePlan],
+    owner: str,
+    server: ServerAddress,
+    key: TsigKey | None,
+    timeout: float,
+    host_id: str,
+) -> UpdatePlan:
+    """Read, plan, send; read and plan again when the prerequisite failed.
+
+    The prerequisite covers the whole TXT RRset at the SRV name, so two hosts
+    publishing different names at once also conflict: the loser reads the winner's
+    marker and tries again at once; a real contest for one name then ends in a
+    refusal (the name is owned), never in both hosts' records being overwritten.
+    """
+    attempts = RACE_ATTEMPTS
+    while True:
+        txt, markers = _existing_txt(owner, server, key, timeout)
+        srv = _existing_srv(owner, server, key, timeout)
+        plan = make_plan(srv, Ownership(host_id, markers, txt))
+        try:
+            _send_update(plan, server, key, timeout)
+        except _RcodeError as exc:
+            attempts -= 1
+            if exc.rcode not in (dns.rcode.NXRRSET, dns.rcode.YXRRSET) or attempts == 0:
+                raise
+        else:
+            return plan
+
+
 def _run(
     domain: str,
     settings: DnsSettings,
@@ -259,10 +286,7 @@ def _run(
     last: Outcome | None = None
     for server in settings.servers:
         try:
-            txt, markers = _existing_txt(owner, server, key, timeout)
-            srv = _existing_srv(owner, server, key, timeout)
-            plan = make_plan(srv, Ownership(host_id, markers, txt))
-            _send_update(plan, server, key, timeout)
+            plan = _apply(make_plan, owner, server, key, timeout, host_id)
         except Exception as exc:  # every failure becomes an outcome, never an exception
             failed = classify(exc, key=key, timeout=timeout)
             last = Outcome(domain, False, failed.detail, failed.kind, str(server))
@@ -287,7 +311,9 @@ def _run(
             plan.zone, tuple(removed), plan.adds, left=plan.left, taken_from=plan.taken_from
         ).summary()
         detail = summary + note
-        return Outcome(domain, True, detail, None, str(server), tuple(records))
+        return Outcome(
+            domain, True, detail, None, str(server), tuple(records), plan.taken_from
+        )
     assert last is not None
     return last
 
