@@ -61,6 +61,7 @@ from volact.host.dns_settings import (
     plan_publish,
     plan_unpublish,
 )
+from volact.host.rebalance import load_rebalance
 
 #: The settings file in the host home.
 SETTINGS_FILE = "dns.json"
@@ -571,6 +572,12 @@ async def publish_loop(
     schedule = PublishSchedule(targets, Backoff.of(settings), int(clock()))
     listen = tuple(addresses)
     while not stop.is_set():
+        if _draining(home):
+            # A draining host does not publish itself: new clients must not find it
+            # (`volact host rebalance --share 100` withdrew its records).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=DRAIN_CHECK_SECONDS)
+            continue
         for domain in schedule.due(int(clock())):
             if stop.is_set():
                 return
@@ -606,6 +613,18 @@ async def publish_loop(
         delay = 3600.0 if wake is None else max(0.0, wake - clock())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=delay)
+
+
+#: How often a draining host looks whether the drain has ended (to publish again).
+DRAIN_CHECK_SECONDS = 30.0
+
+
+def _draining(home: Path) -> bool:
+    try:
+        rb = load_rebalance(home)
+    except VolactError:
+        return False
+    return rb is not None and rb.draining
 
 
 def _fqdn_from_config(home: Path) -> str | None:

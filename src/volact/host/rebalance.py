@@ -17,6 +17,7 @@ request path), so ``volact host rebalance`` needs no restart.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -65,7 +66,9 @@ def share_from_percent(percent: float) -> int:
         )
     bp = round(percent * 100)
     if abs(bp - percent * 100) > 1e-6 or bp == 0:
-        raise ConfigurationError(f"the share takes at most two decimals (0.01 to 100), not {percent}")
+        raise ConfigurationError(
+            f"the share takes at most two decimals (0.01 to 100), not {percent}"
+        )
     return bp
 
 
@@ -174,10 +177,8 @@ def save_rebalance(home: Path, rb: Rebalance | None) -> None:
     """Write the setting (atomically), or remove it when ``rb`` is None."""
     path = home / REBALANCE_FILE
     if rb is None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        except FileNotFoundError:
-            pass
         return
     write_atomic(path, (json.dumps(rb.to_json(), indent=2) + "\n").encode())
 
