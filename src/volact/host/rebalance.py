@@ -160,13 +160,13 @@ def load_rebalance(home: Path) -> Rebalance | None:
     """The host's rebalance setting, or None when there is none (or it was stopped)."""
     path = home / REBALANCE_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
-        return Rebalance.from_json(json.loads(text))
+        return Rebalance.from_json(json.loads(data.decode("utf-8")))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"{path} is not valid JSON: {exc}") from exc
     except ConfigurationError as exc:
