@@ -3,8 +3,9 @@
 ``--share PERCENT`` writes ``rebalance.json`` in the home; a running host picks it
 up within a second (no restart) and from then on asks that share of its clients,
 in their signed renewal ticket, to re-discover another host. ``--share 100``
-drains the host and also withdraws its DNS records (when publishing is set up), so
-new clients do not find it; ``--stop`` ends the rebalance and publishes the host
+drains the host and also withdraws its SRV record (when publishing is set up), so
+new clients do not find it (its address records stay: clients that cached its
+name still reach it and are told to move); ``--stop`` ends the rebalance and publishes the host
 again. Without an option it shows the progress (``told``, ``remaining``...).
 """
 
@@ -59,7 +60,7 @@ def _rebalance(args: argparse.Namespace) -> int:
         save_rebalance(home, after)
         was_draining = before is not None and before.draining
         if after is not None and after.draining and not was_draining:
-            dns_results = _dns(home, "unpublish")
+            dns_results = _dns(home, "withdraw")
         elif was_draining and (after is None or not after.draining):
             dns_results = _dns(home, "publish")
     st = admin.status(home, now=now)
@@ -100,7 +101,7 @@ def _text(rb: dict[str, Any] | None, serving: bool, dns_results: list[dict[str, 
 
 
 def _dns(home: Any, action: str) -> list[dict[str, Any]]:
-    """Withdraw (drain) or restore (stop) this host's SRV records, when DNS is set up."""
+    """Withdraw (drain) or restore (stop) this host's SRV record, when DNS is set up."""
     from volact.cli.host_dns import _host_facts
     from volact.host.store import HostStore
 
@@ -112,14 +113,17 @@ def _dns(home: Any, action: str) -> list[dict[str, Any]]:
         return []
     fqdn, port, addresses = _host_facts(home)
     with HostStore.open(home) as store:
-        outcomes = dns.run_once(
-            home,
-            action=action,
-            fqdn=fqdn,
-            port=port,
-            addresses=addresses,
-            record_event=lambda kind, msg: store.add_event(int(time.time()), kind, msg),
-        )
+
+        def event(kind: str, message: str) -> None:
+            store.add_event(int(time.time()), kind, message)
+
+        if action == "withdraw":
+            outcomes = dns.withdraw_srv(home, fqdn=fqdn, record_event=event)
+        else:
+            outcomes = dns.run_once(
+                home, action=action, fqdn=fqdn, port=port, addresses=addresses,
+                record_event=event,
+            )  # fmt: skip
     return [
         {"action": action, "domain": o.domain, "ok": o.ok, "detail": o.detail} for o in outcomes
     ]

@@ -23,7 +23,7 @@ from volact.host.activation import installed_key, load_license, load_profile
 from volact.host.config import SERVE_FILE
 from volact.host.home import load_config
 from volact.host.policy import COUNT_WINDOW, VALIDITY
-from volact.host.rebalance import leave_after, load_rebalance, progress, status_json
+from volact.host.rebalance import load_rebalance, progress, status_json, windows
 from volact.host.store import DAY, HostStore
 from volact.wire import Result
 
@@ -69,11 +69,13 @@ def status(home: Path, *, now: int) -> dict[str, Any]:
         installed_at = store.installed_at()
         prog = None
         if rb is not None:
+            active_since, left_before = windows(
+                now,
+                activation_interval=cfg.activation_interval,
+                renewal_interval=cfg.renewal_interval,
+            )
             told, active, left = store.rebalance_figures(
-                since=rb.since,
-                now=now,
-                window=COUNT_WINDOW,
-                leave_after=leave_after(cfg.activation_interval),
+                since=rb.since, active_since=active_since, left_before=left_before
             )
             prog = progress(told=told, active=active, left=left)
     thresholds = {g.name: g.threshold for g in profile.catalog.groups}

@@ -535,6 +535,37 @@ def run_once(
     return outcomes
 
 
+def withdraw_srv(
+    home: Path,
+    *,
+    fqdn: str,
+    record_event: EventSink | None = None,
+    timeout: float = QUERY_TIMEOUT,
+) -> list[Outcome]:
+    """Remove this host's SRV record from every domain, keeping its A/AAAA (a drain).
+
+    New clients stop finding the host; clients that cached its name still reach
+    it and are asked, in their ticket, to move. ``dns-state.json`` is left as it
+    is, so a later ``unpublish`` still removes the addresses published before,
+    and a later ``publish`` puts the SRV back.
+    """
+    settings = load_settings(home)
+    if not settings.configured:
+        raise ConfigurationError(
+            "no DNS server is set; run `volact host dns --home DIR --server ADDR[:PORT]`"
+        )
+    name = settings.fqdn or fqdn
+    label = service_label(home, settings)
+    outcomes: list[Outcome] = []
+    for target in settings.targets(name):
+        outcome = unpublish_domain(target, settings, label=label, fqdn=name, timeout=timeout)
+        if record_event is not None:
+            kind = f"dns_withdraw_{'ok' if outcome.ok else 'failed'}"
+            _safe_event(record_event, kind, outcome.message())
+        outcomes.append(outcome)
+    return outcomes
+
+
 async def publish_loop(
     home: Path,
     *,

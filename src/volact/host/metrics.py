@@ -19,8 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from volact.host.policy import COUNT_WINDOW
-from volact.host.rebalance import leave_after, progress
+from volact.host.rebalance import progress, windows
 
 if TYPE_CHECKING:
     from volact.host.server import HostServer
@@ -98,11 +97,12 @@ def _rebalance_metrics(s: HostServer, now: int) -> Iterator[Metric]:
     )
     if rb is None:
         return
+    cfg = s.config
+    active_since, left_before = windows(
+        now, activation_interval=cfg.activation_interval, renewal_interval=cfg.renewal_interval
+    )
     told, active, left = s.store.rebalance_figures(
-        since=rb.since,
-        now=now,
-        window=COUNT_WINDOW,
-        leave_after=leave_after(s.config.activation_interval),
+        since=rb.since, active_since=active_since, left_before=left_before
     )
     prog = progress(told=told, active=active, left=left)
     for name, value, text in (

@@ -119,7 +119,7 @@ class Progress:
     """How far a rebalance has gone, as ``volact host status --json`` shows it."""
 
     told: int  #: distinct clients told to move since the rebalance began
-    remaining: int  #: clients still renewing here (in the 30-day count, not departed)
+    remaining: int  #: clients still renewing here (seen within a renewal interval, not departed)
     left: int  #: clients told to move that have not come back since
 
 
@@ -128,9 +128,21 @@ def leave_after(activation_interval: int) -> int:
     return LEAVE_AFTER_INTERVALS * activation_interval * 60
 
 
+def windows(now: int, *, activation_interval: int, renewal_interval: int) -> tuple[int, int]:
+    """``(active_since, left_before)`` for the store's figures at ``now``.
+
+    A client still renews here when it was seen within one renewal interval (plus
+    the leave delay, for slack); a client told to move has left when its last
+    contact is that "move" grant and it is older than :func:`leave_after`.
+    """
+    delay = leave_after(activation_interval)
+    return now - renewal_interval * 60 - delay, now - delay
+
+
 def progress(*, told: int, active: int, left: int) -> Progress:
-    """A :class:`Progress` from three figures: clients told, clients in the count
-    (``active``) and told clients that have not come back (``left``)."""
+    """A :class:`Progress` from three figures: clients told, clients still renewing
+    here before departures (``active``) and told clients that have not come back
+    (``left``)."""
     return Progress(told=told, remaining=max(0, active - left), left=left)
 
 
@@ -224,4 +236,5 @@ __all__ = [
     "selects",
     "share_from_percent",
     "status_json",
+    "windows",
 ]

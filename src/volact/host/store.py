@@ -414,20 +414,21 @@ class HostStore:
         return lo
 
     def rebalance_figures(
-        self, *, since: int, now: int, window: int, leave_after: int
+        self, *, since: int, active_since: int, left_before: int
     ) -> tuple[int, int, int]:
         """``(told, active, left)`` for a rebalance that began at ``since``.
 
         ``told``: clients whose latest grant (at or after ``since``) asked them to
-        move; ``active``: clients seen in the count's window; ``left``: told clients
-        whose last contact was that grant and who have not come back for
-        ``leave_after`` seconds (a client that cannot move comes back sooner).
+        move; ``active``: clients seen after ``active_since``; ``left``: active
+        clients whose last contact was a grant that asked them to move (under this
+        rebalance or an earlier one) and who have not come back since
+        ``left_before`` (a client that cannot move comes back sooner). One scan.
         """
         row = self.query(
             "SELECT sum(told_at >= ?), sum(last_contact > ?), "
-            "sum(told_at >= ? AND told_at = last_contact AND last_contact > ? "
+            "sum(told_at > 0 AND told_at = last_contact AND last_contact > ? "
             "AND last_contact <= ?) FROM clients",
-            (since, now - window, since, now - window, now - leave_after),
+            (since, active_since, active_since, left_before),
         )[0]
         return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
