@@ -26,14 +26,12 @@ from volact.errors import ConfigurationError, DecodeError, VerificationError
 from volact.host.policy import HostCore, make_test_host
 from volact.host.rebalance import (
     FULL_SHARE,
-    FileWatch,
     Rebalance,
     bucket,
-    load_rebalance,
-    save_rebalance,
     selects,
     share_from_percent,
 )
+from volact.host.rebalance_file import FileWatch, load_rebalance, save_rebalance
 from volact.keys import KeyKind
 from volact.signing import SigningKey
 from volact.wire import (

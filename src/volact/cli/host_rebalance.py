@@ -19,7 +19,8 @@ from volact.cli.common import EXIT_ERROR, EXIT_OK, add_home, add_json, error, ou
 from volact.errors import ConfigurationError, VolactError
 from volact.host import admin, dns
 from volact.host.home import load_config
-from volact.host.rebalance import Rebalance, load_rebalance, save_rebalance, share_from_percent
+from volact.host.rebalance import Rebalance, share_from_percent
+from volact.host.rebalance_file import load_rebalance, save_rebalance
 
 
 def register(host_commands: Any) -> None:
@@ -51,14 +52,22 @@ def _percent(text: str) -> int:
 
 def _rebalance(args: argparse.Namespace) -> int:
     home = args.home
-    before = load_rebalance(home)
+    changing = args.stop or args.share is not None
+    try:
+        before = load_rebalance(home)
+        damaged = False
+    except VolactError:
+        if not changing:
+            raise
+        before, damaged = None, True  # replacing a damaged setting must not be blocked by it
     now = wall_clock()
     dns_results: list[dict[str, Any]] = []
-    if args.stop or args.share is not None:
+    if changing:
         after = None if args.stop else Rebalance(args.share, now)
         load_config(home)  # refuses a directory that is not a host home
         save_rebalance(home, after)
-        was_draining = before is not None and before.draining
+        # A damaged setting may have been a drain: publishing again is harmless.
+        was_draining = damaged or (before is not None and before.draining)
         if after is not None and after.draining and not was_draining:
             dns_results = _dns(home, "withdraw")
         elif was_draining and (after is None or not after.draining):

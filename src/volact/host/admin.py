@@ -23,7 +23,8 @@ from volact.host.activation import installed_key, load_license, load_profile
 from volact.host.config import SERVE_FILE
 from volact.host.home import load_config
 from volact.host.policy import COUNT_WINDOW, VALIDITY
-from volact.host.rebalance import load_rebalance, progress, status_json, windows
+from volact.host.rebalance import progress, status_json, windows
+from volact.host.rebalance_file import load_rebalance
 from volact.host.store import DAY, HostStore
 from volact.wire import Result
 

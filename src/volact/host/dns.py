@@ -61,7 +61,7 @@ from volact.host.dns_settings import (
     plan_publish,
     plan_unpublish,
 )
-from volact.host.rebalance import load_rebalance
+from volact.host.rebalance_file import load_rebalance
 
 #: The settings file in the host home.
 SETTINGS_FILE = "dns.json"

@@ -7,29 +7,20 @@ the same machines are chosen at every renewal and the share is exact in
 expectation; raising the share only adds machines to the chosen set. ``--share
 100`` is a drain: every client is asked.
 
-The pure part (:func:`selects`, :class:`Rebalance`, :func:`progress`) takes
-``now`` and does no I/O: the host policy and the fleet simulator use it. The
-setting lives in ``rebalance.json`` in the host's home; :func:`load_rebalance` and
-:func:`save_rebalance` read and write it, and :class:`FileWatch` lets a running
-host notice a change cheaply (one ``stat`` from its housekeeping loop, never on the
-request path), so ``volact host rebalance`` needs no restart.
+This module is sans-I/O (it takes ``now``): the host policy and the fleet
+simulator use it. The setting on disk, and how a running host notices that it
+changed, are :mod:`volact.host.rebalance_file`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from volact.errors import ConfigurationError
-from volact.files import write_atomic
 
-REBALANCE_FILE = "rebalance.json"
 REBALANCE_FORMAT = "volact-host-rebalance"
 REBALANCE_VERSION = 1
 #: Shares are kept in basis points: 1 % is 100, a drain is 10 000.
@@ -165,74 +156,13 @@ def status_json(
     }
 
 
-# ---- the setting on disk -----------------------------------------------------------
-
-
-def load_rebalance(home: Path) -> Rebalance | None:
-    """The host's rebalance setting, or None when there is none (or it was stopped)."""
-    path = home / REBALANCE_FILE
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    try:
-        return Rebalance.from_json(json.loads(data.decode("utf-8")))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"{path} is not valid JSON: {exc}") from exc
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"{path}: {exc}") from exc
-
-
-def save_rebalance(home: Path, rb: Rebalance | None) -> None:
-    """Write the setting (atomically), or remove it when ``rb`` is None."""
-    path = home / REBALANCE_FILE
-    if rb is None:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        return
-    write_atomic(path, (json.dumps(rb.to_json(), indent=2) + "\n").encode())
-
-
-class FileWatch:
-    """Tells whether a small settings file changed since the last look (one ``stat``).
-
-    The change key is (inode, size, mtime in ns): an atomic rename changes the
-    inode even within one mtime tick. A missing file is a state of its own.
-    Meant for any setting a running host should pick up without a restart.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._key: tuple[int, int, int] | None = self._stat()
-
-    def _stat(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-    def changed(self) -> bool:
-        key = self._stat()
-        if key == self._key:
-            return False
-        self._key = key
-        return True
-
-
 __all__ = [
     "FULL_SHARE",
-    "REBALANCE_FILE",
-    "FileWatch",
     "Progress",
     "Rebalance",
     "bucket",
     "leave_after",
-    "load_rebalance",
     "progress",
-    "save_rebalance",
     "selects",
     "share_from_percent",
     "status_json",

@@ -42,7 +42,7 @@ from volact.host.home import load_config
 from volact.host.malformed import EventRow, MalformedLog
 from volact.host.metrics import serve_metrics
 from volact.host.policy import HostCore, RequestRecord
-from volact.host.rebalance import REBALANCE_FILE, FileWatch, load_rebalance
+from volact.host.rebalance_file import REBALANCE_FILE, FileWatch, load_rebalance
 from volact.host.store import HostStore
 from volact.wire import MAX_REQUEST_FRAME, FrameReader, Result, encode_reply
 

@@ -425,7 +425,7 @@ class HostStore:
         ``left_before`` (a client that cannot move comes back sooner). One scan.
         """
         row = self.query(
-            "SELECT sum(told_at >= ?), sum(last_contact > ?), "
+            "SELECT sum(told_at > 0 AND told_at >= ?), sum(last_contact > ?), "
             "sum(told_at > 0 AND told_at = last_contact AND last_contact > ? "
             "AND last_contact <= ?) FROM clients",
             (since, active_since, active_since, left_before),
