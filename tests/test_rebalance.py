@@ -190,6 +190,20 @@ def test_unknown_versions_get_unsupported_version_in_version_1_with_the_count() 
     assert (reply.result, reply.version, reply.count) == (Result.UNSUPPORTED_VERSION, 1, 7)
 
 
+def test_refusals_before_counting_carry_the_count_and_what_is_known() -> None:
+    core = _host()
+    fill(core, 7, T0)
+    skewed = decode(core.handle_frame(encode(_request(uuid.uuid4(), t=T0 - 5 * 3600)), now=T0))
+    assert isinstance(skewed, ActivateReply) and skewed.result is Result.CLOCK_SKEW
+    assert (skewed.count, skewed.required, skewed.version) == (7, 25, 2)
+    unknown = ActivateRequest(uuid.uuid4(), uuid.uuid4(), bytes(16), T0, LicenseState.GRACE, 0,
+                              False, "pc", 2)  # fmt: skip
+    reply = decode(core.handle_frame(encode(unknown), now=T0))
+    assert isinstance(reply, ActivateReply) and reply.result is Result.UNKNOWN_SKU
+    assert (reply.count, reply.required) == (7, 0)
+    assert core.count(T0) == 7  # neither was counted
+
+
 # ---- the client side, pure ------------------------------------------------------------
 
 

@@ -517,6 +517,8 @@ class AttemptPlanner:
             return True
         if fetched:
             self._new_licenses[reply.host_id] = lic_bytes
+        if ticket.move:
+            self._events.append({"event": "move_requested", "host": str(address)})
         self._finish(address, reply, ticket, lic_bytes, lic.expires_at)
         return True
 
