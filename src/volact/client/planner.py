@@ -323,7 +323,7 @@ class AttemptPlanner:
             step = LookupSrv(name, timeout)
             self._waiting = step
             return step
-        if self._moving and self.config.manual_host is None:
+        if self._moving:
             # Every other host has been tried: the one that asked us to move is the
             # last resort (it still grants), so the move never costs the license.
             avoid = self.config.avoid

@@ -1,4 +1,4 @@
-"""Rebalancing and draining a host: which clients are asked to move, and the setting.
+"""Rebalancing and draining a host: which clients are asked to move, and the progress.
 
 A host that rebalances still grants every renewal, and asks a stable share of its
 clients, inside the signed ticket (version 2, ``docs/protocol.md``), to re-discover
@@ -102,7 +102,7 @@ class Rebalance:
         since = o.get("since")
         if not isinstance(since, int) or isinstance(since, bool) or since < 0:
             raise ConfigurationError(f"rebalance 'since' must be Unix seconds, not {since!r}")
-        return cls(share_from_percent(o.get("share")), since)  # type: ignore[arg-type]
+        return cls(share_from_percent(o.get("share")), since)
 
 
 @dataclass(frozen=True, slots=True)
