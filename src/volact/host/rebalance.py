@@ -102,7 +102,10 @@ class Rebalance:
         since = o.get("since")
         if not isinstance(since, int) or isinstance(since, bool) or since < 0:
             raise ConfigurationError(f"rebalance 'since' must be Unix seconds, not {since!r}")
-        return cls(share_from_percent(o.get("share")), since)
+        share = o.get("share")
+        if not isinstance(share, int | float) or isinstance(share, bool):
+            raise ConfigurationError(f"rebalance 'share' must be a percentage, not {share!r}")
+        return cls(share_from_percent(share), since)
 
 
 @dataclass(frozen=True, slots=True)
