@@ -20,9 +20,9 @@ import uuid
 from dataclasses import replace
 
 from volact.catalog import demo_catalog
-from volact.host.policy import make_test_host
 from volact.host.rebalance import FULL_SHARE, Rebalance
 from volact.signing import SigningKey
+from volact.testing.hosts import make_test_host
 from volact.wire import ActivateRequest, LicenseState, encode
 
 
@@ -36,8 +36,9 @@ def main() -> None:
     sku = catalog.sku("Acme Desktop 2026 Professional").id
     now = int(time.time())
     base = [
-        ActivateRequest(sku, uuid.uuid4(), os.urandom(16), now, LicenseState.LICENSED, 1000,
-                        False, f"pc-{i}")  # fmt: skip
+        ActivateRequest(
+            sku, uuid.uuid4(), os.urandom(16), now, LicenseState.LICENSED, 1000, False, f"pc-{i}"
+        )
         for i in range(args.machines)
     ]
     v1 = [encode(r) for r in base]

@@ -22,8 +22,8 @@ from volact.client.machine import Machine
 from volact.client.planner import move_order
 from volact.client.srv import HostAddress, SrvRecord
 from volact.documents import ActivationTicket, verify_ticket
-from volact.errors import ConfigurationError, DecodeError, VerificationError
-from volact.host.policy import HostCore, make_test_host
+from volact.errors import ConfigurationError, DecodeError, UsageError, VerificationError
+from volact.host.policy import HostCore
 from volact.host.rebalance import (
     FULL_SHARE,
     Rebalance,
@@ -34,6 +34,7 @@ from volact.host.rebalance import (
 from volact.host.rebalance_file import FileWatch, load_rebalance, save_rebalance
 from volact.keys import KeyKind
 from volact.signing import SigningKey
+from volact.testing.hosts import make_test_host
 from volact.wire import (
     ActivateReply,
     ActivateRequest,
@@ -176,7 +177,7 @@ def test_a_forged_or_stripped_move_hint_fails_verification() -> None:
         ticket[86] = 0x80
         with pytest.raises(DecodeError):
             ActivationTicket.decode(bytes(ticket))
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         ActivationTicket(uuid.uuid4(), DESKTOP.id, bytes(16), A_ID, 0, 1, 120, 1, 1, move=True)
 
 

@@ -23,7 +23,7 @@ from volact.host.config import SERVE_FILE
 from volact.host.rebalance import selects
 from volact.host.rebalance_file import REBALANCE_FILE
 from volact.host.store import HostStore
-from volact.host.testing import make_host_home
+from volact.testing.hosts import make_host_home
 from volact.wire import Result
 
 
