@@ -93,10 +93,13 @@ def _licensed_by(act: Activation) -> bytes:
 
 
 def _round(clients: list[Activation]) -> None:
-    """One attempt by every client; none may come out unlicensed."""
+    """One attempt by every licensed client; none may come out unlicensed (an attempt
+    that fails, say on a loaded machine, leaves a licensed client licensed)."""
     for act in clients:
+        before = act.status().state
         st = act.activate()
-        assert st.state == "licensed", (st.state, st.last_error)
+        if before == "licensed":
+            assert st.state == "licensed", (st.state, st.last_error)
 
 
 def _progress(home: Path) -> dict[str, object]:
@@ -127,13 +130,16 @@ def test_rebalance_half_then_drain_with_real_hosts_and_bind(
             act = Activation(
                 profile, tmp_path / "clients" / f"pc{i}", sku=SKU, workstation=f"pc{i}",
                 nameservers=[HostAddress("127.0.0.1", lab.port)], rng=random.Random(i),
-                attempt_seconds=10.0,
+                attempt_seconds=30.0,
             )  # fmt: skip
             act.set_domain(ZONE)
             clients.append(act)
         for act in clients:  # the first 24 hear "count too low" and stay in grace
             act.activate()
-        _round(clients)  # A counts 60: everyone is licensed by A
+        for _ in range(4):  # A counts 60: everyone is licensed by A
+            if all(c.status().state == "licensed" for c in clients):
+                break
+            _round([c for c in clients if c.status().state != "licensed"])
         assert all(_licensed_by(c) == a_id for c in clients)
 
         b = HostProcess(b_home)
@@ -147,8 +153,10 @@ def test_rebalance_half_then_drain_with_real_hosts_and_bind(
         )
         chosen = {c.load().cmid for c in clients if selects(c.load().cmid.bytes, a_id, 5000)}
         assert 15 <= len(chosen) <= 45
-        for _ in range(4):  # renew (told), then move; B counts its way to 25
+        for _ in range(8):  # renew (told), then move; B counts its way to 25
             _round(clients)
+            if {c.load().cmid for c in clients if _licensed_by(c) == b_id} == chosen:
+                break
         on_b = {c.load().cmid for c in clients if _licensed_by(c) == b_id}
         assert on_b == chosen  # exactly A's chosen share, about half
         rb = _progress(a_home)
@@ -171,8 +179,10 @@ def test_rebalance_half_then_drain_with_real_hosts_and_bind(
             ),
             "A to pick the drain up",
         )
-        for _ in range(3):
+        for _ in range(6):
             _round(clients)
+            if all(_licensed_by(c) == b_id for c in clients):
+                break
         assert all(_licensed_by(c) == b_id for c in clients)
         rb = _progress(a_home)
         assert rb["remaining"] == 0 and rb["empty"] is True, rb
