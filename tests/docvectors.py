@@ -50,6 +50,13 @@ def ticket() -> ActivationTicket:
     )
 
 
+def ticket_move() -> ActivationTicket:
+    """The same grant as :func:`ticket`, version 2, asking the client to move."""
+    return ActivationTicket(
+        CMID, desktop_sku(), NONCE, HOST_ID, T0, T0 + 180 * 86400, 120, 10080, 25, True, 2
+    )
+
+
 def mak_confirmation() -> MakConfirmation:
     sku = desktop_sku()
     return MakConfirmation(VENDOR.key_id, MAK.serial, CMID, sku, installation_id(CMID, sku), T0)
@@ -66,6 +73,7 @@ def build() -> dict[str, str]:
         "host_public_key": HOST.public_key.hex(),
         "host_license": host_license().sign(VENDOR).hex(),
         "activation_ticket": ticket().sign(HOST).hex(),
+        "activation_ticket_move": ticket_move().sign(HOST).hex(),
         "mak_confirmation": mak_confirmation().sign(VENDOR).hex(),
         "revocation_list": revocation_list().sign(VENDOR).hex(),
         "host_key": HOST_KEY.text,

@@ -52,6 +52,9 @@ def test_golden_vectors_byte_for_byte() -> None:
 def test_golden_documents_decode_to_their_inputs() -> None:
     assert HostLicense.decode(bytes.fromhex(GOLDEN["host_license"]))[0] == dv.host_license()
     assert ActivationTicket.decode(bytes.fromhex(GOLDEN["activation_ticket"]))[0] == dv.ticket()
+    moving = bytes.fromhex(GOLDEN["activation_ticket_move"])
+    assert ActivationTicket.decode(moving)[0] == dv.ticket_move()
+    assert len(moving) == ActivationTicket.SIZE_V2 == 151
     assert (
         MakConfirmation.decode(bytes.fromhex(GOLDEN["mak_confirmation"]))[0]
         == dv.mak_confirmation()

@@ -45,6 +45,9 @@ def vectors() -> dict[str, wire.Message]:
     ticket = ActivationTicket(CMID, SKU, NONCE, HOST_ID, T, T + 180 * 86_400, 120, 10080, 25).sign(
         HOST_KEY
     )
+    move = ActivationTicket(
+        CMID, SKU, NONCE, HOST_ID, T, T + 180 * 86_400, 120, 10080, 25, move=True, version=2
+    ).sign(HOST_KEY)
     return {
         "activate_request": ActivateRequest(
             SKU, CMID, NONCE, T, LicenseState.GRACE, 43_200, True, "pc-0042"
@@ -53,6 +56,12 @@ def vectors() -> dict[str, wire.Message]:
             SKU, CMID, NONCE, T, LicenseState.LICENSED, 2**32 - 1, False, "w" * 63
         ),
         "activate_reply_ok": ActivateReply(Result.OK, 25, 25, 120, 10080, HOST_ID, ticket),
+        "activate_request_v2": ActivateRequest(
+            SKU, CMID, NONCE, T, LicenseState.LICENSED, 259_200, False, "pc-0042", version=2
+        ),
+        "activate_reply_ok_move": ActivateReply(
+            Result.OK, 25, 25, 120, 10080, HOST_ID, move, version=2
+        ),
         "activate_reply_count_too_low": ActivateReply(
             Result.COUNT_TOO_LOW, 24, 25, 120, 10080, HOST_ID
         ),
@@ -86,6 +95,8 @@ def test_size_budget() -> None:
     assert len(wire.encode(v["activate_reply_ok"])) == 179
     assert len(wire.encode(v["activate_reply_count_too_low"])) == 29
     assert len(wire.encode(v["activate_request"])) == 74
+    assert len(wire.encode(v["activate_request_v2"])) == 74
+    assert len(wire.encode(v["activate_reply_ok_move"])) == 180
 
 
 @pytest.mark.parametrize("name", sorted(vectors()))

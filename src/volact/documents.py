@@ -43,6 +43,12 @@ from volact.signing import (
 )
 
 DOC_VERSION = 1
+#: The ticket's second version: version 1's fields and a flags byte (bit 0: move),
+#: signed like the rest. A host sends it only to a client that spoke protocol
+#: version 2, so a version-1 client never meets it (``docs/protocol.md``).
+TICKET_VERSION_MOVE = 2
+#: Ticket flag: the host still grants, and asks the client to re-discover elsewhere.
+TICKET_FLAG_MOVE = 0x01
 HOST_ID_BYTES = 8
 NONCE_BYTES = 16
 INSTALLATION_ID_BYTES = 16
@@ -57,13 +63,14 @@ class DocType(enum.IntEnum):
     REVOCATION_LIST = 0x14
 
 
-def _header(r: Reader, expected: DocType) -> None:
+def _header(r: Reader, expected: DocType, versions: tuple[int, ...] = (DOC_VERSION,)) -> int:
     t = r.u8()
     if t != expected:
         raise DecodeError(f"expected a {expected.name.lower()} document, got type 0x{t:02x}")
     v = r.u8()
-    if v != DOC_VERSION:
+    if v not in versions:
         raise DecodeError(f"{expected.name.lower()} version {v} is not supported")
+    return v
 
 
 def _split(data: bytes, what: str) -> tuple[bytes, bytes]:
@@ -137,17 +144,27 @@ class ActivationTicket:
     activation_interval: int  #: minutes between retries while not activated
     renewal_interval: int  #: minutes between renewals once activated
     count: int  #: the host's count when it granted
+    #: version 2 only: the host asks the client to re-discover another host (rebalance)
+    move: bool = False
+    #: 1, or :data:`TICKET_VERSION_MOVE` (which adds the flags byte)
+    version: int = DOC_VERSION
 
-    SIZE = 86 + SIGNATURE_BYTES
+    SIZE = 86 + SIGNATURE_BYTES  #: a version-1 ticket
+    SIZE_V2 = 87 + SIGNATURE_BYTES  #: a version-2 ticket (one flags byte more)
 
     def __post_init__(self) -> None:
         _check_len("nonce", self.nonce, NONCE_BYTES)
         _check_len("host id", self.host_id, HOST_ID_BYTES)
+        if self.version not in (DOC_VERSION, TICKET_VERSION_MOVE):
+            raise UsageError(f"ticket version {self.version} does not exist")
+        if self.move and self.version < TICKET_VERSION_MOVE:
+            raise UsageError("a version-1 ticket cannot carry a move hint")
 
     def body(self) -> bytes:
         return ticket_body(
             self.cmid.bytes, self.sku.bytes, self.nonce, self.host_id, self.issued_at,
             self.valid_until, self.activation_interval, self.renewal_interval, self.count,
+            self.move if self.version >= TICKET_VERSION_MOVE else None,
         )  # fmt: skip
 
     def sign(self, host: SigningKey) -> bytes:
@@ -157,15 +174,23 @@ class ActivationTicket:
     @classmethod
     def decode(cls, data: bytes) -> tuple[ActivationTicket, bytes, bytes]:
         body, sig = _split(data, "activation ticket")
-        _header(Reader(body[:2], "activation ticket"), DocType.TICKET)
-        if len(body) != _TICKET_BODY.size:
-            raise DecodeError(
-                f"activation ticket body is {len(body)} bytes, not {_TICKET_BODY.size}"
-            )
-        _, _, cmid, sku, nonce, host_id, issued, until, act, ren, count = _TICKET_BODY.unpack(body)
+        versions = (DOC_VERSION, TICKET_VERSION_MOVE)
+        version = _header(Reader(body[:2], "activation ticket"), DocType.TICKET, versions)
+        size = _TICKET_BODY.size + (1 if version >= TICKET_VERSION_MOVE else 0)
+        if len(body) != size:
+            raise DecodeError(f"activation ticket body is {len(body)} bytes, not {size}")
+        _, _, cmid, sku, nonce, host_id, issued, until, act, ren, count = (
+            _TICKET_BODY.unpack_from(body)
+        )
+        move = False
+        if version >= TICKET_VERSION_MOVE:
+            flags = body[-1]
+            if flags & ~TICKET_FLAG_MOVE:
+                raise DecodeError(f"unknown ticket flags 0x{flags:02x}")
+            move = bool(flags & TICKET_FLAG_MOVE)
         t = cls(
             uuid.UUID(bytes=cmid), uuid.UUID(bytes=sku), nonce, host_id, issued, until, act,
-            ren, count,
+            ren, count, move, version,
         )  # fmt: skip
         return t, body, sig
 
@@ -173,6 +198,8 @@ class ActivationTicket:
 #: type, version, cmid, sku, nonce, host id, issued, valid until, activation
 #: interval, renewal interval, count: a ticket's signed body.
 _TICKET_BODY = struct.Struct(">BB16s16s16s8sqqIII")
+#: A version-2 ticket's flags byte, after the version-1 fields.
+_MOVE, _STAY = bytes((TICKET_FLAG_MOVE,)), b"\x00"
 
 
 def ticket_body(
@@ -185,23 +212,28 @@ def ticket_body(
     activation_interval: int,
     renewal_interval: int,
     count: int,
+    move: bool | None = None,
 ) -> bytes:
     """A ticket's signed body from plain values: one ``struct`` call (the host's hot path).
 
     The same bytes as ``ActivationTicket(...).body()``, which calls it. A
     wrong-sized field is a :class:`UsageError` (``struct`` would pad or cut it).
+    ``move`` None makes a version-1 body; True or False a version-2 body whose
+    flags byte says whether the client is asked to move.
     """
     if len(host_id) != HOST_ID_BYTES:
         raise UsageError(f"host id must be {HOST_ID_BYTES} bytes")
     if len(cmid) != 16 or len(sku) != 16 or len(nonce) != NONCE_BYTES:
         raise UsageError("cmid, sku and nonce must be 16 bytes each")
+    version = DOC_VERSION if move is None else TICKET_VERSION_MOVE
     try:
-        return _TICKET_BODY.pack(
-            DocType.TICKET, DOC_VERSION, cmid, sku, nonce, host_id, issued_at, valid_until,
+        body = _TICKET_BODY.pack(
+            DocType.TICKET, version, cmid, sku, nonce, host_id, issued_at, valid_until,
             activation_interval, renewal_interval, count,
         )  # fmt: skip
     except struct.error as exc:
         raise UsageError(f"ticket field out of range: {exc}") from exc
+    return body if move is None else body + (_MOVE if move else _STAY)
 
 
 def installation_id(cmid: uuid.UUID, sku: uuid.UUID) -> bytes:

@@ -30,6 +30,13 @@ from volact.documents import HOST_ID_BYTES, NONCE_BYTES, ActivationTicket
 from volact.errors import DecodeError, NotVolactError, UsageError
 
 PROTOCOL_VERSION = 1
+#: Version 2 adds one thing: an ``ACTIVATE_REPLY`` in version 2 carries a version-2
+#: ticket, which may ask the client to move to another host (rebalance, drain).
+#: Layouts are otherwise those of version 1. A host answers each activation in the
+#: version it was asked in; license fetches stay version 1 (``docs/protocol.md``).
+PROTOCOL_VERSION_MOVE = 2
+#: The versions an activation exchange may use, oldest first.
+ACTIVATE_VERSIONS = (PROTOCOL_VERSION, PROTOCOL_VERSION_MOVE)
 DEFAULT_PORT = 1688
 LENGTH_BYTES = 2
 HEADER_BYTES = LENGTH_BYTES + 2
@@ -40,6 +47,14 @@ MAX_REQUEST_FRAME = 256
 MAX_REPLY_FRAME = 2048
 #: A ticket in a reply has this exact size; anything else is malformed.
 TICKET_BYTES = ActivationTicket.SIZE
+#: The size of a ticket in a version-2 reply.
+TICKET_BYTES_V2 = ActivationTicket.SIZE_V2
+
+
+def ticket_bytes(version: int) -> int:
+    """The exact size of the ticket in an ``ACTIVATE_REPLY`` of protocol ``version``."""
+    return TICKET_BYTES if version == PROTOCOL_VERSION else TICKET_BYTES_V2
+
 
 # Timing that host and client must agree on; both import it from here.
 MINUTE = 60
@@ -125,8 +140,12 @@ class ActivateRequest:
     minutes_left: int  #: minutes left in grace or validity (0 if none)
     vm: bool  #: the client is a virtual machine
     workstation: str  #: short machine name, at most 63 UTF-8 bytes
+    #: protocol version of the frame: 2 says "I understand move hints"
+    version: int = PROTOCOL_VERSION
 
     def __post_init__(self) -> None:
+        if self.version not in ACTIVATE_VERSIONS:
+            raise UsageError(f"protocol version {self.version} does not exist")
         if len(self.nonce) != NONCE_BYTES:
             raise UsageError(f"nonce must be {NONCE_BYTES} bytes")
         if len(self.workstation.encode("utf-8")) > MAX_WORKSTATION_BYTES:
@@ -146,14 +165,19 @@ class ActivateReply:
     renewal_interval: int  #: minutes between renewals, which replaces the client's
     host_id: bytes  #: 8 bytes naming the host (zeros if it has no identity yet)
     ticket: bytes | None = None  #: the signed ticket, present exactly when result is OK
+    #: protocol version of the frame (the request's; 1 for UNSUPPORTED_VERSION)
+    version: int = PROTOCOL_VERSION
 
     def __post_init__(self) -> None:
+        if self.version not in ACTIVATE_VERSIONS:
+            raise UsageError(f"protocol version {self.version} does not exist")
         if len(self.host_id) != HOST_ID_BYTES:
             raise UsageError(f"host id must be {HOST_ID_BYTES} bytes")
         if (self.ticket is not None) != (self.result is Result.OK):
             raise UsageError("a ticket comes with OK and only with OK")
-        if self.ticket is not None and len(self.ticket) != TICKET_BYTES:
-            raise UsageError(f"a ticket is {TICKET_BYTES} bytes")
+        size = ticket_bytes(self.version)
+        if self.ticket is not None and len(self.ticket) != size:
+            raise UsageError(f"a ticket in a version-{self.version} reply is {size} bytes")
 
 
 @dataclass(frozen=True)
@@ -199,6 +223,7 @@ class RawRequest(NamedTuple):
     minutes_left: int  #: minutes of grace or validity left
     vm: bool  #: virtual machine flag
     workstation: str  #: machine name
+    version: int = PROTOCOL_VERSION  #: the frame's protocol version (2: move hints understood)
 
 
 def decode_request(frame: bytes) -> RawRequest:
@@ -211,7 +236,7 @@ def decode_request(frame: bytes) -> RawRequest:
     )
     if length != n - LENGTH_BYTES:
         raise DecodeError(f"frame says {length} bytes follow, {n - LENGTH_BYTES} do")
-    if version != PROTOCOL_VERSION:
+    if version not in ACTIVATE_VERSIONS:
         raise DecodeError(f"protocol version {version} is not supported")
     if kind != MsgType.ACTIVATE:
         raise DecodeError(f"message type {kind} is not an activation request")
@@ -227,7 +252,7 @@ def decode_request(frame: bytes) -> RawRequest:
         name = frame[_REQUEST.size :].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DecodeError("activation request: text is not UTF-8") from exc
-    return RawRequest(sku, cmid, nonce, t, state, minutes, flags == 1, name)
+    return RawRequest(sku, cmid, nonce, t, state, minutes, flags == 1, name, version)
 
 
 def encode_reply(
@@ -238,6 +263,7 @@ def encode_reply(
     renewal_interval: int,
     host_id: bytes,
     ticket: bytes = b"",
+    version: int = PROTOCOL_VERSION,
 ) -> bytes:
     """One ACTIVATE_REPLY frame from plain values (the host's hot path).
 
@@ -246,11 +272,11 @@ def encode_reply(
     """
     if len(host_id) != HOST_ID_BYTES:
         raise UsageError(f"host id must be {HOST_ID_BYTES} bytes")
-    if ticket and len(ticket) != TICKET_BYTES:
-        raise UsageError(f"a ticket is {TICKET_BYTES} bytes")
+    if ticket and len(ticket) != ticket_bytes(version):
+        raise UsageError(f"a ticket in a version-{version} reply is {ticket_bytes(version)} bytes")
     try:
         head = _REPLY.pack(
-            _REPLY.size - LENGTH_BYTES + len(ticket), PROTOCOL_VERSION, MsgType.ACTIVATE_REPLY,
+            _REPLY.size - LENGTH_BYTES + len(ticket), version, MsgType.ACTIVATE_REPLY,
             result, count, required, activation_interval, renewal_interval, host_id,
         )  # fmt: skip
     except struct.error as exc:
@@ -270,7 +296,7 @@ def encode(msg: Message) -> bytes:
         name = msg.workstation.encode("utf-8")
         try:
             head = _REQUEST.pack(
-                _REQUEST.size - LENGTH_BYTES + len(name), PROTOCOL_VERSION, MsgType.ACTIVATE,
+                _REQUEST.size - LENGTH_BYTES + len(name), msg.version, MsgType.ACTIVATE,
                 msg.sku.bytes, msg.cmid.bytes, msg.nonce, msg.client_time, msg.state,
                 msg.minutes_left, 1 if msg.vm else 0, len(name),
             )  # fmt: skip
@@ -280,7 +306,7 @@ def encode(msg: Message) -> bytes:
     if isinstance(msg, ActivateReply):
         return encode_reply(
             msg.result, msg.count, msg.required, msg.activation_interval,
-            msg.renewal_interval, msg.host_id, msg.ticket or b"",
+            msg.renewal_interval, msg.host_id, msg.ticket or b"", msg.version,
         )  # fmt: skip
     if isinstance(msg, GetLicense):
         return _frame(MsgType.GET_LICENSE, b"")
@@ -297,13 +323,14 @@ def decode(frame: bytes, *, max_frame: int = MAX_REPLY_FRAME) -> Message:
     length, version, kind = _HEADER.unpack_from(frame)
     if length != n - LENGTH_BYTES:
         raise DecodeError(f"frame says {length} bytes follow, {n - LENGTH_BYTES} do")
-    if version != PROTOCOL_VERSION:
+    activation = kind in (MsgType.ACTIVATE, MsgType.ACTIVATE_REPLY)
+    if version not in (ACTIVATE_VERSIONS if activation else (PROTOCOL_VERSION,)):
         raise DecodeError(f"protocol version {version} is not supported")
     if kind == MsgType.ACTIVATE:
         raw = decode_request(frame)
         return ActivateRequest(
             uuid.UUID(bytes=raw.sku), uuid.UUID(bytes=raw.cmid), raw.nonce, raw.client_time,
-            LicenseState(raw.state), raw.minutes_left, raw.vm, raw.workstation,
+            LicenseState(raw.state), raw.minutes_left, raw.vm, raw.workstation, raw.version,
         )  # fmt: skip
     if kind == MsgType.ACTIVATE_REPLY:
         return _decode_reply(frame)
@@ -320,16 +347,16 @@ def _decode_reply(frame: bytes) -> ActivateReply:
     n = len(frame)
     if n < _REPLY.size:
         raise DecodeError(f"activation reply is truncated: needs {_REPLY.size} bytes, has {n}")
-    _, _, _, raw_result, count, required, act, ren, host_id = _REPLY.unpack_from(frame)
+    _, version, _, raw_result, count, required, act, ren, host_id = _REPLY.unpack_from(frame)
     result = _RESULTS.get(raw_result)
     if result is None:
         raise DecodeError(f"unknown result code {raw_result}")
-    expected = _REPLY.size + (TICKET_BYTES if result is Result.OK else 0)
+    expected = _REPLY.size + (ticket_bytes(version) if result is Result.OK else 0)
     if n != expected:
         what = "truncated" if n < expected else "followed by unexpected trailing bytes"
         raise DecodeError(f"activation reply is {what}: {n} bytes, expected {expected}")
     ticket = bytes(frame[_REPLY.size :]) if result is Result.OK else None
-    return ActivateReply(result, count, required, act, ren, host_id, ticket)
+    return ActivateReply(result, count, required, act, ren, host_id, ticket, version)
 
 
 # -- framing ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from volact.addresses import normalize_name
-from volact.cli import host_dns
+from volact.cli import host_dns, host_rebalance
 from volact.cli.common import EXIT_OK, add_home, add_json, output, read_bytes, wall_clock
 from volact.errors import ConfigurationError, UsageError
 from volact.exchanges import HostActivationResponse, dumps
@@ -128,6 +128,7 @@ def register(groups: Any) -> None:
     p.set_defaults(func=_alerts)  # fmt: skip
 
     host_dns.register(sub)
+    host_rebalance.register(sub)
 
 
 
@@ -248,6 +249,13 @@ def _status(args: argparse.Namespace) -> int:
         + (", ".join(f"{k} {v}" for k, v in sorted(st["requests_by_result"].items())) or "none"),
         f"  dns:         {_dns_line(st['dns'])}",
     ]
+    rb = st.get("rebalance")
+    if rb is not None:
+        share = "draining" if rb["draining"] else f"{rb['share']:g} %"
+        lines.append(
+            f"  rebalance:   {share}; told {rb['told']}, remaining {rb['remaining']}"
+            + ("; EMPTY: can be switched off" if rb["empty"] else "")
+        )
     return output(args, st, "\n".join(lines))
 
 

@@ -24,6 +24,14 @@ grace. A failure never moves a validity date.
 An unsigned reply (COUNT_TOO_LOW) can be forged by anyone on the path, so its
 intervals may only make the client retry *sooner*; intervals that lengthen the
 schedule come only from a verified ticket (:meth:`Machine.succeeded`).
+
+Moving (rebalance, drain): a verified ticket may ask the client to move. The grant
+stands (validity as usual); the machine remembers which host asked
+(:attr:`Machine.moving_from`) and its next attempt is due after the activation
+interval instead of the renewal interval, so a drained host empties within one
+renewal interval. The move ends with the next grant that does not ask to move
+(from another host, or from the same one when the administrator stopped the
+rebalance); a refusal or a failure keeps it, and never touches the validity.
 """
 
 from __future__ import annotations
@@ -95,6 +103,9 @@ class Machine:
     last_attempt_at: int | None = None  #: when the last attempt ended
     last_attempt_ok: bool = False  #: the last attempt was granted
     last_success_at: int | None = None  #: when the last activation or renewal was granted
+    #: the host (``HOST:PORT`` as it was reached) whose last ticket asked this machine
+    #: to move; None when no move is under way
+    moving_from: str | None = None
 
     def __post_init__(self) -> None:
         if (self.sku is None) != (self.key_kind is None) or (self.sku is None) != (
@@ -168,7 +179,9 @@ class Machine:
             return min(self.installed_at, now)  # a fresh key: act at once
         if self.last_attempt_at > now:
             return now
-        interval = self.renewal_interval if self.last_attempt_ok else self.activation_interval
+        # A move is made at the next retry, not a renewal interval later.
+        renew = self.last_attempt_ok and self.moving_from is None
+        interval = self.renewal_interval if renew else self.activation_interval
         return self.last_attempt_at + interval * MINUTE
 
     def next_change_at(self, now: int) -> int | None:
@@ -231,9 +244,19 @@ class Machine:
         return self
 
     def succeeded(
-        self, now: int, *, valid_until: int, activation_interval: int, renewal_interval: int
+        self,
+        now: int,
+        *,
+        valid_until: int,
+        activation_interval: int,
+        renewal_interval: int,
+        move_from: str | None = None,
     ) -> Machine:
-        """A host granted activation: a verified ticket with this validity and intervals."""
+        """A host granted activation: a verified ticket with this validity and intervals.
+
+        ``move_from`` is the host that granted, when its (signed) ticket asked the
+        machine to move; None ends any move under way.
+        """
         self._require_key("an activation")
         if self.key_kind is not KeyKind.GVLK:
             raise UsageError("a host ticket activates a machine with a setup key (GVLK) only")
@@ -248,6 +271,7 @@ class Machine:
             last_attempt_at=now,
             last_attempt_ok=True,
             last_success_at=now,
+            moving_from=move_from,
         )
 
     def count_too_low(self, now: int, *, activation_interval: int) -> Machine:

@@ -15,6 +15,12 @@ Order of hosts:
    DNS search domain in turn, ordered by RFC 2782 (lowest priority first,
    weighted random within a priority, by the injected ``random.Random``).
 
+Moving (the last ticket asked the client to move, :attr:`DiscoveryConfig.avoid`):
+the cached host is not asked first; SRV records are tried in their order without
+the host that asked, and that host comes last, so the client stays licensed with
+it when no other host answers. During a move "count too low" from a new host does
+not end the attempt either: the next host is tried (:func:`move_order`).
+
 A host that does not answer, or answers with an error other than "count too low",
 or whose ticket does not verify (or whose dates are implausible: issued in the
 future, already expired, valid beyond 180 days), is dropped for this attempt and
@@ -34,7 +40,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from volact.catalog import Catalog
@@ -57,6 +63,8 @@ from volact.errors import (
     WrongHost,
 )
 from volact.wire import (
+    PROTOCOL_VERSION,
+    PROTOCOL_VERSION_MOVE,
     ActivateReply,
     ActivateRequest,
     GetLicense,
@@ -136,6 +144,23 @@ def rfc2782_order(records: Sequence[SrvRecord], rng: random.Random) -> list[SrvR
     return out
 
 
+def same_host(a: HostAddress, b: HostAddress) -> bool:
+    """Whether two addresses name the same host (names compare without case and a final dot)."""
+    return a.port == b.port and a.host.rstrip(".").lower() == b.host.rstrip(".").lower()
+
+
+def move_order(candidates: Sequence[HostAddress], avoid: HostAddress | None) -> list[HostAddress]:
+    """The hosts to try, in order, for a client asked to move away from ``avoid``.
+
+    Every other candidate keeps its place; ``avoid`` is moved to the end (added
+    when discovery did not return it), so it is asked only when no other host
+    grants. Without ``avoid`` the order is unchanged.
+    """
+    if avoid is None:
+        return list(candidates)
+    return [c for c in candidates if not same_host(c, avoid)] + [avoid]
+
+
 @dataclass(frozen=True)
 class DiscoveryConfig:
     """Where an attempt looks for hosts."""
@@ -146,6 +171,8 @@ class DiscoveryConfig:
     search_domains: tuple[str, ...] = ()  #: the machine's DNS search domains
     caching: bool = True  #: go straight back to the host that last answered
     cached_host: HostAddress | None = None  #: that host
+    #: the host whose ticket asked this client to move: tried last (None: no move)
+    avoid: HostAddress | None = None
 
     def srv_names(self) -> list[str]:
         domains = [self.domain] if self.domain else list(self.search_domains[:MAX_SEARCH_DOMAINS])
@@ -255,14 +282,19 @@ class AttemptPlanner:
     _looked_up: list[str] = field(default_factory=list, init=False)
     _last_reply: tuple[HostAddress, ActivateReply] | None = field(default=None, init=False)
     _answered_at: float = field(default=0.0, init=False)
+    _downgraded: set[HostAddress] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         cfg = self.config
         if cfg.manual_host is not None:
             self._queue.append(cfg.manual_host)
         else:
-            if cfg.caching and cfg.cached_host is not None:
-                self._queue.append(cfg.cached_host)
+            cached = cfg.cached_host
+            # A client asked to move does not go straight back to the host that asked.
+            avoid = cfg.avoid
+            moving_away = cached is not None and avoid is not None and same_host(cached, avoid)
+            if cfg.caching and cached is not None and not moving_away:
+                self._queue.append(cached)
             self._names = cfg.srv_names()
 
     # ---- the driver asks -----------------------------------------------------------
@@ -285,25 +317,41 @@ class AttemptPlanner:
                 continue
             if len(self._tried) >= MAX_HOSTS_PER_ATTEMPT:
                 break
-            self._tried.add(address)
-            self._waiting = _Pending(address, "activate")
-            req = self.request
-            self._events.append(
-                {
-                    "event": "request_sent",
-                    "host": str(address),
-                    "cmid": str(req.cmid),
-                    "state": req.state.name.lower(),
-                    "minutes_left": req.minutes_left,
-                }
-            )
-            return Exchange(address, encode(req), timeout, "activate")
+            return self._activate(address, timeout)
         if self._names and len(self._tried) < MAX_HOSTS_PER_ATTEMPT:
             name = self._names.pop(0)
             step = LookupSrv(name, timeout)
             self._waiting = step
             return step
+        if self._moving:
+            # Every other host has been tried: the one that asked us to move is the
+            # last resort (it still grants), so the move never costs the license.
+            avoid = self.config.avoid
+            assert avoid is not None
+            if all(not same_host(t, avoid) for t in self._tried):
+                # (Beyond MAX_HOSTS_PER_ATTEMPT if need be: one more exchange, bounded.)
+                self._events.append({"event": "move_last_resort", "host": str(avoid)})
+                return self._activate(avoid, timeout)
         return self._finish_failed(self._no_host_reason())
+
+    def _activate(self, address: HostAddress, timeout: float) -> Exchange:
+        self._tried.add(address)
+        self._waiting = _Pending(address, "activate")
+        req = self.request
+        self._events.append(
+            {
+                "event": "request_sent",
+                "host": str(address),
+                "cmid": str(req.cmid),
+                "state": req.state.name.lower(),
+                "minutes_left": req.minutes_left,
+            }
+        )
+        return Exchange(address, encode(req), timeout, "activate")
+
+    @property
+    def _moving(self) -> bool:
+        return self.config.avoid is not None and self.config.manual_host is None
 
     # ---- the driver answers --------------------------------------------------------
 
@@ -319,8 +367,10 @@ class AttemptPlanner:
                 "usable": len(good),
             }
         )
-        for rec in rfc2782_order(good, self.rng):
-            self._queue.append(HostAddress(rec.target, rec.port))
+        found = [HostAddress(rec.target, rec.port) for rec in rfc2782_order(good, self.rng)]
+        if self._moving:
+            found = move_order(found, self.config.avoid)[:-1]  # the avoided host comes last
+        self._queue.extend(found)
 
     def srv_failed(self, reason: str) -> None:
         step = self._expect_lookup()
@@ -383,7 +433,30 @@ class AttemptPlanner:
                 "renewal_interval": reply.renewal_interval,
             }
         )
+        if (
+            reply.result is Result.UNSUPPORTED_VERSION
+            and self.request.version > PROTOCOL_VERSION
+            and address not in self._downgraded
+        ):
+            # A host from before version 2: ask again in version 1 (a grant then
+            # carries no move hint). Forging this unsigned answer can only keep a
+            # client from being asked to move, never forge or alter a grant.
+            self._downgraded.add(address)
+            remaining = self.started + self.time_limit - self._answered_at
+            if remaining > 0:
+                self._waiting = _Pending(address, "activate")
+                old = replace(self.request, version=PROTOCOL_VERSION)
+                self._events.append({"event": "version_fallback", "host": str(address)})
+                return Exchange(
+                    address, encode(old), min(self.exchange_timeout, remaining), "activate"
+                )
         if reply.result is Result.COUNT_TOO_LOW:
+            avoid = self.config.avoid
+            if self._moving and avoid is not None and not same_host(address, avoid):
+                # The new host is still counting: we were counted there, and stay
+                # licensed with the host we are leaving while it gets there.
+                self._drop(address, "count too low at the new host; trying the next")
+                return None
             self._finish(address, reply)
             return None
         if reply.result is not Result.OK:
@@ -444,6 +517,8 @@ class AttemptPlanner:
             return True
         if fetched:
             self._new_licenses[reply.host_id] = lic_bytes
+        if ticket.move:
+            self._events.append({"event": "move_requested", "host": str(address)})
         self._finish(address, reply, ticket, lic_bytes, lic.expires_at)
         return True
 
@@ -606,4 +681,6 @@ def request_for(
 ) -> ActivateRequest:
     """The activation request, with the workstation name cut to what the wire takes."""
     name = workstation.encode("utf-8")[:63].decode("utf-8", "ignore")
-    return ActivateRequest(sku, cmid, nonce, now, state, minutes_left, vm, name)
+    return ActivateRequest(
+        sku, cmid, nonce, now, state, minutes_left, vm, name, PROTOCOL_VERSION_MOVE
+    )

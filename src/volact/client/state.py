@@ -173,6 +173,7 @@ def state_to_json(s: ClientState) -> dict[str, Any]:
             "last_attempt_at": m.last_attempt_at,
             "last_attempt_ok": m.last_attempt_ok,
             "last_success_at": m.last_success_at,
+            "moving_from": m.moving_from,
             # Informational: on load, validity comes from the re-verified documents.
             "valid_until": m.valid_until,
             "permanent": m.permanent,
@@ -200,6 +201,9 @@ def _machine_from_json(o: dict[str, Any]) -> Machine:
         last_attempt_at=_opt_int(o.get("last_attempt_at")),
         last_attempt_ok=bool(o.get("last_attempt_ok", False)),
         last_success_at=_opt_int(o.get("last_success_at")),
+        moving_from=None
+        if o.get("moving_from") is None
+        else str(HostAddress.parse(str(o["moving_from"]))),
     )
 
 
@@ -519,6 +523,7 @@ def plan_attempt(
         search_domains=() if state.domain or state.manual_host else tuple(search_domains),
         caching=state.host_caching,
         cached_host=state.cached_host,
+        avoid=None if m.moving_from is None else HostAddress.parse(m.moving_from),
     )
     return AttemptPlanner(
         request=req,
@@ -551,11 +556,14 @@ def apply_outcome(state: ClientState, outcome: Outcome, now: int) -> ClientState
         valid_until = t.valid_until if outcome.valid_until is None else outcome.valid_until
         if m.valid_until is None or valid_until >= m.valid_until:
             ticket, ticket_license = outcome.ticket_bytes, outcome.license_bytes
+        # A move hint matters only when hosts are found through DNS.
+        moving = t.move and state.manual_host is None and outcome.host is not None
         m = m.succeeded(
             now,
             valid_until=valid_until,
             activation_interval=t.activation_interval,
             renewal_interval=t.renewal_interval,
+            move_from=str(outcome.host) if moving else None,
         )
     elif outcome.reply is not None:
         # COUNT_TOO_LOW is unsigned: it may shorten the retry interval, never lengthen it.

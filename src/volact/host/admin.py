@@ -24,6 +24,8 @@ from volact.host.config import SERVE_FILE
 from volact.host.dns.status import status as dns_status
 from volact.host.home import load_config
 from volact.host.policy import COUNT_WINDOW, VALIDITY
+from volact.host.rebalance import progress, status_json, windows
+from volact.host.rebalance_file import load_rebalance
 from volact.host.store import DAY, HostStore, ValiditySummary
 from volact.wire import Result
 
@@ -62,10 +64,22 @@ def status(home: Path, *, now: int) -> dict[str, Any]:
                 license_state = "revoked"
     key = installed_key(home)
     run = serving(home)
+    rb = load_rebalance(home)
     with HostStore.open(home, create=False) as store:
         count, known = store.count_since(now - COUNT_WINDOW, count_vms=cfg.count_vms)
         totals = store.result_totals()
         installed_at = store.installed_at()
+        prog = None
+        if rb is not None:
+            active_since, left_before = windows(
+                now,
+                activation_interval=cfg.activation_interval,
+                renewal_interval=cfg.renewal_interval,
+            )
+            told, active, left = store.rebalance_figures(
+                since=rb.since, active_since=active_since, left_before=left_before
+            )
+            prog = progress(told=told, active=active, left=left)
     thresholds = {g.name: g.threshold for g in profile.catalog.groups}
     groups = list(lic.groups) if lic else []
     return {
@@ -93,6 +107,7 @@ def status(home: Path, *, now: int) -> dict[str, Any]:
         "requests_total": sum(totals.values()),
         "installed_at": installed_at,
         "dns": dns_status(home),
+        "rebalance": status_json(rb, prog, now=now, in_count=count),
     }
 
 
@@ -215,8 +230,11 @@ def alerts(
         found.append({"severity": severity, "code": code, "message": message})
 
     if not st["activated"]:
-        what = {"none": "has no host license", "expired": "has an expired host license",
-                "revoked": "has been revoked by the vendor"}.get(st["license_state"], "")
+        what = {
+            "none": "has no host license",
+            "expired": "has an expired host license",
+            "revoked": "has been revoked by the vendor",
+        }.get(st["license_state"], "")
         alert("critical", "host_not_activated",
               f"the host {what}: clients are refused; activate it "
               "(`volact host activate --authority URL` or by file)")  # fmt: skip

@@ -19,6 +19,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from volact.host.rebalance import progress, windows
+
 if TYPE_CHECKING:
     from volact.host.server import HostServer
 
@@ -66,6 +68,7 @@ class HostCollector(Collector):
             ("timeouts", st.timeouts, "Connections closed for sending too slowly since start"),
             ("refused_busy", st.refused_busy, "Connections refused over the cap since start"),
             ("evicted", st.evicted, "Idle connections closed for a newcomer since start"),
+            ("moves_told", st.moves_told, "Grants that asked the client to move since start"),
         ):
             yield CounterMetricFamily(f"volact_host_{name}", text, value)
         refused = CounterMetricFamily(
@@ -80,6 +83,34 @@ class HostCollector(Collector):
         yield GaugeMetricFamily(
             "volact_host_count_capacity", "Machines the count may hold", s.core.index.capacity
         )
+        yield from _rebalance_metrics(s, now)
+
+
+def _rebalance_metrics(s: HostServer, now: int) -> Iterator[Metric]:
+    """Share and progress of a rebalance (one scan of the clients table, only while
+    one is in force)."""
+    rb = s.core.rebalance
+    yield GaugeMetricFamily(
+        "volact_host_rebalance_share",
+        "Percent of clients asked to move (100: draining; 0: not rebalancing)",
+        0 if rb is None else rb.percent,
+    )
+    if rb is None:
+        return
+    cfg = s.config
+    active_since, left_before = windows(
+        now, activation_interval=cfg.activation_interval, renewal_interval=cfg.renewal_interval
+    )
+    told, active, left = s.store.rebalance_figures(
+        since=rb.since, active_since=active_since, left_before=left_before
+    )
+    prog = progress(told=told, active=active, left=left)
+    for name, value, text in (
+        ("told", prog.told, "Clients told to move since the rebalance began"),
+        ("left", prog.left, "Clients told to move that have not come back"),
+        ("remaining", prog.remaining, "Clients still renewing with this host"),
+    ):
+        yield GaugeMetricFamily(f"volact_host_rebalance_{name}", text, value)
 
 
 async def serve_metrics(server: HostServer, host: str | None, port: int) -> asyncio.Server:

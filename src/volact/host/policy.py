@@ -28,13 +28,16 @@ from volact.errors import ConfigurationError, DecodeError, Revoked
 from volact.host.admission import NewMachines, network_of
 from volact.host.client_index import COUNT_WINDOW, ClientIndex, Touch
 from volact.host.config import HostConfig
+from volact.host.rebalance import Rebalance
 from volact.signing import SigningKey
 from volact.wire import (
+    ACTIVATE_VERSIONS,
     DAY,
     HEADER_BYTES,
     MAX_CLOCK_SKEW,
     MAX_REQUEST_FRAME,
     PROTOCOL_VERSION,
+    PROTOCOL_VERSION_MOVE,
     VALIDITY_SECONDS,
     ActivateReply,
     ActivateRequest,
@@ -77,6 +80,7 @@ class RequestRecord(NamedTuple):
     result: int  #: the :class:`Result` code sent back
     host_count: int  #: the host's count in the reply
     valid_until: int  #: end of the granted activation (0 unless granted)
+    moved: bool = False  #: the grant's ticket asked the client to move (rebalance)
 
     @property
     def renewal(self) -> bool:
@@ -135,8 +139,12 @@ class HostCore:
         index: ClientIndex | None = None,
         max_skew: int = MAX_CLOCK_SKEW,
         validity: int = VALIDITY,
+        rebalance: Rebalance | None = None,
     ) -> None:
         self.config = config
+        #: the standing request that a share of clients move (None: nobody is asked);
+        #: a server replaces it when the setting changes
+        self.rebalance = rebalance
         self.catalog = catalog
         self.index = index if index is not None else ClientIndex()
         self.index.capacity = config.max_machines
@@ -178,9 +186,11 @@ class HostCore:
     def decide_frame(self, data: bytes, *, now: int, address: str = "") -> Decision:
         """Decode one frame and decide; :class:`DecodeError` when it is not a request."""
         if len(data) >= HEADER_BYTES and data[3] == MsgType.ACTIVATE:
-            if data[2] != PROTOCOL_VERSION:
-                # Another version's activation request: say so rather than hang up.
-                return Decision(self._reply(Result.UNSUPPORTED_VERSION, 0, 0), None)
+            if data[2] not in ACTIVATE_VERSIONS:
+                # Another version's activation request: say so (in version 1, which
+                # every client reads) rather than hang up.
+                count = self.index.count(now, count_vms=self.config.count_vms)
+                return Decision(self._reply(Result.UNSUPPORTED_VERSION, count, 0), None)
             return self._decide(decode_request(data), now, address)
         msg = decode(data, max_frame=MAX_REQUEST_FRAME)
         if isinstance(msg, GetLicense):
@@ -191,17 +201,19 @@ class HostCore:
         """Decide on one activation or renewal request."""
         raw = RawRequest(
             req.sku.bytes, req.cmid.bytes, req.nonce, req.client_time, int(req.state),
-            req.minutes_left, req.vm, req.workstation,
+            req.minutes_left, req.vm, req.workstation, req.version,
         )  # fmt: skip
         return self._decide(raw, now, address)
 
     def _decide(self, req: RawRequest, now: int, address: str) -> Decision:
         sku = req.sku
         required = self._thresholds.get(sku)
-        if abs(req.client_time - now) > self.max_skew:
-            return self._refuse(req, now, address, Result.CLOCK_SKEW, 0, required or 0)
-        if required is None:
-            return self._refuse(req, now, address, Result.UNKNOWN_SKU, 0, 0)
+        skewed = abs(req.client_time - now) > self.max_skew
+        if skewed or required is None:
+            # Refused before counting: the count is the host's without this machine.
+            count = self.index.count(now, count_vms=self.config.count_vms)
+            result = Result.CLOCK_SKEW if skewed else Result.UNKNOWN_SKU
+            return self._refuse(req, now, address, result, count, required or 0)
         if req.cmid not in self.index:
             reason = (
                 "full" if not self.index.can_add()
@@ -216,21 +228,27 @@ class HostCore:
         if result is Result.OK and count < required:
             result = Result.COUNT_TOO_LOW
         if result is not Result.OK:
-            frame = self._reply(result, count, required)
+            frame = self._reply(result, count, required, req.version)
             return Decision(frame, _record(req, now, address, result, count, 0), touched)
         key = self.signing_key
         assert key is not None
         valid_until = now + self.validity
         cfg = self.config
+        # A version-2 client gets a version-2 ticket, whose signed flags may ask it
+        # to move; a version-1 client cannot be asked (it would not read the ticket).
+        move: bool | None = None
+        if req.version >= PROTOCOL_VERSION_MOVE:
+            rb = self.rebalance
+            move = rb is not None and rb.selects(req.cmid, cfg.host_id)
         body = ticket_body(
             req.cmid, sku, req.nonce, cfg.host_id, now, valid_until,
-            cfg.activation_interval, cfg.renewal_interval, count,
+            cfg.activation_interval, cfg.renewal_interval, count, move,
         )  # fmt: skip
         frame = encode_reply(
             Result.OK, count, required, cfg.activation_interval, cfg.renewal_interval,
-            cfg.host_id, body + key.sign(body),
+            cfg.host_id, body + key.sign(body), req.version,
         )  # fmt: skip
-        record = _record(req, now, address, Result.OK, count, valid_until)
+        record = _record(req, now, address, Result.OK, count, valid_until, bool(move))
         return Decision(frame, record, touched)
 
     def forget(self, touched: Sequence[Touch]) -> None:
@@ -309,27 +327,30 @@ class HostCore:
     def host_public_key(self) -> bytes | None:
         return None if self.signing_key is None else self.signing_key.public_key
 
-    def _reply(self, result: Result, count: int, required: int) -> bytes:
+    def _reply(
+        self, result: Result, count: int, required: int, version: int = PROTOCOL_VERSION
+    ) -> bytes:
         cfg = self.config
         return encode_reply(
             result, count, required, cfg.activation_interval, cfg.renewal_interval,
-            cfg.host_id if self.license is not None else _NO_HOST_ID,
+            cfg.host_id if self.license is not None else _NO_HOST_ID, b"", version,
         )  # fmt: skip
 
     def _refuse(
         self, req: RawRequest, now: int, address: str, result: Result, count: int,
         required: int,
     ) -> Decision:  # fmt: skip
-        frame = self._reply(result, count, required)
+        frame = self._reply(result, count, required, req.version)
         return Decision(frame, _record(req, now, address, result, count, 0))
 
 
 def _record(
-    req: RawRequest, now: int, address: str, result: Result, count: int, valid_until: int
-) -> RequestRecord:
+    req: RawRequest, now: int, address: str, result: Result, count: int, valid_until: int,
+    moved: bool = False,
+) -> RequestRecord:  # fmt: skip
     return RequestRecord(
         now, address, req.cmid, req.sku, req.workstation, req.vm, req.state,
-        req.minutes_left, req.client_time, int(result), count, valid_until,
+        req.minutes_left, req.client_time, int(result), count, valid_until, moved,
     )  # fmt: skip
 
 

@@ -43,6 +43,7 @@ from volact.host.home import load_config
 from volact.host.malformed import EventRow, MalformedLog
 from volact.host.metrics import serve_metrics
 from volact.host.policy import HostCore, RequestRecord
+from volact.host.rebalance_file import REBALANCE_FILE, FileWatch, load_rebalance
 from volact.host.store import HostStore
 from volact.wire import MAX_REQUEST_FRAME, FrameReader, Result, encode_reply
 
@@ -168,6 +169,7 @@ class ServerStats:
     malformed: int = 0  #: connections closed for bad input
     timeouts: int = 0  #: connections closed for sending too slowly
     replies: int = 0  #: replies sent
+    moves_told: int = 0  #: grants whose ticket asked the client to move (rebalance)
 
 
 class HostProtocol(asyncio.Protocol):
@@ -325,6 +327,8 @@ class HostServer:
         self.drained = asyncio.Event()
         self.servers: list[asyncio.AbstractServer] = []
         self.addresses: list[str] = []
+        #: ``rebalance.json``, looked at from the sweep loop (see :meth:`reload_settings`)
+        self.rebalance_watch = FileWatch(home / REBALANCE_FILE)
 
     def now(self) -> int:
         """The host's idea of the time (the clock it was given), Unix seconds."""
@@ -344,6 +348,8 @@ class HostServer:
             conn._bad(str(exc))
             return
         rec = decision.record
+        if rec is not None and rec.moved:
+            self.stats.moves_told += 1
         if rec is None:
             conn.send(decision.frame)
         elif decision.must_commit:
@@ -400,6 +406,31 @@ class HostServer:
         for when, kind, message in self.core.flood_events(now):
             self.committer.add_event(when, kind, message)
             _warn(message)
+        self.reload_settings()
+
+    def reload_settings(self, *, force: bool = False) -> None:
+        """Pick up a changed ``rebalance.json`` (one ``stat`` a second; no restart).
+
+        A setting that cannot be read keeps the one in force and says so in the
+        events. When a general reload (SIGHUP or a watched settings file) exists,
+        it should call this too.
+        """
+        if not (self.rebalance_watch.changed() or force):
+            return
+        try:
+            rb = load_rebalance(self.home)
+        except VolactError as exc:
+            self.committer.add_event(self.now(), "rebalance_failed", f"setting kept: {exc}")
+            return
+        if rb == self.core.rebalance:
+            return
+        self.core.rebalance = rb
+        if rb is None:
+            message = "stopped: no client is asked to move"
+        else:
+            what = "drain: every client" if rb.draining else f"{rb.percent:g} % of clients"
+            message = f"{what} asked to move at renewal (since {rb.since})"
+        self.committer.add_event(self.now(), "rebalance_set", message)
 
     async def start(self, listen: Sequence[str]) -> None:
         for spec in listen or ("",):
@@ -473,6 +504,7 @@ async def serve_async(
         now = clock()
         core = load_core(home, cfg, store.recent_clients(now - COUNT_WINDOW), now=now)
         server = HostServer(home, core, store, cfg, loop, clock)
+        server.reload_settings(force=True)
         # The count index can hold millions of objects that live as long as the
         # host: move them out of the collector's sight, and collect young objects
         # less often (each exchange allocates a few short-lived containers).

@@ -29,7 +29,7 @@ from volact.host.config import LOCK_FILE, STORE_FILE
 from volact.host.policy import NOT_COUNTED, RequestRecord
 from volact.wire import Result
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DAY = 86_400
 
 _MIGRATIONS: dict[int, str] = {
@@ -71,12 +71,16 @@ _MIGRATIONS: dict[int, str] = {
     ) WITHOUT ROWID;
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # Rebalance: when the client's latest grant asked it to move (0: it did not).
+    2: """
+    ALTER TABLE clients ADD COLUMN told_at INTEGER NOT NULL DEFAULT 0;
+    """,
 }
 
 _UPSERT_CLIENT = """
 INSERT INTO clients (cmid, sku, workstation, address, vm, first_contact, last_contact,
-                     last_result, valid_until)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     last_result, valid_until, told_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (cmid) DO UPDATE SET
     sku = excluded.sku,
     workstation = excluded.workstation,
@@ -85,7 +89,13 @@ ON CONFLICT (cmid) DO UPDATE SET
     last_contact = max(last_contact, excluded.last_contact),
     last_result = excluded.last_result,
     valid_until = CASE WHEN excluded.valid_until > 0 THEN excluded.valid_until
-                       ELSE valid_until END
+                       ELSE valid_until END,
+    told_at = CASE WHEN excluded.last_result = 0 THEN excluded.told_at ELSE told_at END
+"""
+_INSERT_MOVE = """
+INSERT INTO events (time, kind, address, workstation, cmid, sku, vm, state, result, count,
+                    message)
+VALUES (?, 'move_told', ?, ?, ?, ?, ?, ?, ?, ?, 'granted and asked to move to another host')
 """
 _INSERT_REQUEST = """
 INSERT INTO events (time, kind, address, workstation, cmid, sku, vm, state, minutes_left,
@@ -315,11 +325,19 @@ class HostStore:
                 _UPSERT_CLIENT,
                 [
                     (r.cmid, r.sku, r.workstation, r.address, r.vm, r.time, r.time,
-                     r.result, r.valid_until)
+                     r.result, r.valid_until, r.time if r.moved else 0)
                     for r in records
                     if r.result not in NOT_COUNTED
                 ],
             )  # fmt: skip
+            moves = [
+                (r.time, r.address, r.workstation, r.cmid, r.sku, r.vm, r.state, r.result,
+                 r.host_count)
+                for r in records
+                if r.moved
+            ]  # fmt: skip
+            if moves:
+                c.executemany(_INSERT_MOVE, moves)
             totals = Counter(r.result for r in records)
             daily = Counter(
                 (r.time // DAY, r.sku, "renewal" if r.renewal else "activation")
@@ -419,6 +437,25 @@ class HostStore:
             else:
                 hi = mid
         return lo
+
+    def rebalance_figures(
+        self, *, since: int, active_since: int, left_before: int
+    ) -> tuple[int, int, int]:
+        """``(told, active, left)`` for a rebalance that began at ``since``.
+
+        ``told``: clients whose latest grant (at or after ``since``) asked them to
+        move; ``active``: clients seen after ``active_since``; ``left``: active
+        clients whose last contact was a grant that asked them to move (under this
+        rebalance or an earlier one) and who have not come back since
+        ``left_before`` (a client that cannot move comes back sooner). One scan.
+        """
+        row = self._read(
+            "SELECT sum(told_at > 0 AND told_at >= ?), sum(last_contact > ?), "
+            "sum(told_at > 0 AND told_at = last_contact AND last_contact > ? "
+            "AND last_contact <= ?) FROM clients",
+            (since, active_since, active_since, left_before),
+        )[0]
+        return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
     def has_client(self, cmid: bytes) -> bool:
         return bool(self._read("SELECT 1 FROM clients WHERE cmid = ?", (cmid,)))

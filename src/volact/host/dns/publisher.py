@@ -17,12 +17,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from volact.addresses import normalize_name
-from volact.errors import ConfigurationError, UsageError
+from volact.errors import ConfigurationError, UsageError, VolactError
 from volact.host.dns.files import host_id_of, load_settings, service_label
 from volact.host.dns.outcomes import Outcome
 from volact.host.dns.schedule import Backoff, PublishSchedule
 from volact.host.dns.state import load_published, published_after, record_outcome, save_state
 from volact.host.dns.updates import QUERY_TIMEOUT, publish_domain, unpublish_domain
+from volact.host.rebalance_file import load_rebalance
 
 EventSink = Callable[[str, str], None]
 
@@ -105,6 +106,53 @@ def run_once(
     return outcomes
 
 
+def withdraw_srv(
+    home: Path,
+    *,
+    fqdn: str,
+    record_event: EventSink | None = None,
+    timeout: float = QUERY_TIMEOUT,
+) -> list[Outcome]:
+    """Remove this host's SRV record from every domain, keeping its A/AAAA (a drain).
+
+    New clients stop finding the host; clients that cached its name still reach
+    it and are asked, in their ticket, to move. ``dns-state.json`` is left as it
+    is, so a later ``unpublish`` still removes the addresses published before,
+    and a later ``publish`` puts the SRV back.
+    """
+    settings = load_settings(home)
+    if not settings.configured:
+        raise ConfigurationError(
+            "no DNS server is set; run `volact host dns --home DIR --server ADDR[:PORT]`"
+        )
+    name = settings.fqdn or fqdn
+    label = service_label(home, settings)
+    me = host_id_of(home)
+    outcomes: list[Outcome] = []
+    for target in settings.targets(name):
+        # No ``previous``: only this host's own SRV rdata (and marker) goes.
+        outcome = unpublish_domain(
+            target, settings, label=label, fqdn=name, host_id=me, timeout=timeout
+        )
+        if record_event is not None:
+            kind = f"dns_withdraw_{'ok' if outcome.ok else 'failed'}"
+            _safe_event(record_event, kind, outcome.message())
+        outcomes.append(outcome)
+    return outcomes
+
+
+#: How often a draining host looks whether the drain has ended (to publish again).
+DRAIN_CHECK_SECONDS = 30.0
+
+
+def _draining(home: Path) -> bool:
+    try:
+        rb = load_rebalance(home)
+    except VolactError:
+        return False
+    return rb is not None and rb.draining
+
+
 async def publish_loop(
     home: Path,
     *,
@@ -143,6 +191,12 @@ async def publish_loop(
     schedule = PublishSchedule(targets, Backoff.of(settings), int(clock()))
     listen = tuple(addresses)
     while not stop.is_set():
+        if _draining(home):
+            # A draining host does not publish itself: new clients must not find it
+            # (`volact host rebalance --share 100` withdrew its records).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=DRAIN_CHECK_SECONDS)
+            continue
         for domain in schedule.due(int(clock())):
             if stop.is_set():
                 return
