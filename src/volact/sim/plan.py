@@ -18,7 +18,7 @@ from typing import Any
 from volact.errors import UsageError
 from volact.sim.engine import Simulation
 from volact.sim.scenario import HostSpec, Population, Scenario
-from volact.wire import DEFAULT_EXCHANGE_SECONDS
+from volact.client.planner import DEFAULT_EXCHANGE_SECONDS
 
 #: Below about this many machines one host is recommended (case study, Phase 1).
 SMALL_SITE = 100
