@@ -318,7 +318,6 @@ class Simulation:
         self.c_machine: list[Machine | None] = []
         self.c_cached: list[int] = []
         self.c_known: list[int] = []
-        self.c_jitter: list[int] = []
         self.buckets: dict[int, list[int]] = {}
         self._actions: dict[int, list[Any]] = {}
         self._leaves: dict[int, list[_Pop]] = {}
@@ -403,7 +402,10 @@ class Simulation:
         spec = pop.spec
         first = self._tick_of(spec.arrive_day)
         last = max(first + 1, self._tick_of(spec.arrive_day + spec.ramp_days))
-        slots = [k for k in range(first, last) if not pop.office or self._on(k)]
+        # Arrivals on the hour: the report counts requests per hour, and machines that
+        # act in the same tick in the same state are stepped together.
+        tph = self.ticks_per_hour
+        slots = [k for k in range(first, last) if k % tph == 0 and (not pop.office or self._on(k))]
         if not slots:
             slots = [self._defer(pop, first)]
         pop.first = len(self.c_pop)
@@ -416,8 +418,6 @@ class Simulation:
             self.c_machine.append(None)
             self.c_cached.append(-1)
             self.c_known.append(0)
-            # Office machines are switched on over the first hour of the day, not at once.
-            self.c_jitter.append(rng.randrange(self.ticks_per_hour) if pop.office else 0)
             tick = slots[j * len(slots) // n] if spec.ramp_days else first
             self.buckets.setdefault(tick, []).append(c)
         pop.last = len(self.c_pop)
@@ -538,9 +538,9 @@ class Simulation:
             r.host_count[h.i].append(h.core.count(t))
 
     def _tick(self, tick: int, t: int, bucket: list[int]) -> None:
-        groups: dict[tuple[int, int, int, int, bool], list[int]] = {}
-        c_machine, c_cached, c_known, c_pop, c_vm = (
-            self.c_machine, self.c_cached, self.c_known, self.c_pop, self.c_vm
+        groups: dict[tuple[int, int, int, int], list[int]] = {}
+        c_machine, c_cached, c_known, c_pop = (
+            self.c_machine, self.c_cached, self.c_known, self.c_pop
         )  # fmt: skip
         pops = self.pops
         for c in bucket:
@@ -550,17 +550,17 @@ class Simulation:
             m = c_machine[c]
             if m is None:
                 m = c_machine[c] = self._install(p, t)
-            key = (id(m), c_cached[c], c_known[c], p, c_vm[c])
+            key = (id(m), c_cached[c], c_known[c], p)
             g = groups.get(key)
             if g is None:
                 groups[key] = [c]
             else:
                 g.append(c)
         records: dict[str, list[SrvRecord]] = {}
-        for (_, cached, known, p, vm), cids in groups.items():
+        for (_, cached, known, p), cids in groups.items():
             m = c_machine[cids[0]]
             assert m is not None
-            self._cohort(tick, t, m, cached, known, pops[p], vm, cids, records)
+            self._cohort(tick, t, m, cached, known, pops[p], cids, records)
         tph = self.ticks_per_hour
         hour = tick // tph
         for h in self.hosts:
@@ -595,10 +595,11 @@ class Simulation:
     # ---- one cohort: the planner once per path, the host once per machine -------------
 
     def _cohort(
-        self, tick: int, t: int, m: Machine, cached: int, known: int, pop: _Pop, vm: bool,
+        self, tick: int, t: int, m: Machine, cached: int, known: int, pop: _Pop,
         cids: list[int], records: dict[str, list[SrvRecord]],
     ) -> None:  # fmt: skip
-        tree = _Tree(self, t, m, cached, known, pop, vm, self.c_cmid[cids[0]])
+        c0 = cids[0]
+        tree = _Tree(self, t, m, cached, known, pop, self.c_vm[c0], self.c_cmid[c0])
         root = tree.root
         step = root.step
         ends: list[_Node] = []
@@ -615,7 +616,7 @@ class Simulation:
                 # The hot case (a renewal with the cached host): every machine of the
                 # cohort asks the same host; only the host's answer can split them.
                 walkers = []
-                for result, group in self._decide_many(h, cids, t, m, pop, vm).items():
+                for result, group in self._decide_many(h, cids, t, m, pop).items():
                     child = root.children.get(result)
                     if child is None:
                         child = tree.grow(root, result)
@@ -626,7 +627,7 @@ class Simulation:
                         walkers.append((child, group))
         for start, group in walkers:
             for c in group:
-                leaf = self._walk(tree, start, c, t, m, pop, vm, records)
+                leaf = self._walk(tree, start, c, t, m, pop, records)
                 self._land(leaf, [c], tick, t, pop, cached, known, ends)
         mc = self._mc
         mc[m] -= len(cids)
@@ -646,7 +647,7 @@ class Simulation:
             self.r.failed += n
 
     def _walk(
-        self, tree: _Tree, node: _Node, c: int, t: int, m: Machine, pop: _Pop, vm: bool,
+        self, tree: _Tree, node: _Node, c: int, t: int, m: Machine, pop: _Pop,
         records: dict[str, list[SrvRecord]],
     ) -> _Node:  # fmt: skip
         """One machine's way from ``node`` to a leaf: its own draws, its own host decisions."""
@@ -668,7 +669,7 @@ class Simulation:
                 if pop.exchange_fail or lost or not pop.reaches(h, t):
                     edge = _FAIL
                 else:
-                    edge = self._decide_many(h, [c], t, m, pop, vm).popitem()[0]
+                    edge = self._decide_many(h, [c], t, m, pop).popitem()[0]
             child = node.children.get(edge)
             if child is None:
                 child = tree.grow(node, edge)
@@ -703,24 +704,12 @@ class Simulation:
             for c in group:
                 c_known[c] = leaf.known
         nt = leaf.next_tick
-        buckets = self.buckets
-        if nt >= 0:
-            if nt < self.n_ticks:
-                b = buckets.get(nt)
-                if b is None:
-                    buckets[nt] = list(group)
-                else:
-                    b.extend(group)
-            return
-        jitter = self.c_jitter
-        for c in group:  # deferred to the morning: each machine at its own boot time
-            ct = -nt + jitter[c]
-            if ct < self.n_ticks:
-                b = buckets.get(ct)
-                if b is None:
-                    buckets[ct] = [c]
-                else:
-                    b.append(c)
+        if nt < self.n_ticks:
+            b = self.buckets.get(nt)
+            if b is None:
+                self.buckets[nt] = list(group)
+            else:
+                b.extend(group)
 
     def _settle_leaf(self, leaf: _Node, tick: int, t: int, pop: _Pop) -> None:
         tree: _Tree = leaf.log[0]
@@ -739,8 +728,7 @@ class Simulation:
         leaf.known = self._known_id(known)
         at = leaf.machine.next_action_at(t)
         nt = self.n_ticks if at is None else max(tick + 1, math.ceil((at - self.t0) / self.tick_s))
-        deferred = self._defer(pop, nt)
-        leaf.next_tick = nt if deferred == nt else -deferred
+        leaf.next_tick = self._defer(pop, nt)  # an office machine that was off: the morning
 
     def _srv(self, domain: str, t: int) -> list[SrvRecord]:
         """The SRV answer for ``domain`` at ``t``: every running host that publishes there."""
@@ -751,7 +739,7 @@ class Simulation:
         ]
 
     def _decide_many(
-        self, h: _Host, cids: list[int], t: int, m: Machine, pop: _Pop, vm: bool
+        self, h: _Host, cids: list[int], t: int, m: Machine, pop: _Pop
     ) -> dict[int, list[int]]:
         """The host's result for each machine's request at ``t``, machines by result.
 
@@ -760,21 +748,21 @@ class Simulation:
         last full decision was at this instant for this SKU and VM flag.
         """
         out: dict[int, list[int]] = {}
-        c_cmid = self.c_cmid
+        c_cmid, c_vm = self.c_cmid, self.c_vm
         touch = h.core.index.touch
         sku = pop.sku_bytes
-        counts = self.r.result_counts
         trace = self.trace
         last = h.last
-        same = last is not None and last[0] == t and last[1] == sku and last[2] == vm
-        result = last[3] if last is not None else 0
-        group = out.setdefault(result, []) if same else []
+        last_vm = None if last is None or last[0] != t or last[1] != sku else last[2]
+        result = -1 if last is None else last[3]
+        group = out.setdefault(result, [])
         shortcut = 0
         for c in cids:
             cmid = c_cmid[c]
-            if same:
+            vm = c_vm[c]
+            if vm is last_vm:
                 _, old, was_vm = touch(cmid, t, vm)
-                if old is not None and was_vm == vm:
+                if old is not None and was_vm is vm:
                     group.append(c)
                     shortcut += 1
                     if trace is not None:
@@ -788,13 +776,14 @@ class Simulation:
             assert d.record is not None
             result = d.record.result
             h.last = (t, sku, vm, result, d.frame)
+            last_vm = vm
             self.r.full_decisions += 1
-            same = True
             group = out.get(result) or out.setdefault(result, [])
             group.append(c)
             if trace is not None:
                 self._trace(h, t, cmid, m, pop, vm, result)
         self.r.shortcut_decisions += shortcut
+        counts = self.r.result_counts
         for res, g in list(out.items()):
             if g:
                 counts[res] += len(g)
