@@ -165,8 +165,22 @@ class _Host:
 
 class _Pop:
     __slots__ = (
-        "cut_until", "domain", "exchange_fail", "first", "gone", "i", "last", "latency",
-        "loss", "office", "spec", "sku", "sku_bytes", "v4", "v6", "ws",
+        "cut_until",
+        "domain",
+        "exchange_fail",
+        "first",
+        "gone",
+        "i",
+        "last",
+        "latency",
+        "loss",
+        "office",
+        "sku",
+        "sku_bytes",
+        "spec",
+        "v4",
+        "v6",
+        "ws",
     )  # fmt: skip
 
     def __init__(self, i: int, spec: Population, catalog: Catalog, cut_until: int | None) -> None:

@@ -15,10 +15,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from volact.client.planner import DEFAULT_EXCHANGE_SECONDS
 from volact.errors import UsageError
 from volact.sim.engine import Simulation
 from volact.sim.scenario import HostSpec, Population, Scenario
-from volact.client.planner import DEFAULT_EXCHANGE_SECONDS
 
 #: Below about this many machines one host is recommended (case study, Phase 1).
 SMALL_SITE = 100
@@ -78,10 +78,13 @@ def _fleet(clients: int, hosts: int, *, office: bool, latency: float, days: int)
         hosts=tuple(HostSpec(f"h{i + 1}", weight=100) for i in range(hosts)),
         populations=(
             Population(
-                "site", clients, ramp_days=1, hours="office" if office else "always",
+                "site",
+                clients,
+                ramp_days=1,
+                hours="office" if office else "always",
                 latency_s=latency,
             ),
-        ),  # fmt: skip
+        ),
     )
 
 

@@ -236,10 +236,10 @@ def _check(s: Scenario) -> None:
         if a.action == "set_intervals":
             if a.activation_interval is None and a.renewal_interval is None:
                 raise _fail(what, "set_intervals needs activation_interval or renewal_interval")
-            for iv, key in ((a.activation_interval, "activation_interval"),
-                            (a.renewal_interval, "renewal_interval")):  # fmt: skip
-                if iv is not None:
-                    _check_interval(what, key, iv)
+            for maybe, key in ((a.activation_interval, "activation_interval"),
+                               (a.renewal_interval, "renewal_interval")):  # fmt: skip
+                if maybe is not None:
+                    _check_interval(what, key, maybe)
         if a.action == "rebalance" and not 0 < a.share <= 100:
             raise _fail(what, "rebalance needs share, a percent in (0, 100]")
 
@@ -282,20 +282,20 @@ class _Table:
             raise _fail(self.where, f"{key} must be {types[0].__name__}, not {type(v).__name__}")
         return v
 
-    def str(self, key: str, default: Any) -> Any:
+    def text(self, key: str, default: Any) -> Any:
         return self._get(key, (str,), default)
 
-    def int(self, key: str, default: Any) -> Any:
+    def integer(self, key: str, default: Any) -> Any:
         return self._get(key, (int,), default)
 
-    def num(self, key: str, default: Any) -> Any:
+    def number(self, key: str, default: Any) -> Any:
         v = self._get(key, (float, int), default)
         return None if v is None else float(v)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         return bool(self._get(key, (bool,), default))
 
-    def list(self, key: str) -> list[Any]:
+    def items(self, key: str) -> list[Any]:
         return list(self._get(key, (list,), []))
 
     def done(self) -> None:
@@ -312,19 +312,19 @@ def parse_scenario(text: str, *, source: str = "scenario") -> Scenario:
         raise ConfigurationError(f"{source}: not valid TOML: {exc}") from None
     top = _Table(data, source)
     sim = _Table(top._get("simulation", (dict,), {}), "[simulation]")
-    hosts = [_host(_Table(h, f"[[hosts]] #{i + 1}")) for i, h in enumerate(top.list("hosts"))]
-    pops = [_pop(_Table(p, f"[[clients]] #{i + 1}")) for i, p in enumerate(top.list("clients"))]
+    hosts = [_host(_Table(h, f"[[hosts]] #{i + 1}")) for i, h in enumerate(top.items("hosts"))]
+    pops = [_pop(_Table(p, f"[[clients]] #{i + 1}")) for i, p in enumerate(top.items("clients"))]
     actions = [
-        _action(_Table(a, f"[[actions]] #{i + 1}")) for i, a in enumerate(top.list("actions"))
+        _action(_Table(a, f"[[actions]] #{i + 1}")) for i, a in enumerate(top.items("actions"))
     ]
     top.done()
     s = Scenario(
-        name=sim.str("name", Path(source).stem),
-        description=sim.str("description", ""),
-        days=sim.num("days", 180.0),
-        seed=sim.int("seed", 1),
-        tick_minutes=sim.int("tick_minutes", 15),
-        start=sim.str("start", DEFAULT_START),
+        name=sim.text("name", Path(source).stem),
+        description=sim.text("description", ""),
+        days=sim.number("days", 180.0),
+        seed=sim.integer("seed", 1),
+        tick_minutes=sim.integer("tick_minutes", 15),
+        start=sim.text("start", DEFAULT_START),
         hosts=tuple(hosts),
         populations=tuple(pops),
         actions=tuple(sorted(actions, key=lambda a: a.day)),
@@ -346,22 +346,22 @@ def load_scenario(path: Path) -> Scenario:
 
 def _host(t: _Table) -> HostSpec:
     outages = []
-    for o in t.list("outages"):
+    for o in t.items("outages"):
         ot = _Table(o, f"{t.where} outage")
-        outages.append((ot.num("day", 0.0), ot.num("days", 1.0)))
+        outages.append((ot.number("day", 0.0), ot.number("days", 1.0)))
         ot.done()
     h = HostSpec(
-        name=t.str("name", ""),
-        start_day=t.num("start_day", 0.0),
-        stop_day=t.num("stop_day", None),
-        family=t.str("family", "dual"),
-        priority=t.int("priority", 0),
-        weight=t.int("weight", 0),
-        domains=tuple(t.list("domains") or [DEFAULT_DOMAIN]),
-        capacity=t.num("capacity", 0.0),
-        activation_interval=t.int("activation_interval", DEFAULT_ACTIVATION_INTERVAL),
-        renewal_interval=t.int("renewal_interval", DEFAULT_RENEWAL_INTERVAL),
-        count_vms=t.bool("count_vms", True),
+        name=t.text("name", ""),
+        start_day=t.number("start_day", 0.0),
+        stop_day=t.number("stop_day", None),
+        family=t.text("family", "dual"),
+        priority=t.integer("priority", 0),
+        weight=t.integer("weight", 0),
+        domains=tuple(t.items("domains") or [DEFAULT_DOMAIN]),
+        capacity=t.number("capacity", 0.0),
+        activation_interval=t.integer("activation_interval", DEFAULT_ACTIVATION_INTERVAL),
+        renewal_interval=t.integer("renewal_interval", DEFAULT_RENEWAL_INTERVAL),
+        count_vms=t.flag("count_vms", True),
         outages=tuple(outages),
     )
     if not all(isinstance(d, str) for d in h.domains):
@@ -375,23 +375,23 @@ def _pop(t: _Table) -> Population:
     raw = t._get("unreachable", (dict,), None)
     if raw is not None:
         ut = _Table(raw, f"{t.where} unreachable")
-        unreachable = Unreachable(ut.num("share", 0.0), ut.num("until_day", 0.0))
+        unreachable = Unreachable(ut.number("share", 0.0), ut.number("until_day", 0.0))
         ut.done()
     p = Population(
-        name=t.str("name", ""),
-        count=t.int("count", 0),
-        sku_group=t.str("sku_group", "desktop"),
-        vm_share=t.num("vm_share", 0.0),
-        arrive_day=t.num("arrive_day", 0.0),
-        ramp_days=t.num("ramp_days", 0.0),
-        hours=t.str("hours", "always"),
-        latency_s=t.num("latency_s", 0.02),
-        loss=t.num("loss", 0.0),
-        family=t.str("family", "dual"),
-        domain=t.str("domain", DEFAULT_DOMAIN),
-        caching=t.bool("caching", True),
+        name=t.text("name", ""),
+        count=t.integer("count", 0),
+        sku_group=t.text("sku_group", "desktop"),
+        vm_share=t.number("vm_share", 0.0),
+        arrive_day=t.number("arrive_day", 0.0),
+        ramp_days=t.number("ramp_days", 0.0),
+        hours=t.text("hours", "always"),
+        latency_s=t.number("latency_s", 0.02),
+        loss=t.number("loss", 0.0),
+        family=t.text("family", "dual"),
+        domain=t.text("domain", DEFAULT_DOMAIN),
+        caching=t.flag("caching", True),
         unreachable=unreachable,
-        leave_day=t.num("leave_day", None),
+        leave_day=t.number("leave_day", None),
     )
     t.done()
     return p
@@ -399,13 +399,13 @@ def _pop(t: _Table) -> Population:
 
 def _action(t: _Table) -> Action:
     a = Action(
-        day=t.num("day", 0.0),
-        action=t.str("action", ""),
-        host=t.str("host", ""),
-        days=t.num("days", 0.0),
-        activation_interval=t.int("activation_interval", None),
-        renewal_interval=t.int("renewal_interval", None),
-        share=t.num("share", 0.0),
+        day=t.number("day", 0.0),
+        action=t.text("action", ""),
+        host=t.text("host", ""),
+        days=t.number("days", 0.0),
+        activation_interval=t.integer("activation_interval", None),
+        renewal_interval=t.integer("renewal_interval", None),
+        share=t.number("share", 0.0),
     )
     t.done()
     return a
