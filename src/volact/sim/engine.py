@@ -216,11 +216,11 @@ class _Pop:
 
 class _Node:
     """A point on a planner path: the step the planner asks for next, and where each
-    answer leads. A leaf (``step`` is Finished) holds the machine's new state."""
+    answer leads. A leaf (``step`` is Finished) holds the machines' new states."""
 
     __slots__ = (
-        "bytes", "cached", "children", "failed", "host", "known", "log", "machine", "mono", "n",
-        "next_tick", "planner", "step",
+        "after", "bytes", "cached", "children", "failed", "host", "known", "log", "mono",
+        "planner", "settled", "step",
     )  # fmt: skip
 
     def __init__(self, log: tuple[Any, ...], step: Step, mono: float, host: int, nbytes: int):
@@ -233,11 +233,11 @@ class _Node:
         #: the planner in this node's state, until a child takes it over
         self.planner: AttemptPlanner | None = None
         self.children: dict[Any, _Node] = {}
-        self.machine: Machine | None = None
+        self.settled = False  #: a leaf whose cached host and licenses are worked out
         self.cached = -1
         self.known = 0
-        self.n = 0  #: machines that ended here in this tick
-        self.next_tick = 0
+        #: id(machine before) -> (machine after, next tick), for machines that ended here
+        self.after: dict[int, tuple[Machine, int]] = {}
 
 
 def transition(m: Machine, outcome: Outcome, now: int) -> Machine:
@@ -324,7 +324,9 @@ class Simulation:
         self._known_sets: list[frozenset[int]] = [frozenset()]
         self._known_ids: dict[frozenset[int], int] = {frozenset(): 0}
         self._intern: dict[Machine, Machine] = {}
-        self._mc: dict[Machine, int] = {}
+        #: machines in each interned state, by id() of the state (hashing a Machine
+        #: value costs 11 field hashes; ids of interned values are as good)
+        self._mc: dict[int, int] = {}
         # per machine (client) columns
         self.c_pop: list[int] = []
         self.c_cmid: list[bytes] = []
@@ -528,7 +530,7 @@ class Simulation:
         for c in range(pop.first, pop.last):
             m = self.c_machine[c]
             if m is not None:
-                self._mc[m] -= 1
+                self._mc[id(m)] -= 1
                 if self.c_cached[c] >= 0:
                     self.hosts[self.c_cached[c]].clients -= 1
 
@@ -537,13 +539,14 @@ class Simulation:
         r.days.append((t - self.t0) / DAY)
         counts = dict.fromkeys(STATES, 0)
         dead = []
-        for m, n in self._mc.items():
+        for m in self._intern.values():
+            n = self._mc[id(m)]
             if n:
                 counts[STATES[m.state(t)]] += n
             else:
                 dead.append(m)
         for m in dead:  # values no machine holds any more
-            del self._mc[m]
+            del self._mc[id(m)]
             del self._intern[m]
         for s, n in counts.items():
             r.by_state[s].append(n)
@@ -552,7 +555,9 @@ class Simulation:
             r.host_count[h.i].append(h.core.count(t))
 
     def _tick(self, tick: int, t: int, bucket: list[int]) -> None:
-        groups: dict[tuple[int, int, int, int], list[int]] = {}
+        # Machines by what their attempt's planner sees (cached host, known host
+        # licenses, population), then by machine state (what the transition sees).
+        groups: dict[tuple[int, int, int], dict[int, list[int]]] = {}
         c_machine, c_cached, c_known, c_pop = (
             self.c_machine, self.c_cached, self.c_known, self.c_pop
         )  # fmt: skip
@@ -564,17 +569,19 @@ class Simulation:
             m = c_machine[c]
             if m is None:
                 m = c_machine[c] = self._install(p, t)
-            key = (id(m), c_cached[c], c_known[c], p)
+            key = (c_cached[c], c_known[c], p)
             g = groups.get(key)
             if g is None:
-                groups[key] = [c]
+                g = groups[key] = {}
+            mk = id(m)
+            same = g.get(mk)
+            if same is None:
+                g[mk] = [c]
             else:
-                g.append(c)
+                same.append(c)
         records: dict[str, list[SrvRecord]] = {}
-        for (_, cached, known, p), cids in groups.items():
-            m = c_machine[cids[0]]
-            assert m is not None
-            self._cohort(tick, t, m, cached, known, pops[p], cids, records)
+        for (cached, known, p), by_machine in groups.items():
+            self._cohort(tick, t, cached, known, pops[p], by_machine, records)
         tph = self.ticks_per_hour
         hour = tick // tph
         for h in self.hosts:
@@ -590,13 +597,14 @@ class Simulation:
     def _install(self, p: int, t: int) -> Machine:
         """A machine arrives: its setup key (GVLK) is installed now (a real transition)."""
         m = self._canon(Machine().install(t, self.pops[p].sku, KeyKind.GVLK))
-        self._mc[m] = self._mc.get(m, 0) + 1
+        self._mc[id(m)] += 1
         return m
 
     def _canon(self, m: Machine) -> Machine:
         got = self._intern.get(m)
         if got is None:
             self._intern[m] = got = m
+            self._mc[id(m)] = 0
         return got
 
     def _known_id(self, known: frozenset[int]) -> int:
@@ -609,15 +617,16 @@ class Simulation:
     # ---- one cohort: the planner once per path, the host once per machine -------------
 
     def _cohort(
-        self, tick: int, t: int, m: Machine, cached: int, known: int, pop: _Pop,
-        cids: list[int], records: dict[str, list[SrvRecord]],
+        self, tick: int, t: int, cached: int, known: int, pop: _Pop,
+        by_machine: dict[int, list[int]], records: dict[str, list[SrvRecord]],
     ) -> None:  # fmt: skip
-        c0 = cids[0]
-        tree = _Tree(self, t, m, cached, known, pop, self.c_vm[c0], self.c_cmid[c0])
+        c0 = next(iter(by_machine.values()))[0]
+        m0 = self.c_machine[c0]
+        assert m0 is not None
+        tree = _Tree(self, t, m0, cached, known, pop, self.c_vm[c0], self.c_cmid[c0])
         root = tree.root
         step = root.step
-        ends: list[_Node] = []
-        walkers: list[tuple[_Node, list[int]]] = [(root, cids)]
+        hot: _Host | None = None
         if (
             isinstance(step, Exchange)
             and step.purpose == "activate"
@@ -627,29 +636,28 @@ class Simulation:
         ):
             h = self.by_address[step.address]
             if pop.reaches(h, t):
-                # The hot case (a renewal with the cached host): every machine of the
-                # cohort asks the same host; only the host's answer can split them.
+                hot = h
+        for cids in by_machine.values():
+            m = self.c_machine[cids[0]]
+            assert m is not None
+            walkers: list[tuple[_Node, list[int]]] = [(root, cids)]
+            if hot is not None:
+                # The hot case (a renewal with the cached host): every machine asks the
+                # same host; only the host's answer can split them.
                 walkers = []
-                for result, group in self._decide_many(h, cids, t, m, pop).items():
+                for result, group in self._decide_many(hot, cids, t, m, pop).items():
                     child = root.children.get(result)
                     if child is None:
                         child = tree.grow(root, result)
                     self._account(child, len(group))
                     if isinstance(child.step, Finished):
-                        self._land(child, group, tick, t, pop, cached, known, ends)
+                        self._land(child, group, m, tick, t, pop, cached, known)
                     else:
                         walkers.append((child, group))
-        for start, group in walkers:
-            for c in group:
-                leaf = self._walk(tree, start, c, t, m, pop, records)
-                self._land(leaf, [c], tick, t, pop, cached, known, ends)
-        mc = self._mc
-        mc[m] -= len(cids)
-        for leaf in ends:
-            assert leaf.machine is not None
-            mc[leaf.machine] = mc.get(leaf.machine, 0) + leaf.n
-            leaf.n = 0
-        self.r.distinct_paths += len(ends)
+            for start, group in walkers:
+                for c in group:
+                    leaf = self._walk(tree, start, c, t, m, pop, records)
+                    self._land(leaf, [c], m, tick, t, pop, cached, known)
 
     def _account(self, child: _Node, n: int) -> None:
         if child.host >= 0:
@@ -691,18 +699,22 @@ class Simulation:
             node = child
 
     def _land(
-        self, leaf: _Node, group: list[int], tick: int, t: int, pop: _Pop, cached: int,
-        known: int, ends: list[_Node],
+        self, leaf: _Node, group: list[int], m: Machine, tick: int, t: int, pop: _Pop,
+        cached: int, known: int,
     ) -> None:  # fmt: skip
-        """Machines of ``group`` took the path to ``leaf``: give them its state, schedule them."""
-        if leaf.machine is None:
-            self._settle_leaf(leaf, tick, t, pop)
-        if not leaf.n:
-            ends.append(leaf)
+        """Machines of ``group`` (all in state ``m``) took the path to ``leaf``: give
+        them the state after its outcome, and schedule them."""
+        if not leaf.settled:
+            self._settle_leaf(leaf, pop)
+        after = leaf.after.get(id(m))
+        if after is None:
+            after = leaf.after[id(m)] = self._after(leaf, m, tick, t, pop)
+        new, nt = after
         n = len(group)
-        leaf.n += n
+        mc = self._mc
+        mc[id(m)] -= n
+        mc[id(new)] += n
         c_machine = self.c_machine
-        new = leaf.machine
         for c in group:
             c_machine[c] = new
         if leaf.cached != cached:
@@ -717,7 +729,6 @@ class Simulation:
             c_known = self.c_known
             for c in group:
                 c_known[c] = leaf.known
-        nt = leaf.next_tick
         if nt < self.n_ticks:
             b = self.buckets.get(nt)
             if b is None:
@@ -725,12 +736,12 @@ class Simulation:
             else:
                 b.extend(group)
 
-    def _settle_leaf(self, leaf: _Node, tick: int, t: int, pop: _Pop) -> None:
+    def _settle_leaf(self, leaf: _Node, pop: _Pop) -> None:
+        """What a leaf means for every machine that reaches it: cached host, licenses."""
         tree: _Tree = leaf.log[0]
         step = leaf.step
         assert isinstance(step, Finished)
         out = step.outcome
-        leaf.machine = self._canon(transition(tree.machine, out, t))
         cached = tree.cached
         if pop.spec.caching and out.answered and out.host is not None:
             cached = self.by_address[out.host].i
@@ -740,9 +751,17 @@ class Simulation:
             ids = {h.host_id: h.i for h in self.hosts}
             known = known | {ids[k] for k in out.new_licenses}
         leaf.known = self._known_id(known)
-        at = leaf.machine.next_action_at(t)
+        leaf.settled = True
+        self.r.distinct_paths += 1
+
+    def _after(self, leaf: _Node, m: Machine, tick: int, t: int, pop: _Pop) -> tuple[Machine, int]:
+        """The real transition of ``m`` by the leaf's outcome, and its next tick."""
+        step = leaf.step
+        assert isinstance(step, Finished)
+        new = self._canon(transition(m, step.outcome, t))
+        at = new.next_action_at(t)
         nt = self.n_ticks if at is None else max(tick + 1, math.ceil((at - self.t0) / self.tick_s))
-        leaf.next_tick = self._defer(pop, nt)  # an office machine that was off: the morning
+        return new, self._defer(pop, nt)  # an office machine that was off: the morning
 
     def _srv(self, domain: str, t: int) -> list[SrvRecord]:
         """The SRV answer for ``domain`` at ``t``: every running host that publishes there."""
