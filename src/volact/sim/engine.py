@@ -11,14 +11,16 @@ sleeps, nothing opens a socket.
 How 90,000 machines over months fit in seconds (``docs/simulator.md`` says it in
 full):
 
-* **Cohorts.** Machines due in the same tick whose state is identical (the same
-  ``Machine`` value, cached host, known host licenses, population and VM flag) form
-  a cohort. A machine's attempt is a path through the planner: which host it asks,
-  and what that host answers. The planner is driven once per distinct path (a
-  tree per cohort, grown on demand), and the resulting ``Machine`` transition is
-  applied to every machine that took that path. What differs between machines is
+* **Planner paths.** Machines due in the same tick that the planner cannot tell
+  apart (the same cached host, known host licenses and population) share one tree
+  of planner paths. A path is what happens in one attempt: which hosts are asked
+  and what each answers. The real planner is driven once per distinct path (the
+  tree grows when a machine takes a new one); what differs between machines is
   drawn per machine: the RFC 2782 order (:func:`~volact.client.planner.rfc2782_order`
   with the scenario's seeded generator), lost exchanges, and the host's decision.
+  At the end of a path the real ``Machine`` transition runs once per distinct
+  machine state, and every machine in that state that took the path gets the
+  (equal) result.
 * **Host decisions** are made per machine, by the real ``HostCore`` on the
   machine's own encoded request, except one exact shortcut: when a machine the
   host already counts (same VM flag) asks at the same instant as the host's last
