@@ -30,7 +30,6 @@ SANS_IO = [
     "volact.client.planner",
     "volact.client.state",
     "volact.authority.rules",
-    "volact.sim.engine",
 ]
 IO_MODULES = [
     "socket", "asyncio", "sqlite3", "subprocess", "httpx", "sqlalchemy", "dns.query",

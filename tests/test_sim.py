@@ -78,6 +78,21 @@ def test_the_simulators_host_decisions_equal_a_real_hostcore_fed_the_same_reques
         assert fresh[h.name].count(sim.t0 + 40 * 86400) == h.core.count(sim.t0 + 40 * 86400)
 
 
+def test_the_simulator_loads_no_io_and_host_and_client_never_import_it() -> None:
+    import subprocess
+
+    probe = (
+        "import sys, volact.sim.engine, volact.sim.plan\n"
+        "bad = ('socket', 'asyncio', 'sqlite3', 'httpx', 'volact.host.store', "
+        "'volact.client.store', 'matplotlib')\n"
+        "print(','.join(m for m in bad if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert out == ""
+
+
 def test_same_seed_same_run_and_every_machine_is_somewhere() -> None:
     sc = simple_fleet(clients=300, hosts=3, days=20, seed=7)
     a = Simulation(sc, cost_us=80.0).run()

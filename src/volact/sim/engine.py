@@ -64,6 +64,7 @@ from volact.client.planner import (
     rfc2782_order,
 )
 from volact.client.srv import HostAddress, SrvRecord
+from volact.client.state import ClientState, apply_outcome
 from volact.documents import ActivationTicket, HostLicense
 from volact.errors import ConfigurationError
 from volact.host.config import HostConfig
@@ -242,21 +243,15 @@ class _Node:
         self.after: dict[int, tuple[Machine, int]] = {}
 
 
+#: The part of a client's state the simulator keeps outside the machine value (the
+#: cached host and known licenses are the simulator's own columns).
+_STATE = ClientState(vendor_key_id=bytes(8), cmid=uuid.UUID(int=0), created_at=0)
+
+
 def transition(m: Machine, outcome: Outcome, now: int) -> Machine:
-    """A machine after an attempt's outcome (the machine part of the client's own
-    ``apply_outcome``: a verified ticket, an unsigned "count too low", or a failure)."""
-    if outcome.ticket is not None:
-        t = outcome.ticket
-        until = t.valid_until if outcome.valid_until is None else outcome.valid_until
-        return m.succeeded(
-            now,
-            valid_until=until,
-            activation_interval=t.activation_interval,
-            renewal_interval=t.renewal_interval,
-        )
-    if outcome.reply is not None:
-        return m.count_too_low(now, activation_interval=outcome.reply.activation_interval)
-    return m.failed(now)
+    """A machine after an attempt's outcome: the client's own ``apply_outcome`` (a
+    verified ticket, an unsigned "count too low", or a failure)."""
+    return apply_outcome(replace(_STATE, machine=m), outcome, now).machine
 
 
 @dataclass
