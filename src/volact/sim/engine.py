@@ -634,9 +634,21 @@ class Simulation:
             h = self.by_address[step.address]
             if pop.reaches(h, t):
                 hot = h
+        # Machines that reach no host at all (cut off by a firewall, or a link slower
+        # than the exchange timeout) try every host in some order and fail: the order
+        # changes nothing but which host misses a SYN, so the first machine's walk
+        # stands for all of them (same leaf, same number of failed exchanges).
+        blind = pop.exchange_fail or (pop.cut_until is not None and t < pop.cut_until)
         for cids in by_machine.values():
             m = self.c_machine[cids[0]]
             assert m is not None
+            if blind:
+                path: list[_Node] = []
+                leaf = self._walk(tree, root, cids[0], t, m, pop, records, path)
+                for node in path:
+                    self._account(node, len(cids) - 1)
+                self._land(leaf, cids, m, tick, t, pop, cached, known)
+                continue
             walkers: list[tuple[_Node, list[int]]] = [(root, cids)]
             if hot is not None:
                 # The hot case (a renewal with the cached host): every machine asks the
@@ -667,7 +679,7 @@ class Simulation:
 
     def _walk(
         self, tree: _Tree, node: _Node, c: int, t: int, m: Machine, pop: _Pop,
-        records: dict[str, list[SrvRecord]],
+        records: dict[str, list[SrvRecord]], path: list[_Node] | None = None,
     ) -> _Node:  # fmt: skip
         """One machine's way from ``node`` to a leaf: its own draws, its own host decisions."""
         rng = self.rng
@@ -693,6 +705,8 @@ class Simulation:
             if child is None:
                 child = tree.grow(node, edge)
             self._account(child, 1)
+            if path is not None:
+                path.append(child)
             node = child
 
     def _land(
