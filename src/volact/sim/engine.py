@@ -53,6 +53,7 @@ from volact.client.machine import Machine
 from volact.client.planner import (
     DEFAULT_ATTEMPT_SECONDS,
     DEFAULT_EXCHANGE_SECONDS,
+    MAX_HOSTS_PER_ATTEMPT,
     AttemptPlanner,
     DiscoveryConfig,
     Exchange,
@@ -101,6 +102,8 @@ STAND_IN_NOTE = (
 _STAND_IN_SIGNATURE = bytes(64)
 _FAIL = -1
 _LICENSE = -2
+#: Answers that end an attempt (the planner asks no further host after them).
+_USEFUL = frozenset({int(Result.OK), int(Result.COUNT_TOO_LOW)})
 #: The planner's generator in the simulator: never drawn from (ordered SRV answers).
 _NO_DRAWS = random.Random(0)
 
@@ -317,6 +320,7 @@ class Simulation:
         self.verifier = Verifier(self.vendor.public_key, self.catalog)
         self.hosts = [self._make_host(i, h) for i, h in enumerate(scenario.hosts)]
         self.by_address = {h.address: h for h in self.hosts}
+        self.by_target = {h.address.host: h for h in self.hosts}
         self.pops: list[_Pop] = []
         self._known_sets: list[frozenset[int]] = [frozenset()]
         self._known_ids: dict[frozenset[int], int] = {frozenset(): 0}
@@ -683,6 +687,8 @@ class Simulation:
     ) -> _Node:  # fmt: skip
         """One machine's way from ``node`` to a leaf: its own draws, its own host decisions."""
         rng = self.rng
+        fed: tuple[SrvRecord, ...] = ()
+        decided: tuple[_Host, int] | None = None
         while True:
             step = node.step
             if isinstance(step, Finished):
@@ -691,23 +697,63 @@ class Simulation:
                 recs = records.get(pop.domain)
                 if recs is None:
                     recs = records[pop.domain] = self._srv(pop.domain, t)
-                edge: Any = tuple(rfc2782_order(recs, rng))
+                order = tuple(rfc2782_order(recs, rng))
+                edge, fed, decided = self._srv_edge(order, node.mono, c, t, m, pop)
             elif step.purpose == "license":
                 edge = _LICENSE
             else:
                 h = self.by_address[step.address]
-                lost = pop.loss and rng.random() < pop.loss
-                if pop.exchange_fail or lost or not pop.reaches(h, t):
+                if decided is not None and decided[0] is h:
+                    edge = decided[1]  # decided when the SRV answer was cut (see _srv_edge)
+                    decided = None
+                elif (
+                    pop.exchange_fail
+                    or (pop.loss and rng.random() < pop.loss)
+                    or not pop.reaches(h, t)
+                ):
                     edge = _FAIL
                 else:
                     edge = self._decide_many(h, [c], t, m, pop).popitem()[0]
             child = node.children.get(edge)
             if child is None:
-                child = tree.grow(node, edge)
+                child = tree.grow(node, edge, fed)
             self._account(child, 1)
             if path is not None:
                 path.append(child)
             node = child
+
+    def _srv_edge(
+        self, order: tuple[SrvRecord, ...], mono: float, c: int, t: int, m: Machine, pop: _Pop
+    ) -> tuple[Any, tuple[SrvRecord, ...], tuple[_Host, int] | None]:
+        """The tree edge for a machine's RFC 2782 order, the answer to feed, and a host
+        decision already made.
+
+        The planner asks the hosts in order until one answers OK or "count too low",
+        and then stops: the hosts after that one cannot change its outcome. So when
+        the first host this machine can reach will surely be asked (within the
+        attempt's time bound) and answers usefully, the answer fed to the planner is
+        the order cut after it, and machines whose orders agree that far share the
+        path. Otherwise the whole order is the edge. Five hosts have 120 orders;
+        without the cut, every order would be a planner path of its own.
+        """
+        if pop.loss or pop.exchange_fail:
+            return order, order, None
+        waited = mono + DNS_SECONDS
+        k = 0
+        while True:
+            if k == len(order):
+                return order, order, None
+            h = self.by_target[order[k].target]
+            if pop.reaches(h, t):
+                break
+            waited += DEFAULT_EXCHANGE_SECONDS  # a host that does not answer times out
+            k += 1
+        if k >= MAX_HOSTS_PER_ATTEMPT or waited + pop.latency >= DEFAULT_ATTEMPT_SECONDS:
+            return order, order, None
+        result = self._decide_many(h, [c], t, m, pop).popitem()[0]
+        if result in _USEFUL:
+            return ("cut", order[: k + 1]), order[: k + 1], (h, result)
+        return order, order, (h, result)
 
     def _land(
         self, leaf: _Node, group: list[int], m: Machine, tick: int, t: int, pop: _Pop,
@@ -913,7 +959,7 @@ class _Tree:
             mono += action[2]
         return step, mono
 
-    def grow(self, node: _Node, edge: Any) -> _Node:
+    def grow(self, node: _Node, edge: Any, fed: tuple[SrvRecord, ...] = ()) -> _Node:
         """The child of ``node`` along ``edge``: the planner, fed that answer."""
         step = node.step
         pop = self.pop
@@ -924,7 +970,7 @@ class _Tree:
         if isinstance(step, LookupSrv):
             # The machine's own RFC 2782 draw, handed to the planner as an answer whose
             # priorities keep that order (the planner's own draw would be another one).
-            recs = [SrvRecord(i, 0, r.port, r.target) for i, r in enumerate(edge)]
+            recs = [SrvRecord(i, 0, r.port, r.target) for i, r in enumerate(fed)]
             action = ("srv", recs, DNS_SECONDS)
         else:
             assert isinstance(step, Exchange)
