@@ -23,12 +23,13 @@ full):
   (equal) result.
 * **Host decisions** are made per machine, by the real ``HostCore`` on the
   machine's own encoded request, except one exact shortcut: when a machine the
-  host already counts (same VM flag) asks at the same instant as the host's last
-  full decision, for the same SKU, its CMID is touched in the host's real
-  ``ClientIndex`` and it gets that decision's result; the count cannot have moved
-  (a counted machine touched again changes nothing), so the decision is the same.
-  A test checks the simulator's results against a fresh ``HostCore`` fed the same
-  requests one by one.
+  host already counts (with the same VM flag) asks at an instant when a full
+  decision for the same SKU saw the count the host still has, its CMID is touched
+  in the host's real ``ClientIndex`` and it gets that decision's result. Only full
+  decisions can change the count (a counted machine touched again changes nothing),
+  and the result depends only on the SKU, the instant and the count, so it is the
+  one ``HostCore`` would give. A test checks the simulator's results against a
+  fresh ``HostCore`` fed the same requests one by one.
 * **Signatures.** Hosts sign tickets with a stand-in key (64 zero bytes, no
   Ed25519) inside the simulation. The reply that grows a planner path is re-signed
   with the host's real Ed25519 key (addressed to that path's machine), so the
@@ -140,7 +141,7 @@ class HostDecision:
 
 class _Host:
     __slots__ = (
-        "address", "clients", "core", "down", "frame_cache", "host_id", "i", "last",
+        "address", "clients", "core", "count_now", "down", "frames", "host_id", "i", "last",
         "license", "license_frame", "name", "real_key", "spec", "start", "stop",
     )  # fmt: skip
 
@@ -158,9 +159,12 @@ class _Host:
         self.stop: int | None = None
         self.down: list[tuple[int, int]] = []  #: [start, end) windows: outages, port blocks
         self.clients = 0  #: machines whose cached host this is
-        #: (now, sku, vm, result, frame) of the last full decision (the shortcut's key)
-        self.last: tuple[int, bytes, bool, int, bytes] | None = None
-        self.frame_cache: dict[tuple[int, int], bytes] = {}
+        #: per SKU, (now, count, result) of the last full decision for it
+        self.last: dict[bytes, tuple[int, int, int]] = {}
+        #: (now, count) of the last full decision: the count now (see _decide_many)
+        self.count_now = (0, -1)
+        #: per (SKU, result), the frame of the last full decision that gave it
+        self.frames: dict[tuple[bytes, int], bytes] = {}
 
     def running(self, t: int) -> bool:
         return self.start <= t and (self.stop is None or t < self.stop)
@@ -834,23 +838,24 @@ class Simulation:
         """The host's result for each machine's request at ``t``, machines by result.
 
         Each machine goes through the real ``HostCore`` unless the shortcut of the
-        module docstring applies: the host counts it already (same VM flag) and its
-        last full decision was at this instant for this SKU and VM flag.
+        module docstring applies: the host counts it already (with the same VM flag),
+        and a full decision for this SKU at this instant saw the count the host has
+        now (only full decisions can change it).
         """
         out: dict[int, list[int]] = {}
         c_cmid, c_vm = self.c_cmid, self.c_vm
         touch = h.core.index.touch
         sku = pop.sku_bytes
         trace = self.trace
-        last = h.last
-        last_vm = None if last is None or last[0] != t or last[1] != sku else last[2]
-        result = -1 if last is None else last[3]
+        entry = h.last.get(sku)
+        same = entry is not None and entry[0] == t and h.count_now == (t, entry[1])
+        result = entry[2] if entry is not None else -1
         group = out.setdefault(result, [])
         shortcut = 0
         for c in cids:
             cmid = c_cmid[c]
             vm = c_vm[c]
-            if vm is last_vm:
+            if same:
                 _, old, was_vm = touch(cmid, t, vm)
                 if old is not None and was_vm is vm:
                     group.append(c)
@@ -865,8 +870,11 @@ class Simulation:
             d = h.core.decide_frame(encode(req), now=t, address="sim")
             assert d.record is not None
             result = d.record.result
-            h.last = (t, sku, vm, result, d.frame)
-            last_vm = vm
+            count = d.record.host_count
+            h.last[sku] = (t, count, result)
+            h.count_now = (t, count)
+            h.frames[sku, result] = d.frame
+            same = True
             self.r.full_decisions += 1
             group = out.get(result) or out.setdefault(result, [])
             group.append(c)
@@ -1005,18 +1013,15 @@ class _Tree:
     def _reply_for_representative(self, h: _Host, result: int) -> bytes:
         """The host's reply with ``result``, addressed to this tree's request.
 
-        The frame is the one the host's last full decision produced (same instant,
-        same result); a ticket in it is re-made for the representative's CMID and
-        nonce and signed with the host's real Ed25519 key.
+        The frame is the one the host's last full decision with this result for this
+        SKU produced (at this instant); a ticket in it is re-made for the
+        representative's CMID and nonce and signed with the host's real Ed25519 key.
         """
-        last = h.last
-        assert last is not None and last[3] == result
+        frame = h.frames[self.pop.sku_bytes, result]
         if result != Result.OK:
-            return last[4]  # an unsigned refusal: the same bytes for every machine
-        reply = decode(last[4])
-        assert isinstance(reply, ActivateReply)
-        if reply.ticket is None:
-            return last[4]  # an unsigned refusal: the same bytes for every machine
+            return frame  # an unsigned refusal: the same bytes for every machine
+        reply = decode(frame)
+        assert isinstance(reply, ActivateReply) and reply.ticket is not None
         ticket, _, _ = ActivationTicket.decode(reply.ticket)
         mine = replace(ticket, cmid=self.request.cmid, nonce=self.request.nonce)
         return encode(replace(reply, ticket=mine.sign(h.real_key)))
