@@ -88,6 +88,8 @@ def test_host_and_client_never_import_each_other_and_nothing_imports_the_cli() -
             assert not any(m.startswith("volact.client") for m in mods), rel
         if rel.startswith("client/"):
             assert not any(m.startswith("volact.host") for m in mods), rel
+        if rel.startswith(("host/", "client/")):  # the simulator drives them, never the reverse
+            assert not any(m.startswith("volact.sim") for m in mods), rel
         if not rel.startswith("cli/") and rel != "__main__.py":  # the entry point runs it
             assert not any(m == "volact.cli" or m.startswith("volact.cli.") for m in mods), rel
 

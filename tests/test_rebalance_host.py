@@ -137,5 +137,7 @@ def test_a_version_1_store_is_upgraded_with_nobody_told(tmp_path: Path) -> None:
     db.commit()
     db.close()
     with HostStore.open(home) as store:
-        assert store.query("SELECT told_at FROM clients") == [(0,)]
+        db = sqlite3.connect(home / "store.sqlite")
+        assert db.execute("SELECT told_at FROM clients").fetchall() == [(0,)]
+        db.close()
         assert store.rebalance_figures(since=0, active_since=0, left_before=10) == (0, 1, 0)

@@ -66,6 +66,10 @@ GROUPS = {
         "volact.cli.demo",
         "run authority, host, DNS and 30 machines on loopback (the case study)",
     ),
+    "simulate": Group(
+        "volact.cli.simulate", "simulate a fleet of hosts and clients for months, in seconds"
+    ),
+    "plan": Group("volact.cli.plan", "recommend how many hosts, and where, from simulations"),
 }
 
 #: Third-party module (top-level name) → the extra of pyproject.toml that installs it.
