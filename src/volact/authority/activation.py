@@ -118,8 +118,19 @@ class Authority:
     # ------------------------------------------------------------------ revocation
 
     def revoke(
-        self, *, host_key: str | None = None, host_id: bytes | None = None, now: int
+        self,
+        *,
+        host_key: str | None = None,
+        host_id: bytes | None = None,
+        now: int,
+        with_host_key: bool = False,
+        known_host: bool = False,
     ) -> tuple[RevocationList, bytes]:
+        """Revoke a host key, a host, or a host and its host key; sign the next list.
+
+        Revoking a host id alone leaves its host key usable for other host ids:
+        ``with_host_key`` revokes both in one list (see :meth:`Store.revoke`).
+        """
         serial = None
         if host_key is not None:
             serial = rules.parse_key(host_key, KeyKind.HOST).serial
@@ -129,6 +140,8 @@ class Authority:
             vendor_key_id=self.home.vendor_key_id,
             sign=lambda rl: rl.sign(self.vendor_key),
             now=now,
+            with_host_key=with_host_key,
+            known_host=known_host,
         )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,7 +32,7 @@ from volact.errors import ConfigurationError, StoreError, UnknownKeyError, Volac
 from volact.exchanges import HostActivationRequest, MakRequest
 from volact.keys import KeyKind, ProductKey
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -87,6 +87,17 @@ admin_tokens = sa.Table(
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
 )
 
+# Which host key each host id belongs to (schema 3). A host id is unique across the
+# authority: the first key to activate it owns it, and another key's activation of
+# the same id is refused (an impostor copying a host's id from its replies).
+host_ids = sa.Table(
+    "host_ids",
+    metadata,
+    sa.Column("host_id", sa.LargeBinary(8), primary_key=True),
+    sa.Column("key_serial", sa.LargeBinary(12), nullable=False),
+    sa.Column("first_at", sa.BigInteger, nullable=False),
+)
+
 revoked_host_keys = sa.Table(
     "revoked_host_keys",
     metadata,
@@ -139,8 +150,31 @@ def _migrate_2(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_mak_key_cmid ON mak_activations (key_serial, cmid)"))
 
 
+def _migrate_3(conn: Connection) -> None:
+    # Host ids become unique across the authority. Each id already in use is given
+    # to the key that activated it first (ties: the lower serial); a copy of it
+    # under another key stays on record, but that key can no longer activate it.
+    host_ids.create(conn)
+    rows = conn.execute(
+        sa.select(
+            host_activations.c.host_id, host_activations.c.key_serial,
+            host_activations.c.first_at,
+        ).order_by(
+            host_activations.c.first_at, host_activations.c.key_serial
+        )
+    ).all()  # fmt: skip
+    owners: dict[bytes, dict[str, Any]] = {}
+    for host_id, serial, first_at in rows:
+        owners.setdefault(
+            bytes(host_id),
+            {"host_id": bytes(host_id), "key_serial": bytes(serial), "first_at": first_at},
+        )
+    if owners:
+        conn.execute(host_ids.insert(), list(owners.values()))
+
+
 #: Step ``i`` upgrades a store from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_1, _migrate_2)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_1, _migrate_2, _migrate_3)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -277,17 +311,7 @@ class Store:
         if lock:
             q = q.with_for_update()
         row = conn.execute(q).mappings().first()
-        if row is None:
-            return None
-        return KeyRecord(
-            bytes(row["serial"]),
-            KeyKind.from_label(row["kind"]),
-            row["grp"],
-            row["activation_limit"],
-            row["reactivation_limit"],
-            row["used"],
-            bool(row["revoked"]),
-        )
+        return None if row is None else _key_record(row)
 
     def get_key(self, serial: bytes) -> KeyRecord | None:
         with self._tx() as conn:
@@ -393,9 +417,15 @@ class Store:
                 ).first()
                 is not None
             )
+            owner = conn.execute(
+                sa.select(host_ids.c.key_serial).where(host_ids.c.host_id == req.host_id)
+            ).scalar()
             outcome = rules.decide_host(
-                rec, existing, req.host_public_key, host_revoked=host_revoked
-            )
+                rec, existing, req.host_public_key, host_revoked=host_revoked,
+                owner=None if owner is None else bytes(owner),
+            )  # fmt: skip
+            if owner is None:
+                self._claim_host_id(conn, req.host_id, key.serial, now)
             if outcome is HostOutcome.NEW_HOST:
                 conn.execute(
                     host_activations.insert().values(
@@ -426,12 +456,36 @@ class Store:
                 )
             return rec, outcome
 
+    @staticmethod
+    def _claim_host_id(conn: Connection, host_id: bytes, serial: bytes, now: int) -> None:
+        # Two keys racing for one new host id hold different key locks; the primary
+        # key decides (PostgreSQL makes the second insert wait for the first commit,
+        # then fail). SQLite's BEGIN IMMEDIATE already serialises them.
+        try:
+            conn.execute(host_ids.insert().values(host_id=host_id, key_serial=serial, first_at=now))
+        except sa.exc.IntegrityError:
+            raise rules.HostIdTaken(
+                "another host key activated a host with this id at the same moment; "
+                "give this host a new id (a fresh host home) and activate again"
+            ) from None
+
+    def host_owner(self, host_id: bytes) -> bytes | None:
+        """The serial of the host key that owns ``host_id``, or None if never activated."""
+        with self._tx() as conn:
+            owner = conn.execute(
+                sa.select(host_ids.c.key_serial).where(host_ids.c.host_id == host_id)
+            ).scalar()
+            return None if owner is None else bytes(owner)
+
     def activate_mak(
         self, req: MakRequest, key: ProductKey, catalog: Catalog, *, now: int
     ) -> tuple[KeyRecord, MakOutcome]:
         """Apply one MAK activation atomically; raise a :class:`Refusal` if refused."""
         with self._tx() as conn:
-            return self._activate_mak(conn, req, key, catalog, now)
+            (result,) = self._activate_maks(conn, [(req, key)], catalog, now)
+        if isinstance(result, VolactError):
+            raise result
+        return result
 
     def activate_mak_many(
         self, items: list[tuple[MakRequest, ProductKey]], catalog: Catalog, *, now: int
@@ -441,55 +495,83 @@ class Store:
         Each item is decided on its own; a refusal is returned in its place and
         writes nothing (rules decide before any write), so the others go on.
         """
-        out: list[tuple[KeyRecord, MakOutcome] | VolactError] = []
+        if not items:
+            return []
         with self._tx() as conn:
-            for req, key in items:
-                try:
-                    out.append(self._activate_mak(conn, req, key, catalog, now))
-                except (rules.Refusal, UnknownKeyError) as exc:
-                    out.append(exc)
-        return out
+            return self._activate_maks(conn, items, catalog, now)
 
-    def _activate_mak(
-        self, conn: Connection, req: MakRequest, key: ProductKey, catalog: Catalog, now: int
-    ) -> tuple[KeyRecord, MakOutcome]:
-        rec = self._key(conn, key.serial, lock=True)
-        if rec is None:
-            raise UnknownKeyError("this MAK was not issued by this vendor")
-        cmid = str(req.cmid)
-        known = (
-            conn.execute(
-                sa.select(mak_activations.c.installation_id)
-                .where(
-                    mak_activations.c.key_serial == key.serial,
-                    mak_activations.c.cmid == cmid,
+    @staticmethod
+    def _activate_maks(
+        conn: Connection,
+        items: list[tuple[MakRequest, ProductKey]],
+        catalog: Catalog,
+        now: int,
+    ) -> list[tuple[KeyRecord, MakOutcome] | VolactError]:
+        # A fixed number of statements whatever the batch size (each a round trip
+        # on PostgreSQL): lock the batch's keys, read the machines they already
+        # know, decide every item in memory in request order, then one UPDATE of
+        # the counters and one multi-row INSERT of the new machines.
+        serials = sorted({key.serial for _, key in items})
+        q = sa.select(product_keys).where(product_keys.c.serial.in_(serials))
+        # Locked in serial order, so two batches sharing keys cannot deadlock.
+        rows = conn.execute(q.order_by(product_keys.c.serial).with_for_update()).mappings()
+        recs = {bytes(r["serial"]): _key_record(r) for r in rows}
+        cmids = sorted({str(req.cmid) for req, _ in items})
+        iids = sorted({req.installation_id for req, _ in items})
+        m = mak_activations.c
+        found = conn.execute(
+            sa.union_all(
+                sa.select(m.key_serial, m.cmid, sa.null().label("iid")).where(
+                    m.key_serial.in_(serials), m.cmid.in_(cmids)
+                ),
+                sa.select(m.key_serial, sa.null(), m.installation_id).where(
+                    m.key_serial.in_(serials), m.installation_id.in_(iids)
+                ),
+            )
+        ).all()
+        known_cmids = {(bytes(s), c) for s, c, _ in found if c is not None}
+        known_iids = {(bytes(s), bytes(i)) for s, _, i in found if i is not None}
+        used = {serial: rec.used for serial, rec in recs.items()}
+        inserts: list[dict[str, Any]] = []
+        out: list[tuple[KeyRecord, MakOutcome] | VolactError] = []
+        for req, key in items:
+            serial = key.serial
+            rec = recs.get(serial)
+            if rec is None:
+                out.append(UnknownKeyError("this MAK was not issued by this vendor"))
+                continue
+            rec = replace(rec, used=used[serial])
+            cmid = str(req.cmid)
+            try:
+                outcome = rules.decide_mak(
+                    rec, catalog, req.sku, machine_known=(serial, cmid) in known_cmids
                 )
-                .limit(1)
-            ).first()
-            is not None
-        )
-        outcome = rules.decide_mak(rec, catalog, req.sku, machine_known=known)
-        if outcome is MakOutcome.NEW_MACHINE:
+            except rules.Refusal as exc:
+                out.append(exc)
+                continue
+            if outcome is MakOutcome.NEW_MACHINE:
+                used[serial] += 1
+                known_cmids.add((serial, cmid))
+            if (serial, req.installation_id) not in known_iids:
+                # A new SKU on a known machine is recorded, not charged.
+                known_iids.add((serial, req.installation_id))
+                inserts.append({
+                    "key_serial": serial, "installation_id": req.installation_id,
+                    "cmid": cmid, "sku": str(req.sku), "workstation": req.workstation,
+                    "activated_at": now,
+                })  # fmt: skip
+            out.append((rec, outcome))
+        changed = [{"s": s, "u": n} for s, n in used.items() if n != recs[s].used]
+        if changed:
             conn.execute(
                 product_keys.update()
-                .where(product_keys.c.serial == key.serial)
-                .values(used=product_keys.c.used + 1)
+                .where(product_keys.c.serial == sa.bindparam("s"))
+                .values(used=sa.bindparam("u")),
+                changed,
             )
-        same = conn.execute(
-            sa.select(mak_activations.c.cmid).where(
-                mak_activations.c.key_serial == key.serial,
-                mak_activations.c.installation_id == req.installation_id,
-            )
-        ).first()
-        if same is None:  # a new SKU on a known machine is recorded, not charged
-            conn.execute(
-                mak_activations.insert().values(
-                    key_serial=key.serial, installation_id=req.installation_id,
-                    cmid=cmid, sku=str(req.sku), workstation=req.workstation,
-                    activated_at=now,
-                )
-            )  # fmt: skip
-        return rec, outcome
+        if inserts:
+            conn.execute(mak_activations.insert(), inserts)
+        return out
 
     # ------------------------------------------------------------------ tokens
 
@@ -545,11 +627,30 @@ class Store:
         vendor_key_id: bytes,
         sign: Callable[[RevocationList], bytes],
         now: int,
+        with_host_key: bool = False,
+        known_host: bool = False,
     ) -> tuple[RevocationList, bytes]:
-        """Add a host key or host to the revoked set and sign the next list."""
+        """Add a host key and/or a host to the revoked set and sign the next list.
+
+        Host ids are unique across the authority, so a host id names at most one
+        host. ``known_host`` refuses an id this authority never activated (a typo
+        would otherwise revoke nothing, silently); ``with_host_key`` also revokes
+        the host key that host was activated with, in the same list.
+        """
         with self._tx() as conn:
             if self.is_postgres:
                 conn.execute(sa.text("LOCK TABLE revocation_lists IN EXCLUSIVE MODE"))
+            if host_id is not None:
+                owner = conn.execute(
+                    sa.select(host_ids.c.key_serial).where(host_ids.c.host_id == host_id)
+                ).scalar()
+                if owner is None and (known_host or with_host_key):
+                    raise rules.UnknownHost(
+                        f"no host with id {host_id.hex()} was activated by this authority; "
+                        "check the id (`volact authority keys KEY` lists a key's hosts)"
+                    )
+                if with_host_key and owner is not None:
+                    host_key = bytes(owner)
             if host_key is not None:
                 rec = self._key(conn, host_key, lock=True)
                 if rec is None:
@@ -589,6 +690,18 @@ class Store:
                 .limit(1)
             ).first()
             return None if row is None else bytes(row[0])
+
+
+def _key_record(row: Any) -> KeyRecord:
+    return KeyRecord(
+        bytes(row["serial"]),
+        KeyKind.from_label(row["kind"]),
+        row["grp"],
+        row["activation_limit"],
+        row["reactivation_limit"],
+        row["used"],
+        bool(row["revoked"]),
+    )
 
 
 def key_summary(rec: KeyRecord) -> dict[str, Any]:

@@ -63,6 +63,18 @@ class RevokedKey(Refusal):
     code = "revoked"
 
 
+class HostIdTaken(Refusal):
+    """Another host key already activated this host id (ids are unique per authority)."""
+
+    code = "host_id_taken"
+
+
+class UnknownHost(Refusal):
+    """No host with this id was ever activated by this authority."""
+
+    code = "unknown_host"
+
+
 class SkuNotCovered(Refusal):
     """The MAK does not cover the SKU the machine runs."""
 
@@ -138,15 +150,30 @@ def check_mak_request(req: MakRequest, catalog: Catalog) -> ProductKey:
 
 
 def decide_host(
-    key: KeyRecord, existing: HostRecord | None, host_public_key: bytes, *, host_revoked: bool
+    key: KeyRecord,
+    existing: HostRecord | None,
+    host_public_key: bytes,
+    *,
+    host_revoked: bool,
+    owner: bytes | None = None,
 ) -> HostOutcome:
-    """Whether a host-key activation may proceed, and what it consumes."""
+    """Whether a host-key activation may proceed, and what it consumes.
+
+    ``owner`` is the serial of the host key that first activated this host id, if
+    any: a host id belongs to one host key across the authority, so a host that
+    copies another's id (it is in every reply) cannot be signed under its key.
+    """
     if key.kind is not KeyKind.HOST:
         raise WrongKeyKind(f"this is a {key.kind.label} key; host activation takes a host key")
     if key.revoked:
         raise RevokedKey("the vendor has revoked this host key")
     if host_revoked:
         raise RevokedKey("the vendor has revoked this host")
+    if owner is not None and owner != key.serial:
+        raise HostIdTaken(
+            "another host key already activated a host with this id; host ids are unique: "
+            "give this host a new id (a fresh host home) and activate again"
+        )
     if existing is None:
         if key.used >= key.activation_limit:
             raise ExhaustedKey(
