@@ -127,7 +127,7 @@ class ProductKey:
         if key is not None:
             return key
         if not locate:
-            raise KeyFormatError(_CHECKSUM_FAILS)
+            raise KeyFormatError(CHECKSUM_FAILS)
         found = _candidates(chars)
         if len(found) == 1:
             i = found[0][0]
@@ -136,10 +136,11 @@ class ProductKey:
                 f"(group {i // GROUP_CHARS + 1}, {chars[i]!r}) looks wrong",
                 position=i,
             )
-        raise KeyFormatError(_CHECKSUM_FAILS)
+        raise KeyFormatError(CHECKSUM_FAILS)
 
 
-_CHECKSUM_FAILS = (
+#: What a checksum failure says when the typo is not located.
+CHECKSUM_FAILS = (
     "the key is mistyped: its checksum fails; check every group against the original"
 )
 
