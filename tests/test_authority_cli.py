@@ -7,6 +7,7 @@ import os
 import stat
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -448,3 +449,30 @@ def test_revoke_a_host_alone_or_with_its_host_key(
     code, _, err = run(capsys, "authority", "revoke", "--home", str(home), "--host-key", key,
                        "--with-host-key")  # fmt: skip
     assert code == 2 and "--with-host-key goes with --host-id" in err
+
+
+def test_database_passwords_never_reach_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres: Any
+) -> None:
+    secret = "Sekr3t-pw"
+    postgres.create_database("pw_" + uuid.uuid4().hex[:12])
+    good = postgres.url.replace("://", f"://{postgres.user}:{secret}@", 1).replace(
+        f"@{postgres.user}@", "@"
+    )
+    assert secret in good
+    home = tmp_path / "auth"
+    code, out, err = run(capsys, "authority", "init", "--home", str(home), "--demo-catalog",
+                         "--database", good, "--json")  # fmt: skip
+    assert code == 0, err
+    assert secret not in out + err and ":***@" in json.loads(out)["database"]
+    assert stat.S_IMODE((home / "authority.json").stat().st_mode) == 0o600
+    # A URL nothing can use is named in the error, without its password.
+    for bad in (f"postgresql+nodriver://u:{secret}@h/d", f"postgresql:/u:{secret}@h/d",
+                f"postgresql+psycopg://u:{secret}@127.0.0.1:1/d"):  # fmt: skip
+        code, out, err = run(capsys, "authority", "init", "--home", str(tmp_path / "x"),
+                             "--demo-catalog", "--database", bad)  # fmt: skip
+        assert code == 1 and secret not in out + err, err
+        assert "***" in err or "connection" in err, err
+        code, out, err = run(capsys, "authority", "keys", "--home", str(home),
+                             "--database", bad)  # fmt: skip
+        assert code == 1 and secret not in out + err, err

@@ -14,11 +14,13 @@ upgrades without losing a row. Database errors become :class:`StoreError`.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -188,6 +190,41 @@ class TokenRecord:
     revoked_at: int | None  #: Unix seconds, or None while it works
 
 
+_SECRET_PARAM = re.compile(r"(?i)\b(password|passwd|pwd|sslpassword|passfile)=[^&;\s]*")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (and any password query parameter) replaced by ``***``.
+
+    For anything printed or logged: a database URL may carry the password, and
+    ``authority.json`` keeps it for the service (that file is the owner's only).
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        head, q, query = rest.partition("?")
+        creds, at, hostpart = head.rpartition("@")
+        if at and ":" in creds:
+            head = f"{creds.split(':', 1)[0]}:***@{hostpart}"
+        rest = head + q + query
+    else:  # not even scheme://: whatever sits between a colon and an @ may be a password
+        scheme = re.sub(r":[^:@/\s]*@", ":***@", scheme)
+    return _SECRET_PARAM.sub(r"\1=***", scheme + sep + rest)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (an error message about ``url``) with the URL's secrets masked."""
+    rest = url.partition("://")[2]
+    creds, at, _ = rest.partition("?")[0].rpartition("@")
+    if url:
+        text = text.replace(url, redact_url(url))
+    if at and ":" in creds:
+        password = creds.split(":", 1)[1]
+        for secret in {password, unquote(password)}:
+            if len(secret) >= 1:
+                text = text.replace(secret, "***")
+    return _SECRET_PARAM.sub(r"\1=***", text)
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine for ``url`` set up for the authority's locking discipline."""
     try:
@@ -201,7 +238,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
     except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
-        raise ConfigurationError(f"bad database URL {url!r}: {exc}") from exc
+        raise ConfigurationError(
+            scrub(f"bad database URL {url!r}: {exc}", url)
+        ) from None
     return engine
 
 
@@ -239,7 +278,9 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"the authority's database failed: {_reason(exc)}") from exc
+            raise StoreError(
+                f"the authority's database failed: {scrub(_reason(exc), self.url)}"
+            ) from exc
 
     # ------------------------------------------------------------------ schema
 

@@ -218,6 +218,9 @@ class GuardedH11Protocol(H11Protocol):
     def _close(self) -> None:
         self._disarm()
         self._idle.pop(self, None)
+        # Out of the count now, not when the loop reports the close, so the cap
+        # counts only live connections.
+        self.connections.discard(self)
         if not self.transport.is_closing():
             self.transport.close()
 
@@ -237,16 +240,28 @@ def redact_log_text(text: str) -> str:
 
 
 class RedactFilter(logging.Filter):
-    """Masks keys, key paths and tokens in every record a handler writes."""
+    """Masks keys, key paths and tokens in every record a handler writes.
+
+    The message and each argument are masked in place (numbers stay numbers), so
+    formatters that read ``record.args`` (uvicorn's access log) still work.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            message = str(record.msg)
-        record.msg = redact_log_text(message)
-        record.args = ()
+        if isinstance(record.msg, str):
+            record.msg = redact_log_text(record.msg)
+        else:
+            record.msg = redact_log_text(str(record.msg))
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _masked(v) for k, v in record.args.items()}
         return True
+
+
+def _masked(arg: object) -> object:
+    if arg is None or isinstance(arg, (bool, int, float)):
+        return arg
+    return redact_log_text(str(arg))
 
 
 def log_config() -> dict[str, Any]:

@@ -21,7 +21,7 @@ from volact.authority.activation import (
     new_token,
     serial_of,
 )
-from volact.authority.db import SCHEMA_VERSION, Store, key_summary
+from volact.authority.db import SCHEMA_VERSION, Store, key_summary, redact_url
 from volact.authority.vault import AuthorityHome, write_file
 from volact.catalog import Catalog, demo_catalog
 from volact.cli.common import (
@@ -180,7 +180,25 @@ def register(groups: Any) -> None:
         "--log-level",
         default="warning",
         choices=LOG_LEVELS,
-        help="uvicorn log level (default warning)",
+        help="uvicorn log level (default warning; keys and tokens are masked at every level)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="open connections per worker; past it the oldest idle one is closed (default 1000)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        metavar="S",
+        help="seconds a client has to send a request's headers (default 10)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        metavar="S",
+        help="seconds a client has to send a request's body (default 20)",
     )
     p.set_defaults(func=_serve)
 
@@ -248,7 +266,7 @@ def _init(args: argparse.Namespace) -> int:
         "vendor": home.vendor,
         "vendor_key_id": home.vendor_key_id.hex(),
         "encrypted": home.encrypted,
-        "database": home.database_url,
+        "database": redact_url(home.database_url),
         "schema_version": SCHEMA_VERSION,
     }
     return output(
@@ -496,5 +514,8 @@ def _serve(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
         log_level=args.log_level,
+        max_connections=args.max_connections,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
     )
     return serve(opts)
