@@ -7,13 +7,13 @@ SQLite and on PostgreSQL with two workers, and a clean SIGTERM shutdown.
 
 from __future__ import annotations
 
-import base64
 import asyncio
+import base64
 import json
 import multiprocessing
 import resource
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import threading
