@@ -15,6 +15,7 @@ upgrades without losing a row. Database errors become :class:`StoreError`.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -234,14 +235,37 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
             )
             _sqlite_immediate(engine)
         else:
-            engine = sa.create_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-            )
+            engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+            _ping_when_idle(engine)
     except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
         raise ConfigurationError(
             scrub(f"bad database URL {url!r}: {exc}", url)
         ) from None
     return engine
+
+
+#: A pooled connection unused this long is checked (one round trip) before use.
+IDLE_PING_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    # SQLAlchemy's pool_pre_ping costs a round trip per transaction, which is a
+    # fifth of a direct activation's. A connection in steady use proves itself
+    # alive; one that sat idle (across a database restart, say) is pinged, and a
+    # dead one replaced, before a request sees it.
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the driver's own error type: any means "dead"
+            raise sa.exc.DisconnectionError(str(exc)) from exc
 
 
 def _sqlite_immediate(engine: Engine) -> None:
@@ -541,8 +565,38 @@ class Store:
         with self._tx() as conn:
             return self._activate_maks(conn, items, catalog, now)
 
-    @staticmethod
+    # Built once: the MAK path runs per request, and building an expression costs
+    # more Python than running it on SQLite.
+    _LOCK_KEYS = (
+        sa.select(product_keys)
+        .where(product_keys.c.serial.in_(sa.bindparam("serials", expanding=True)))
+        .order_by(product_keys.c.serial)
+        .with_for_update()
+    )
+    _KNOWN = sa.union_all(
+        sa.select(
+            mak_activations.c.key_serial, mak_activations.c.cmid, sa.null().label("iid")
+        ).where(
+            mak_activations.c.key_serial.in_(sa.bindparam("serials", expanding=True)),
+            mak_activations.c.cmid.in_(sa.bindparam("cmids", expanding=True)),
+        ),
+        sa.select(
+            mak_activations.c.key_serial, sa.null(), mak_activations.c.installation_id
+        ).where(
+            mak_activations.c.key_serial.in_(sa.bindparam("serials", expanding=True)),
+            mak_activations.c.installation_id.in_(sa.bindparam("iids", expanding=True)),
+        ),
+    )
+    _SET_USED = (
+        product_keys.update()
+        .where(product_keys.c.serial == sa.bindparam("s"))
+        .values(used=sa.bindparam("u"))
+    )
+    _ADD_MACHINES = mak_activations.insert()
+
+    @classmethod
     def _activate_maks(
+        cls,
         conn: Connection,
         items: list[tuple[MakRequest, ProductKey]],
         catalog: Catalog,
@@ -553,23 +607,14 @@ class Store:
         # know, decide every item in memory in request order, then one UPDATE of
         # the counters and one multi-row INSERT of the new machines.
         serials = sorted({key.serial for _, key in items})
-        q = sa.select(product_keys).where(product_keys.c.serial.in_(serials))
         # Locked in serial order, so two batches sharing keys cannot deadlock.
-        rows = conn.execute(q.order_by(product_keys.c.serial).with_for_update()).mappings()
+        rows = conn.execute(cls._LOCK_KEYS, {"serials": serials}).mappings()
         recs = {bytes(r["serial"]): _key_record(r) for r in rows}
-        cmids = sorted({str(req.cmid) for req, _ in items})
-        iids = sorted({req.installation_id for req, _ in items})
-        m = mak_activations.c
-        found = conn.execute(
-            sa.union_all(
-                sa.select(m.key_serial, m.cmid, sa.null().label("iid")).where(
-                    m.key_serial.in_(serials), m.cmid.in_(cmids)
-                ),
-                sa.select(m.key_serial, sa.null(), m.installation_id).where(
-                    m.key_serial.in_(serials), m.installation_id.in_(iids)
-                ),
-            )
-        ).all()
+        found = conn.execute(cls._KNOWN, {
+            "serials": serials,
+            "cmids": sorted({str(req.cmid) for req, _ in items}),
+            "iids": sorted({req.installation_id for req, _ in items}),
+        }).all()  # fmt: skip
         known_cmids = {(bytes(s), c) for s, c, _ in found if c is not None}
         known_iids = {(bytes(s), bytes(i)) for s, _, i in found if i is not None}
         used = {serial: rec.used for serial, rec in recs.items()}
@@ -604,14 +649,9 @@ class Store:
             out.append((rec, outcome))
         changed = [{"s": s, "u": n} for s, n in used.items() if n != recs[s].used]
         if changed:
-            conn.execute(
-                product_keys.update()
-                .where(product_keys.c.serial == sa.bindparam("s"))
-                .values(used=sa.bindparam("u")),
-                changed,
-            )
+            conn.execute(cls._SET_USED, changed)
         if inserts:
-            conn.execute(mak_activations.insert(), inserts)
+            conn.execute(cls._ADD_MACHINES, inserts)
         return out
 
     # ------------------------------------------------------------------ tokens
