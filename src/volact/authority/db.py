@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -593,10 +593,26 @@ class Store:
         .values(used=sa.bindparam("u"))
     )
     _ADD_MACHINES = mak_activations.insert()
+    # On PostgreSQL the batch's values travel as arrays, so each statement's text
+    # is the same whatever the batch size: the driver parses and prepares it once,
+    # and the insert is one statement, not one execution per row.
+    _KNOWN_PG = sa.text(
+        "SELECT key_serial, cmid, NULL AS iid FROM mak_activations"
+        " WHERE key_serial = ANY(:serials) AND cmid = ANY(:cmids)"
+        " UNION ALL"
+        " SELECT key_serial, NULL, installation_id FROM mak_activations"
+        " WHERE key_serial = ANY(:serials) AND installation_id = ANY(:iids)"
+    )
+    _ADD_MACHINES_PG = sa.text(
+        "INSERT INTO mak_activations"
+        " (key_serial, installation_id, cmid, sku, workstation, activated_at)"
+        " SELECT * FROM unnest(CAST(:k AS bytea[]), CAST(:i AS bytea[]),"
+        " CAST(:c AS varchar[]), CAST(:s AS varchar[]), CAST(:w AS varchar[]),"
+        " CAST(:t AS bigint[]))"
+    )
 
-    @classmethod
     def _activate_maks(
-        cls,
+        self,
         conn: Connection,
         items: list[tuple[MakRequest, ProductKey]],
         catalog: Catalog,
@@ -608,9 +624,9 @@ class Store:
         # the counters and one multi-row INSERT of the new machines.
         serials = sorted({key.serial for _, key in items})
         # Locked in serial order, so two batches sharing keys cannot deadlock.
-        rows = conn.execute(cls._LOCK_KEYS, {"serials": serials}).mappings()
+        rows = conn.execute(self._LOCK_KEYS, {"serials": serials}).mappings()
         recs = {bytes(r["serial"]): _key_record(r) for r in rows}
-        found = conn.execute(cls._KNOWN, {
+        found = conn.execute(self._KNOWN_PG if self.is_postgres else self._KNOWN, {
             "serials": serials,
             "cmids": sorted({str(req.cmid) for req, _ in items}),
             "iids": sorted({req.installation_id for req, _ in items}),
@@ -626,12 +642,12 @@ class Store:
             if rec is None:
                 out.append(UnknownKeyError("this MAK was not issued by this vendor"))
                 continue
-            rec = replace(rec, used=used[serial])
             cmid = str(req.cmid)
             try:
                 outcome = rules.decide_mak(
-                    rec, catalog, req.sku, machine_known=(serial, cmid) in known_cmids
-                )
+                    rec, catalog, req.sku, machine_known=(serial, cmid) in known_cmids,
+                    used=used[serial],
+                )  # fmt: skip
             except rules.Refusal as exc:
                 out.append(exc)
                 continue
@@ -649,9 +665,15 @@ class Store:
             out.append((rec, outcome))
         changed = [{"s": s, "u": n} for s, n in used.items() if n != recs[s].used]
         if changed:
-            conn.execute(cls._SET_USED, changed)
-        if inserts:
-            conn.execute(cls._ADD_MACHINES, inserts)
+            conn.execute(self._SET_USED, changed)
+        if inserts and self.is_postgres:
+            conn.execute(self._ADD_MACHINES_PG, {
+                k: [row[col] for row in inserts]
+                for k, col in (("k", "key_serial"), ("i", "installation_id"), ("c", "cmid"),
+                               ("s", "sku"), ("w", "workstation"), ("t", "activated_at"))
+            })  # fmt: skip
+        elif inserts:
+            conn.execute(self._ADD_MACHINES, inserts)
         return out
 
     # ------------------------------------------------------------------ tokens

@@ -243,9 +243,17 @@ def decide_host(
 
 
 def decide_mak(
-    key: KeyRecord, catalog: Catalog, sku: uuid.UUID, *, machine_known: bool
+    key: KeyRecord,
+    catalog: Catalog,
+    sku: uuid.UUID,
+    *,
+    machine_known: bool,
+    used: int | None = None,
 ) -> MakOutcome:
-    """Whether a MAK activation may proceed, and whether it consumes an activation."""
+    """Whether a MAK activation may proceed, and whether it consumes an activation.
+
+    ``used`` overrides ``key.used`` (a batch counts its own new machines as it goes).
+    """
     if key.kind is not KeyKind.MAK:
         raise WrongKeyKind(f"this is a {key.kind.label} key; MAK activation takes a MAK")
     if key.revoked:
@@ -259,7 +267,7 @@ def decide_mak(
         )
     if machine_known:
         return MakOutcome.REPEAT
-    if key.used >= key.activation_limit:
+    if (key.used if used is None else used) >= key.activation_limit:
         raise ExhaustedKey(
             f"this MAK has used all of its {key.activation_limit} activations; "
             "ask the vendor for more"
