@@ -21,6 +21,7 @@ Limits travel to the worker processes in one environment variable
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -45,7 +46,7 @@ class Limits:
     """How much the HTTP service accepts from one client, and for how long."""
 
     max_body: int = MAX_BODY  #: bytes of request body
-    header_timeout: float = 10.0  #: seconds to send the request line and headers
+    header_timeout: float = 20.0  #: seconds to send the request line and headers
     body_timeout: float = 20.0  #: seconds to send the body once the headers are in
     max_connections: int = 1000  #: open connections per worker (oldest idle evicted)
     keep_alive: float = 5.0  #: seconds an idle kept-alive connection stays open
@@ -61,8 +62,13 @@ class Limits:
 
     @classmethod
     def from_environ(cls) -> Limits:
-        text = os.environ.get(ENV_LIMITS)
-        return cls(**json.loads(text)) if text else cls()
+        return _limits_from(os.environ.get(ENV_LIMITS, ""))
+
+
+@functools.lru_cache(maxsize=4)
+def _limits_from(text: str) -> Limits:
+    # Read once per worker, not once per connection.
+    return Limits(**json.loads(text)) if text else Limits()
 
 
 # --------------------------------------------------------------------------- body
@@ -175,12 +181,15 @@ class GuardedH11Protocol(H11Protocol):
         self._idle = _IDLE.setdefault(server_state, {})
 
     # A connection is "idle" from its start, or from the end of a response, until
-    # the next request's headers are complete; only idle connections are evicted
-    # and only they are under the header deadline.
+    # the next request's headers are complete; only idle connections are evicted.
+    # The header deadline runs from the connection's start, and on a kept-alive
+    # connection from the first byte of the next request (before that byte,
+    # uvicorn's keep-alive timeout closes a silent connection).
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._set_idle()
+        self._arm()
         if len(self.connections) > self.limits.max_connections:
             victim = next((c for c in self._idle if c is not self), self)
             victim._close()
@@ -189,6 +198,11 @@ class GuardedH11Protocol(H11Protocol):
         self._disarm()
         self._idle.pop(self, None)
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._busy and self._timer is None:
+            self._arm()
+        super().data_received(data)
 
     def handle_events(self) -> None:
         super().handle_events()
@@ -207,6 +221,9 @@ class GuardedH11Protocol(H11Protocol):
         self._busy = False
         self._idle.pop(self, None)
         self._idle[self] = None
+        self._disarm()
+
+    def _arm(self) -> None:
         self._disarm()
         self._timer = self.loop.call_later(self.limits.header_timeout, self._close)
 

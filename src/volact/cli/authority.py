@@ -192,7 +192,7 @@ def register(groups: Any) -> None:
         "--header-timeout",
         type=float,
         metavar="S",
-        help="seconds a client has to send a request's headers (default 10)",
+        help="seconds a client has to send a request's headers (default 20)",
     )
     p.add_argument(
         "--body-timeout",
