@@ -91,7 +91,16 @@ async def direct(url: str, bodies: list[dict[str, Any]], concurrency: int) -> fl
 
         async def one(body: dict[str, Any]) -> None:
             async with sem:
-                r = await client.post(url + "/v1/mak/activate", json=body)
+                for attempt in range(3):
+                    try:
+                        r = await client.post(url + "/v1/mak/activate", json=body)
+                        break
+                    except (httpx.ReadError, httpx.RemoteProtocolError):
+                        # A kept-alive connection the service closed as it was
+                        # reused (its keep-alive timeout, on a loaded machine):
+                        # the same request again is a repeat, never a second charge.
+                        if attempt == 2:
+                            raise
                 if r.status_code != 200:
                     raise SystemExit(f"activation failed: {r.status_code} {r.text[:200]}")
 

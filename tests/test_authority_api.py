@@ -235,7 +235,7 @@ def test_batch(api: Api) -> None:
     ]  # fmt: skip
     assert results[4].cmid == uuid.UUID(c["cmid"])
     too_many = {"requests": [a] * 1001}
-    assert_problem(api.client.post("/v1/mak/batch", json=too_many), 422, "malformed_request")
+    assert_problem(api.client.post("/v1/mak/batch", json=too_many), 413, "too_large")
 
 
 CONTROL_NAMES = ["ws\x00", "\x00", "ws\x07", "ws\x1b[2J", "ws\x7f", "ws\x85", "ws\ud800"]
@@ -380,6 +380,89 @@ def test_malformed_keys_are_limited_by_address_only(tmp_path: Path) -> None:
     assert r.status_code == 200 and r.json()["results"][0]["error"]["code"] == "mistyped_key"
     abuser.close()
     user.close()
+    a.client.close()
+    a.auth.store.close()
+
+
+def mistyped(i: int) -> str:
+    """A distinct key whose checksum fails (a typo the authority would try to locate)."""
+    text = ProductKey.generate(KeyKind.MAK, i.to_bytes(12, "big")).text
+    return text[:-1] + ("2" if text[-1] != "2" else "3")
+
+
+def test_bodies_over_the_limit_are_413_before_they_are_read(api: Api) -> None:
+    big = b'{"requests": [' + b"0," * 600_000 + b"0]}"
+    r = api.client.post("/v1/mak/batch", content=big, headers={"content-type": "application/json"})
+    assert_problem(r, 413, "too_large")
+    assert r.headers["connection"] == "close"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"requests": ['
+        for _ in range(100):
+            yield b"0," * 10_000
+        yield b"0]}"
+
+    r = api.client.post("/v1/mak/batch", content=chunks(),
+                        headers={"content-type": "application/json"})  # fmt: skip
+    assert_problem(r, 413, "too_large")
+    r = api.client.post("/v1/mak/activate", content=b"{}",
+                        headers={"content-length": "-1"})  # fmt: skip
+    assert r.status_code in {400, 413}
+    # Just under the limit is read and judged on its content.
+    ok = {"requests": [mak_body(api.key("mak", "desktop"))] * 1000}
+    r = api.client.post("/v1/mak/batch", json=ok)
+    assert r.status_code == 200 and len(r.json()["results"]) == 1000
+
+
+def test_each_key_is_parsed_once_and_typos_are_located_a_bounded_number_of_times(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import volact.keys
+
+    parses: list[str] = []
+    searches: list[str] = []
+    parse, candidates = ProductKey.parse.__func__, volact.keys._candidates  # type: ignore[attr-defined]
+
+    def counting_parse(cls: Any, text: str, **kw: Any) -> ProductKey:
+        parses.append(text)
+        return parse(cls, text, **kw)  # type: ignore[no-any-return]
+
+    def counting_candidates(chars: str) -> Any:
+        searches.append(chars)
+        return candidates(chars)
+
+    monkeypatch.setattr(ProductKey, "parse", classmethod(counting_parse))
+    monkeypatch.setattr(volact.keys, "_candidates", counting_candidates)
+    mak = api.key("mak", "desktop")
+    r = api.client.post("/v1/mak/batch", json={"requests": [mak_body(mak) for _ in range(100)]})
+    assert r.status_code == 200 and parses.count(mak) == 1
+    parses.clear()
+    bad = [mak_body(mistyped(i)) for i in range(300)]
+    r = api.client.post("/v1/mak/batch", json={"requests": bad})
+    errors = [x["error"] for x in r.json()["results"]]
+    assert {e["code"] for e in errors} == {"mistyped_key"}
+    assert len(searches) == 1  # one typo located, the other 299 only said so
+    assert sum("looks wrong" in e["detail"] for e in errors) == 1
+    assert len(parses) <= 2 * 300 + 1  # once per text, twice only for the one located
+
+
+def test_rate_limit_charges_by_work_done(tmp_path: Path) -> None:
+    clock = [100.0]
+    a = make_api(tmp_path, RateLimit(rate=0.001, burst=30), clock)
+    mak = a.key("mak", "desktop")
+    # A batch of 201 machines costs 1 + 200/10 = 21 tokens: the second one waits.
+    batch = {"requests": [mak_body(mak) for _ in range(201)]}
+    assert a.client.post("/v1/mak/batch", json=batch).status_code == 200
+    assert_problem(a.client.post("/v1/mak/batch", json=batch), 429, "rate_limited")
+    # A mistyped key whose typo is searched for costs 1 + 2 tokens, not 1: the
+    # burst of 30 pays for 10 of them, not 30.
+    typist = TestClient(a.client.app, client=("192.0.2.9", 4000))
+    codes = [
+        typist.post("/v1/mak/activate", json=mak_body(mistyped(i))).status_code
+        for i in range(12)
+    ]
+    assert codes == [400] * 10 + [429] * 2, codes
+    typist.close()
     a.client.close()
     a.auth.store.close()
 

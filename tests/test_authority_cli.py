@@ -7,6 +7,7 @@ import os
 import stat
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,18 +174,19 @@ def test_passphrase_protected_key(tmp_path: Path, capsys: pytest.CaptureFixture[
         str(wrong),
     )
     assert code == 1 and "passphrase" in err
+    # A host id this authority never activated is refused (a typo revokes nothing).
+    code, _, err = run(
+        capsys, "authority", "revoke", "--home", str(h), "--host-id", "00" * 8,
+        "--passphrase-file", str(pw),
+    )  # fmt: skip
+    assert code == 1 and "no host with id 0000000000000000" in err
+    key = run_json(capsys, "authority", "issue-key", "--home", str(h), "--kind", "host",
+                   "--group", "server")["key"]  # fmt: skip
     done = run_json(
-        capsys,
-        "authority",
-        "revoke",
-        "--home",
-        str(h),
-        "--host-id",
-        "00" * 8,
-        "--passphrase-file",
-        str(pw),
-    )
-    assert done["sequence"] == 1 and done["host_ids"] == ["00" * 8]
+        capsys, "authority", "revoke", "--home", str(h), "--host-key", key,
+        "--passphrase-file", str(pw),
+    )  # fmt: skip
+    assert done["sequence"] == 1 and done["host_key_ids"] == [ProductKey.parse(key).serial.hex()]
 
 
 def test_issue_key_and_show(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -264,10 +266,11 @@ def test_export_profile(home: Path, capsys: pytest.CaptureFixture[str], tmp_path
     }
     assert profile.revocations is None
     # After a revocation the exported profile carries the signed list.
-    run_json(capsys, "authority", "revoke", "--home", str(home), "--host-id", "ab" * 8)
+    key = _issue(capsys, home, "--kind", "host", "--group", "server")
+    run_json(capsys, "authority", "revoke", "--home", str(home), "--host-key", key)
     run_json(capsys, "authority", "export-profile", "--home", str(home), "--out", str(out))
     rl = ProductProfile.loads(out.read_text()).revocation_list()
-    assert rl is not None and rl.host_ids == {bytes.fromhex("ab" * 8)}
+    assert rl is not None and rl.host_key_ids == {ProductKey.parse(key).serial}
 
 
 @pytest.mark.parametrize("url", ["notaurl", "ftp://x.example", "http://", "https://[::1", "h:80"])
@@ -414,3 +417,62 @@ def test_tokens(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_commands_on_a_missing_home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "authority", "show", "--home", str(tmp_path / "none"))
     assert code == 1 and "authority init" in err
+
+
+def test_revoke_a_host_alone_or_with_its_host_key(
+    home: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    key = _issue(capsys, home, "--kind", "host", "--group", "server")
+    serial = ProductKey.parse(key).serial.hex()
+
+    def activate(host_id: bytes) -> tuple[int, str]:
+        req = HostActivationRequest(key, host_id, SigningKey.generate().public_key, "h")
+        (tmp_path / "req.json").write_text(dumps(req))
+        code, _, err = run(
+            capsys, "authority", "activate-host", "--home", str(home),
+            "--request", str(tmp_path / "req.json"), "--out", str(tmp_path / "resp.json"),
+        )  # fmt: skip
+        return code, err
+
+    assert activate(b"\x01" * 8)[0] == 0 and activate(b"\x02" * 8)[0] == 0
+    code, out, _ = run(capsys, "authority", "revoke", "--home", str(home), "--host-id", "01" * 8)
+    assert code == 0 and f"host key {serial}" in out and "--with-host-key" in out
+    assert activate(b"\x03" * 8)[0] == 0  # the key still activates new host ids
+    done = run_json(
+        capsys, "authority", "revoke", "--home", str(home), "--host-id", "02" * 8,
+        "--with-host-key",
+    )  # fmt: skip
+    assert done["host_ids"] == ["01" * 8, "02" * 8] and done["host_key_ids"] == [serial]
+    assert done["host_key_id"] == serial and done["host_key_revoked"] is True
+    code, err = activate(b"\x04" * 8)
+    assert code == 1 and "revoked" in err
+    code, _, err = run(capsys, "authority", "revoke", "--home", str(home), "--host-key", key,
+                       "--with-host-key")  # fmt: skip
+    assert code == 2 and "--with-host-key goes with --host-id" in err
+
+
+def test_database_passwords_never_reach_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres: Any
+) -> None:
+    secret = "Sekr3t-pw"
+    postgres.create_database("pw_" + uuid.uuid4().hex[:12])
+    good = postgres.url.replace("://", f"://{postgres.user}:{secret}@", 1).replace(
+        f"@{postgres.user}@", "@"
+    )
+    assert secret in good
+    home = tmp_path / "auth"
+    code, out, err = run(capsys, "authority", "init", "--home", str(home), "--demo-catalog",
+                         "--database", good, "--json")  # fmt: skip
+    assert code == 0, err
+    assert secret not in out + err and ":***@" in json.loads(out)["database"]
+    assert stat.S_IMODE((home / "authority.json").stat().st_mode) == 0o600
+    # A URL nothing can use is named in the error, without its password.
+    for bad in (f"postgresql+nodriver://u:{secret}@h/d", f"postgresql:/u:{secret}@h/d",
+                f"postgresql+psycopg://u:{secret}@127.0.0.1:1/d"):  # fmt: skip
+        code, out, err = run(capsys, "authority", "init", "--home", str(tmp_path / "x"),
+                             "--demo-catalog", "--database", bad)  # fmt: skip
+        assert code == 1 and secret not in out + err, err
+        assert "***" in err or "connection" in err, err
+        code, out, err = run(capsys, "authority", "keys", "--home", str(home),
+                             "--database", bad)  # fmt: skip
+        assert code == 1 and secret not in out + err, err

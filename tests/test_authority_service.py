@@ -7,9 +7,13 @@ SQLite and on PostgreSQL with two workers, and a clean SIGTERM shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import multiprocessing
+import resource
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -69,7 +73,8 @@ def init_home(tmp: Path, capsys: pytest.CaptureFixture[str], database: str | Non
     return home
 
 
-def start(home: Path, *args: str) -> Server:
+def start(home: Path, *args: str, nofile: int | None = None) -> Server:
+    """``serve`` on a free port; ``nofile`` limits its open files (as a service's would be)."""
     log = home / "serve.log"
     cmd = [
         sys.executable,
@@ -83,8 +88,13 @@ def start(home: Path, *args: str) -> Server:
         "127.0.0.1:0",
         *args,
     ]
+
+    def limit_files() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     with log.open("wb") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, preexec_fn=limit_files)
     deadline = time.monotonic() + START_TIMEOUT
     serve_file = home / "serve.json"
     while time.monotonic() < deadline:
@@ -592,3 +602,179 @@ def test_through_the_host_and_client_clis(
         assert applied["activated"] is True
     detail = cli_json(capsys, "authority", "keys", "--home", str(home), mak)
     assert detail["activations_used"] == 4
+
+
+# --------------------------------------------------------------------------- hostile clients
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _send_until_answered(port: int, head: bytes, chunk: bytes, most: int) -> tuple[bytes, int]:
+    """Send ``head`` then ``chunk`` repeatedly (at most ``most`` bytes) until the server
+    answers; return the answer's first bytes and how much body was sent."""
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        sock.setblocking(False)
+        answer = b""
+        while sent < most and not answer:
+            try:
+                answer = sock.recv(4096)
+                break
+            except BlockingIOError:
+                pass
+            try:
+                sent += sock.send(chunk)
+            except BlockingIOError:
+                time.sleep(0.005)
+            except OSError:  # the server closed its side after answering
+                break
+        sock.settimeout(10)
+        while b"\r\n\r\n" not in answer:
+            more = sock.recv(4096)
+            if not more:
+                break
+            answer += more
+        return answer, sent
+
+
+def test_a_huge_body_is_refused_over_a_real_socket(
+    sqlite_server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = int(sqlite_server.url.rsplit(":", 1)[1])
+    rss = _rss_kib(sqlite_server.proc.pid)
+    # 512 MiB announced: answered 413 on the headers alone; the sender gives up after 16 MiB.
+    head = (b"POST /v1/mak/batch HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 536870912\r\n\r\n")  # fmt: skip
+    answer, sent = _send_until_answered(port, head, b"[" * 65536, 16 << 20)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"application/problem+json" in answer and sent < 16 << 20
+    # Chunked, no length announced: counted as it arrives and cut at the limit.
+    head = (b"POST /v1/mak/batch HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+    piece = b"[" * 65536
+    answer, sent = _send_until_answered(
+        port, head, b"%x\r\n" % len(piece) + piece + b"\r\n", 16 << 20
+    )
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sent < 16 << 20
+    assert _rss_kib(sqlite_server.proc.pid) - rss < 64 * 1024  # no 512 MiB buffered
+    assert httpx.get(sqlite_server.url + "/v1/health", timeout=5).status_code == 200
+
+
+async def _slow_headers(port: int, n: int, every: float, until: float, stop: Any) -> None:
+    """``n`` connections that dribble header bytes, reopened when the server closes
+    one, until ``stop`` is set or ``until`` (monotonic) passes."""
+
+    def going() -> bool:
+        return time.monotonic() < until and not stop.is_set()
+
+    async def one() -> None:
+        while going():
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                writer.write(b"POST /v1/mak/batch HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+                while going():
+                    await writer.drain()
+                    try:
+                        if await asyncio.wait_for(reader.read(100), every) == b"":
+                            break
+                    except TimeoutError:
+                        writer.write(b"a")
+            except OSError:
+                pass
+            finally:
+                writer.close()
+
+    await asyncio.gather(*(one() for _ in range(n)))
+
+
+def _run_slow_headers(port: int, n: int, every: float, until: float, stop: Any) -> None:
+    asyncio.run(_slow_headers(port, n, every, until, stop))
+
+
+def test_slow_headers_do_not_shut_out_other_clients(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The service may open 256 files, as a service often may (systemd's soft limit
+    # is 1024); 400 slow-header connections used to take every descriptor, and
+    # then /v1/health failed nearly always.
+    home = init_home(tmp_path, capsys)
+    server = start(home, "--header-timeout", "2", nofile=256)
+    port = int(server.url.rsplit(":", 1)[1])
+    try:
+        # One dribbling connection is closed at the header deadline.
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+            sock.sendall(b"GET /v1/health HTTP/1.1\r\n")
+            t0 = time.monotonic()
+            got = b"x"
+            while got and time.monotonic() - t0 < 12:
+                sock.sendall(b"X")
+                try:
+                    sock.settimeout(0.5)
+                    got = sock.recv(100)
+                except TimeoutError:
+                    got = b"x"
+                except OSError:
+                    got = b""
+            assert got == b"", "a connection dribbling its headers was never closed"
+        # 400 of them, from a process of its own (so it does not slow the probes),
+        # against 20 probes of /v1/health on new connections.
+        ctx = multiprocessing.get_context("fork")
+        stop = ctx.Event()
+        attack = ctx.Process(
+            target=_run_slow_headers, args=(port, 400, 0.5, time.monotonic() + 60, stop),
+            daemon=True,
+        )  # fmt: skip
+        attack.start()
+        time.sleep(2.0)  # let the attack fill the slots
+        ok = 0
+        for _ in range(20):
+            try:
+                with httpx.Client(timeout=5) as client:
+                    ok += client.get(server.url + "/v1/health").status_code == 200
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        still_attacking = attack.is_alive()
+        stop.set()
+        attack.join(timeout=30)
+        if attack.is_alive():
+            attack.kill()
+        assert still_attacking
+        assert ok >= 18, f"/v1/health answered {ok} of 20 during the attack"
+    finally:
+        assert server.stop() == 0
+
+
+def test_logs_never_hold_keys_or_tokens_even_at_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = init_home(tmp_path, capsys)
+    token = cli_json(capsys, "authority", "token", "create", "--home", str(home))["token"]
+    server = start(home, "--log-level", "trace")
+    try:
+        mak = issue(home, capsys, "--kind", "mak", "--group", "desktop")
+        sku = sku_of(home, capsys, "desktop")
+        auth = {"Authorization": f"Bearer {token}"}
+        r = httpx.get(f"{server.url}/v1/keys/{mak}", headers=auth, timeout=10)
+        assert r.status_code == 200
+        r = httpx.get(f"{server.url}/v1/keys/{mak.replace('-', '')}", headers=auth, timeout=10)
+        assert r.status_code == 200
+        r = httpx.post(server.url + "/v1/mak/activate", json=mak_req(mak, sku).to_json())
+        assert r.status_code == 200
+    finally:
+        assert server.stop() == 0
+    log = server.log.read_text()
+    assert "/v1/keys/***" in log and "Started scope" in log  # it did log the requests
+    for secret in (mak, mak.replace("-", ""), token, token[4:]):
+        assert secret not in log

@@ -172,6 +172,7 @@ def test_migration_upgrades_a_version_1_store_in_place(store: Store) -> None:
     with store.engine.begin() as conn:
         for t in (
             "revocation_lists",
+            "host_ids",
             "revoked_hosts",
             "revoked_host_keys",
             "admin_tokens",
@@ -207,6 +208,102 @@ def test_migration_upgrades_a_version_1_store_in_place(store: Store) -> None:
     store.activate_mak(mak_req(key), key, CATALOG, now=NOW)
     rec = store.get_key(serial)
     assert rec is not None and rec.used == 2
+
+
+def test_migration_3_gives_each_host_id_to_its_first_key(store: Store) -> None:
+    # A schema-2 store where two keys activated the same host id (possible before
+    # host ids were unique): the first activation keeps the id, the copy is kept on
+    # record but can no longer be activated, and nothing is lost.
+    first = new_key(store, KeyKind.HOST, "server", 6, 9)
+    copy = new_key(store, KeyKind.HOST, "server", 6, 9)
+    shared, own = b"\x5a" * 8, b"\x5b" * 8
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE host_ids"))
+        conn.execute(sa.text("UPDATE volact_schema SET version = 2"))
+        for serial, host_id, at in ((copy, shared, 20), (first, shared, 10), (copy, own, 30)):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO host_activations (key_serial, host_id, host_public_key,"
+                    " hostname, activations, first_at, last_at)"
+                    " VALUES (:k, :h, :p, 'h', 1, :t, :t)"
+                ),
+                {"k": serial.serial, "h": host_id, "p": b"\x01" * 32, "t": at},
+            )
+    assert store.migrate() == 2 and store.schema_version() == SCHEMA_VERSION
+    assert store.host_owner(shared) == first.serial
+    assert store.host_owner(own) == copy.serial
+    assert len(store.key_details(copy.serial)["hosts"]) == 2  # nothing dropped
+    with pytest.raises(rules.HostIdTaken):
+        store.activate_host(host_req(copy, shared), copy, now=NOW)
+    assert store.activate_host(host_req(first, shared), first, now=NOW)[1] in {
+        rules.HostOutcome.REACTIVATION, rules.HostOutcome.REPEAT,
+    }  # fmt: skip
+    assert store.activate_host(host_req(copy, own), copy, now=NOW)[1] is (
+        rules.HostOutcome.REACTIVATION
+    )
+
+
+def test_a_host_id_belongs_to_one_host_key(store: Store) -> None:
+    legit = new_key(store, KeyKind.HOST, "server", 6, 9)
+    other = new_key(store, KeyKind.HOST, "server", 6, 9)
+    host_id = secrets.token_bytes(8)
+    store.activate_host(host_req(legit, host_id), legit, now=NOW)
+    # An impostor copies the id from the host's replies and activates it with
+    # another host key: refused, and nothing is charged to that key.
+    with pytest.raises(rules.HostIdTaken) as info:
+        store.activate_host(host_req(other, host_id), other, now=NOW)
+    assert info.value.code == "host_id_taken"
+    rec = store.get_key(other.serial)
+    assert rec is not None and rec.used == 0
+    assert store.key_details(other.serial)["hosts"] == []
+    assert store.host_owner(host_id) == legit.serial
+    # The owner still reactivates it.
+    out = store.activate_host(host_req(legit, host_id), legit, now=NOW)[1]
+    assert out is rules.HostOutcome.REACTIVATION
+
+
+def test_two_keys_racing_for_one_host_id_one_wins(store: Store) -> None:
+    keys = [new_key(store, KeyKind.HOST, "server", 6, 9) for _ in range(8)]
+    host_id = secrets.token_bytes(8)
+    outcomes = _race(
+        8, lambda i: store.activate_host(host_req(keys[i], host_id), keys[i], now=NOW)
+    )
+    assert sum(o is None for o in outcomes) == 1
+    assert all(isinstance(o, rules.HostIdTaken) for o in outcomes if o is not None)
+    owner = store.host_owner(host_id)
+    assert sum(len(store.key_details(k.serial)["hosts"]) for k in keys) == 1
+    assert sum(store.get_key(k.serial).used for k in keys) == 1  # type: ignore[union-attr]
+    assert owner in {k.serial for k in keys}
+
+
+def test_revoking_a_host_id_hits_that_host_only_and_optionally_its_key(store: Store) -> None:
+    vendor = SigningKey.generate()
+    key = new_key(store, KeyKind.HOST, "server", 6, 9)
+    bystander = new_key(store, KeyKind.HOST, "server", 6, 9)
+    h1, h2, h3 = (secrets.token_bytes(8) for _ in range(3))
+    for k, h in ((key, h1), (key, h2), (bystander, h3)):
+        store.activate_host(host_req(k, h), k, now=NOW)
+
+    def revoke(host_id: bytes, **kw: bool) -> RevocationList:
+        return store.revoke(
+            host_key=None, host_id=host_id, vendor_key_id=vendor.key_id,
+            sign=lambda rl: rl.sign(vendor), now=NOW, **kw,
+        )[0]  # fmt: skip
+
+    with pytest.raises(rules.UnknownHost):
+        revoke(b"\x77" * 8, known_host=True)  # a typo revokes nothing
+    assert store.latest_revocation_list() is None
+    rl = revoke(h1)
+    assert rl.host_ids == {h1} and rl.host_key_ids == frozenset()
+    # Revoking the host alone leaves its key usable for a new host id...
+    store.activate_host(host_req(key, secrets.token_bytes(8)), key, now=NOW)
+    # ...revoking it with its key stops that too, and no other key is touched.
+    rl = revoke(h2, with_host_key=True)
+    assert rl.host_ids == {h1, h2} and rl.host_key_ids == {key.serial}
+    with pytest.raises(rules.RevokedKey):
+        store.activate_host(host_req(key, secrets.token_bytes(8)), key, now=NOW)
+    assert not store.get_key(bystander.serial).revoked  # type: ignore[union-attr]
+    store.activate_host(host_req(bystander, h3), bystander, now=NOW)
 
 
 def _race(n: int, fn: object) -> list[BaseException | None]:
@@ -268,3 +365,35 @@ def test_batch_in_one_transaction_answers_each_item(store: Store) -> None:
     assert isinstance(kinds[4], rules.ExhaustedKey)
     rec = store.get_key(key.serial)
     assert rec is not None and rec.used == 2
+
+
+def test_batch_with_several_keys_and_repeats_in_one_call(store: Store) -> None:
+    k1 = new_key(store, KeyKind.MAK, "desktop", 3)
+    k2 = new_key(store, KeyKind.MAK, "server", 1)
+    stranger = ProductKey.generate(KeyKind.MAK, secrets.token_bytes(12))
+    known = mak_req(k1)
+    store.activate_mak(known, k1, CATALOG, now=NOW)
+    other = next(s for s in CATALOG.skus if s.group == "desktop" and s.id != DESKTOP.id)
+    fresh = mak_req(k1)
+    items = [
+        (known, k1),  # already on record: repeat, no charge, no new row
+        (fresh, k1),  # new
+        (mak_req(k1, fresh.cmid, other.id), k1),  # same machine, another SKU: repeat
+        (fresh, k1),  # the same request twice in one batch: repeat
+        (mak_req(k2, sku=SERVER.id), k2),
+        (mak_req(k2), k2),  # k2 has no activation left
+        (mak_req(stranger), stranger),
+        (mak_req(k1), k1),  # k1's third and last
+        (mak_req(k1), k1),  # exhausted
+    ]
+    results = store.activate_mak_many(items, CATALOG, now=NOW)
+    kinds = [type(r).__name__ if isinstance(r, VolactError) else r[1].name for r in results]
+    assert kinds == [
+        "REPEAT", "NEW_MACHINE", "REPEAT", "REPEAT", "NEW_MACHINE", "ExhaustedKey",
+        "UnknownKeyError", "NEW_MACHINE", "ExhaustedKey",
+    ]  # fmt: skip
+    assert store.get_key(k1.serial).used == 3  # type: ignore[union-attr]
+    assert store.get_key(k2.serial).used == 1  # type: ignore[union-attr]
+    machines = store.key_details(k1.serial)["machines"]
+    assert len(machines) == 4  # known, fresh x2 SKUs, the third
+    assert store.activate_mak_many([], CATALOG, now=NOW) == []

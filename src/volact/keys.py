@@ -114,14 +114,35 @@ class ProductKey:
         return cls(KeyKind.GVLK, serial[:SERIAL_BYTES])
 
     @classmethod
-    def parse(cls, text: str) -> ProductKey:
-        """Parse a typed key; raise :class:`KeyFormatError` saying what is wrong."""
+    def parse(cls, text: str, *, locate: bool = True) -> ProductKey:
+        """Parse a typed key; raise :class:`KeyFormatError` saying what is wrong.
+
+        On a checksum failure the typo is located by trying every single
+        substitution and swap (about 900 candidates, milliseconds of CPU); a
+        service parsing keys from strangers passes ``locate=False`` past a budget.
+        """
         chars = _normalise(text)
         value = _decode_digits(chars)
         key = _from_value(value)
         if key is not None:
             return key
-        raise KeyFormatError(_locate_typo(chars), position=_typo_position(chars))
+        if not locate:
+            raise KeyFormatError(CHECKSUM_FAILS)
+        found = _candidates(chars)
+        if len(found) == 1:
+            i = found[0][0]
+            raise KeyFormatError(
+                f"the key is mistyped: its checksum fails; character {i + 1} "
+                f"(group {i // GROUP_CHARS + 1}, {chars[i]!r}) looks wrong",
+                position=i,
+            )
+        raise KeyFormatError(CHECKSUM_FAILS)
+
+
+#: What a checksum failure says when the typo is not located.
+CHECKSUM_FAILS = (
+    "the key is mistyped: its checksum fails; check every group against the original"
+)
 
 
 def _normalise(text: str) -> str:
@@ -169,33 +190,19 @@ def _from_value(n: int) -> ProductKey | None:
 
 def _candidates(chars: str) -> list[tuple[int, str]]:
     """(position, corrected key) for each single substitution or swap that checks."""
+    # Each candidate's value is the typed value plus one digit's difference times
+    # its place value, so the ~900 candidates cost one check each, not a decode.
+    value = _decode_digits(chars)
+    digits = [_INDEX[c] for c in chars]
+    place = [BASE ** (KEY_CHARS - 1 - i) for i in range(KEY_CHARS)]
     found: list[tuple[int, str]] = []
     for i in range(KEY_CHARS):
-        for c in ALPHABET:
-            if c == chars[i]:
-                continue
-            fixed = chars[:i] + c + chars[i + 1 :]
-            if _from_value(_decode_digits(fixed)) is not None:
-                found.append((i, fixed))
+        for d, c in enumerate(ALPHABET):
+            if d != digits[i] and _from_value(value + (d - digits[i]) * place[i]) is not None:
+                found.append((i, chars[:i] + c + chars[i + 1 :]))
     for i in range(KEY_CHARS - 1):
-        if chars[i] != chars[i + 1]:
-            fixed = chars[:i] + chars[i + 1] + chars[i] + chars[i + 2 :]
-            if _from_value(_decode_digits(fixed)) is not None:
-                found.append((i, fixed))
+        a, b = digits[i], digits[i + 1]
+        swapped = value + (b - a) * place[i] + (a - b) * place[i + 1]
+        if a != b and _from_value(swapped) is not None:
+            found.append((i, chars[:i] + chars[i + 1] + chars[i] + chars[i + 2 :]))
     return found
-
-
-def _typo_position(chars: str) -> int | None:
-    found = _candidates(chars)
-    return found[0][0] if len(found) == 1 else None
-
-
-def _locate_typo(chars: str) -> str:
-    found = _candidates(chars)
-    if len(found) == 1:
-        i = found[0][0]
-        return (
-            f"the key is mistyped: its checksum fails; character {i + 1} "
-            f"(group {i // GROUP_CHARS + 1}, {chars[i]!r}) looks wrong"
-        )
-    return "the key is mistyped: its checksum fails; check every group against the original"

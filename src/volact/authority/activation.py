@@ -69,29 +69,42 @@ class Authority:
 
     # ------------------------------------------------------------------ activations
 
-    def activate_host(self, req: HostActivationRequest, *, now: int) -> HostActivationResponse:
-        key = rules.parse_key(req.host_key, KeyKind.HOST)
+    def activate_host(
+        self, req: HostActivationRequest, *, now: int, key: ProductKey | None = None
+    ) -> HostActivationResponse:
+        """A license, or raise the :class:`Refusal` / key error that says why not.
+
+        ``key`` is the request's host key already parsed, if the caller parsed it.
+        """
+        if key is None:
+            key = rules.parse_key(req.host_key, KeyKind.HOST)
+        else:
+            rules.expect_kind(key, KeyKind.HOST)
         rec, _ = self.store.activate_host(req, key, now=now)
         lic = rules.host_license(self.home.vendor_key_id, rec, req, self.home.catalog, now)
         return HostActivationResponse(lic.sign(self.vendor_key))
 
-    def activate_mak(self, req: MakRequest, *, now: int) -> MakResponse:
+    def activate_mak(
+        self, req: MakRequest, *, now: int, key: ProductKey | None = None
+    ) -> MakResponse:
         """A confirmation, or raise the :class:`Refusal` / key error that says why not."""
-        key = rules.check_mak_request(req, self.home.catalog)
+        key = rules.check_mak_request(req, self.home.catalog, key)
         rec, _ = self.store.activate_mak(req, key, self.home.catalog, now=now)
         conf = rules.mak_confirmation(self.home.vendor_key_id, rec, req, now)
         return MakResponse(req.cmid, conf.sign(self.vendor_key))
 
-    def activate_mak_batch(self, items: Sequence[Any], *, now: int) -> list[MakResponse]:
+    def activate_mak_batch(
+        self, items: Sequence[Any], *, now: int, keys: rules.KeyParser | None = None
+    ) -> list[MakResponse]:
         """One answer per item, in order: a confirmation or a precise error.
 
         Items that pass the store-free checks are applied in one transaction, so a
-        proxy batch costs one commit, not one per machine.
+        proxy batch costs one commit, not one per machine. ``keys`` is the parser
+        the caller already used on the batch's keys (each key is parsed once).
         """
         if len(items) > rules.BATCH_LIMIT:
-            raise rules.MalformedRequest(
-                f"a batch carries at most {rules.BATCH_LIMIT} requests; split it"
-            )
+            raise rules.TooLarge(f"a batch carries at most {rules.BATCH_LIMIT} requests; split it")
+        parser = rules.KeyParser() if keys is None else keys
         out: list[MakResponse | None] = [None] * len(items)
         todo: list[tuple[int, MakRequest, ProductKey]] = []
         for i, item in enumerate(items):
@@ -99,7 +112,11 @@ class Authority:
                 if not isinstance(item, dict):
                     raise rules.MalformedRequest("each batch item must be a MAK request object")
                 req = MakRequest.from_json(item)
-                todo.append((i, req, rules.check_mak_request(req, self.home.catalog)))
+                parsed = parser.parse(req.mak)
+                if isinstance(parsed, VolactError):  # shared by every item with this text
+                    out[i] = _error(item, parsed.code, str(parsed))
+                    continue
+                todo.append((i, req, rules.check_mak_request(req, self.home.catalog, parsed)))
             except ConfigurationError as exc:
                 out[i] = _error(item, rules.MalformedRequest.code, str(exc))
             except VolactError as exc:
@@ -118,8 +135,19 @@ class Authority:
     # ------------------------------------------------------------------ revocation
 
     def revoke(
-        self, *, host_key: str | None = None, host_id: bytes | None = None, now: int
+        self,
+        *,
+        host_key: str | None = None,
+        host_id: bytes | None = None,
+        now: int,
+        with_host_key: bool = False,
+        known_host: bool = False,
     ) -> tuple[RevocationList, bytes]:
+        """Revoke a host key, a host, or a host and its host key; sign the next list.
+
+        Revoking a host id alone leaves its host key usable for other host ids:
+        ``with_host_key`` revokes both in one list (see :meth:`Store.revoke`).
+        """
         serial = None
         if host_key is not None:
             serial = rules.parse_key(host_key, KeyKind.HOST).serial
@@ -129,6 +157,8 @@ class Authority:
             vendor_key_id=self.home.vendor_key_id,
             sign=lambda rl: rl.sign(self.vendor_key),
             now=now,
+            with_host_key=with_host_key,
+            known_host=known_host,
         )
 
 

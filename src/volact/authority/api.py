@@ -27,10 +27,12 @@ from volact import __version__
 from volact.authority import rules
 from volact.authority.activation import Authority, hash_token, serial_of
 from volact.authority.db import SCHEMA_VERSION, key_summary
+from volact.authority.guard import BodyLimit, Limits
 from volact.authority.ratelimit import RateLimit, RateLimiter
 from volact.documents import RevocationList
 from volact.errors import ConfigurationError, VolactError
 from volact.exchanges import FORMAT_VERSION, HostActivationRequest, MakRequest
+from volact.keys import KeyKind, ProductKey
 
 PROBLEM = "application/problem+json"
 
@@ -43,6 +45,10 @@ STATUS: dict[str, int] = {
     "not_found": 404,
     "method_not_allowed": 405,
     "exhausted_key": 409,
+    "host_id_taken": 409,
+    "unknown_host": 404,
+    "too_large": 413,
+    "timeout": 408,
     "revoked": 403,
     "sku_not_covered": 403,
     "unauthorized": 401,
@@ -58,6 +64,10 @@ TITLES: dict[str, str] = {
     "not_found": "Not found",
     "method_not_allowed": "Method not allowed",
     "exhausted_key": "Key exhausted",
+    "host_id_taken": "Host id taken",
+    "unknown_host": "Unknown host",
+    "too_large": "Request too large",
+    "timeout": "Request timeout",
     "revoked": "Revoked",
     "sku_not_covered": "SKU not covered by this key",
     "unauthorized": "Unauthorized",
@@ -167,10 +177,10 @@ class MakResult(BaseModel):
 class MakBatchBody(BaseModel):
     """Many MAK requests in one call (a proxy)."""
 
+    # The batch limit is checked in the route, to answer 413 rather than 422.
     requests: list[Any] = Field(
-        max_length=rules.BATCH_LIMIT,
-        description=f"MAK request objects (at most {rules.BATCH_LIMIT}), each "
-        "answered separately",
+        description=f"MAK request objects (at most {rules.BATCH_LIMIT}, else 413 "
+        "too_large), each answered separately",
     )
 
 
@@ -239,6 +249,14 @@ class ApiConfig:
     rate_limit: RateLimit = field(default_factory=lambda: RateLimit(50.0, 500))  #: per bucket
     clock: Callable[[], int] = field(default=lambda: int(time.time()))  #: Unix seconds
     monotonic: Callable[[], float] = field(default=time.monotonic)  #: for rate limiting
+    limits: Limits = field(default_factory=Limits)  #: body size and time limits
+
+
+#: Batch items one rate-limit token pays for (a direct activation costs one token;
+#: an item of a batch costs a tenth of one: no HTTP, no JSON envelope, shared commit).
+ITEMS_PER_TOKEN = 10
+#: Tokens a located typo costs on top (a search is about two activations of CPU).
+TYPO_COST = 2.0
 
 
 def problem(code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -315,16 +333,23 @@ def create_app(config: ApiConfig) -> FastAPI:
     async def _on_bug(_req: Request, exc: Exception) -> JSONResponse:  # pragma: no cover
         return problem("internal", f"internal error ({type(exc).__name__}); see the log")
 
-    def limit(*names: str) -> None:
+    app.add_middleware(BodyLimit, limits=config.limits)
+
+    def limit(*buckets: tuple[str, float]) -> None:
+        """Take each bucket's cost in tokens, or refuse with 429."""
         now = config.monotonic()
-        for name in names:
-            wait = limiter.allow(name, now)
+        for name, cost in buckets:
+            wait = limiter.allow(name, now, cost)
             if wait > 0:
                 raise _Problem(
                     "rate_limited",
                     f"too many activation requests ({name.split(':')[0]}); retry later",
                     {"Retry-After": str(max(1, int(wait + 0.999)))},
                 )
+
+    def charge(address: str, parser: rules.KeyParser) -> None:
+        # Work found while serving (typo searches) is paid for afterwards.
+        limiter.charge(address, config.monotonic(), parser.searched * TYPO_COST)
 
     def client(request: Request) -> str:
         return f"addr:{request.client.host if request.client else 'unknown'}"
@@ -336,15 +361,16 @@ def create_app(config: ApiConfig) -> FastAPI:
         if not auth.store.token_valid(hash_token(creds.credentials)):
             raise _Problem("unauthorized", "the token is unknown or revoked", challenge)
 
-    def key_bucket(text: str) -> str | None:
-        # A malformed key has no bucket of its own: one shared bucket would let one
-        # abuser turn everyone's typo into a 429; its sender's address bucket counts it.
-        try:
-            return "key:" + serial_of(text).hex()
-        except VolactError:
-            return None
+    # A malformed key has no bucket of its own: one shared bucket would let one
+    # abuser turn everyone's typo into a 429; its sender's address bucket counts it.
 
-    activation_errors = _responses(400, 403, 404, 409, 422, 429, 503)
+    activation_errors = _responses(400, 403, 404, 408, 409, 413, 422, 429, 503)
+
+    def parse_one(text: str, kind: KeyKind, parser: rules.KeyParser) -> ProductKey:
+        key = parser.parse(text)
+        if isinstance(key, VolactError):
+            raise key
+        return rules.expect_kind(key, kind)
 
     @app.post(
         "/v1/hosts/activate",
@@ -354,9 +380,16 @@ def create_app(config: ApiConfig) -> FastAPI:
         tags=["activation"],
     )
     def activate_host(body: HostActivationBody, request: Request) -> dict[str, Any]:
-        limit(client(request), *filter(None, [key_bucket(body.host_key)]))
+        address = client(request)
+        limit((address, 1.0))
+        parser = rules.KeyParser()
+        try:
+            key = parse_one(body.host_key, KeyKind.HOST, parser)
+        finally:
+            charge(address, parser)
+        limit(("key:" + key.serial.hex(), 1.0))
         req = HostActivationRequest.from_json(body.model_dump())
-        return auth.activate_host(req, now=config.clock()).to_json()
+        return auth.activate_host(req, now=config.clock(), key=key).to_json()
 
     @app.post(
         "/v1/mak/activate",
@@ -367,22 +400,45 @@ def create_app(config: ApiConfig) -> FastAPI:
         tags=["activation"],
     )
     def activate_mak(body: MakBody, request: Request) -> dict[str, Any]:
-        limit(client(request), *filter(None, [key_bucket(body.mak)]))
+        address = client(request)
+        limit((address, 1.0))
+        parser = rules.KeyParser()
+        try:
+            key = parse_one(body.mak, KeyKind.MAK, parser)
+        finally:
+            charge(address, parser)
+        limit(("key:" + key.serial.hex(), 1.0))
         req = MakRequest.from_json(body.model_dump())
-        return auth.activate_mak(req, now=config.clock()).to_json()
+        return auth.activate_mak(req, now=config.clock(), key=key).to_json()
 
     @app.post(
         "/v1/mak/batch",
         response_model=MakBatchResult,
         response_model_exclude_none=True,
-        responses=_responses(422, 429, 503),
+        responses=_responses(408, 413, 422, 429, 503),
         summary="Activate many machines in one call (a MAK proxy)",
         tags=["activation"],
     )
     def activate_batch(body: MakBatchBody, request: Request) -> dict[str, Any]:
-        keys = {key_bucket(str(r.get("mak", ""))) for r in body.requests if isinstance(r, dict)}
-        limit(client(request), *sorted(k for k in keys if k is not None)[:20])
-        results = auth.activate_mak_batch(body.requests, now=config.clock())
+        items = body.requests
+        if len(items) > rules.BATCH_LIMIT:
+            raise rules.TooLarge(f"a batch carries at most {rules.BATCH_LIMIT} requests; split it")
+        address = client(request)
+        # Charged by the work asked for: one token, plus one per ITEMS_PER_TOKEN more items.
+        limit((address, 1.0 + max(0, len(items) - 1) / ITEMS_PER_TOKEN))
+        parser = rules.KeyParser()
+        per_key: dict[bytes, int] = {}
+        try:
+            for item in items:
+                if isinstance(item, dict) and "mak" in item:
+                    key = parser.parse(str(item["mak"]))  # as MakRequest.from_json reads it
+                    if isinstance(key, ProductKey):
+                        per_key[key.serial] = per_key.get(key.serial, 0) + 1
+        finally:
+            charge(address, parser)
+        busiest = sorted(per_key.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+        limit(*(("key:" + s.hex(), 1.0 + (n - 1) / ITEMS_PER_TOKEN) for s, n in busiest))
+        results = auth.activate_mak_batch(items, now=config.clock(), keys=parser)
         return {"results": [r.to_json() for r in results]}
 
     @app.get(

@@ -14,11 +14,14 @@ upgrades without losing a row. Database errors become :class:`StoreError`.
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -32,7 +35,7 @@ from volact.errors import ConfigurationError, StoreError, UnknownKeyError, Volac
 from volact.exchanges import HostActivationRequest, MakRequest
 from volact.keys import KeyKind, ProductKey
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -87,6 +90,17 @@ admin_tokens = sa.Table(
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
 )
 
+# Which host key each host id belongs to (schema 3). A host id is unique across the
+# authority: the first key to activate it owns it, and another key's activation of
+# the same id is refused (an impostor copying a host's id from its replies).
+host_ids = sa.Table(
+    "host_ids",
+    metadata,
+    sa.Column("host_id", sa.LargeBinary(8), primary_key=True),
+    sa.Column("key_serial", sa.LargeBinary(12), nullable=False),
+    sa.Column("first_at", sa.BigInteger, nullable=False),
+)
+
 revoked_host_keys = sa.Table(
     "revoked_host_keys",
     metadata,
@@ -139,8 +153,31 @@ def _migrate_2(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_mak_key_cmid ON mak_activations (key_serial, cmid)"))
 
 
+def _migrate_3(conn: Connection) -> None:
+    # Host ids become unique across the authority. Each id already in use is given
+    # to the key that activated it first (ties: the lower serial); a copy of it
+    # under another key stays on record, but that key can no longer activate it.
+    host_ids.create(conn)
+    rows = conn.execute(
+        sa.select(
+            host_activations.c.host_id, host_activations.c.key_serial,
+            host_activations.c.first_at,
+        ).order_by(
+            host_activations.c.first_at, host_activations.c.key_serial
+        )
+    ).all()  # fmt: skip
+    owners: dict[bytes, dict[str, Any]] = {}
+    for host_id, serial, first_at in rows:
+        owners.setdefault(
+            bytes(host_id),
+            {"host_id": bytes(host_id), "key_serial": bytes(serial), "first_at": first_at},
+        )
+    if owners:
+        conn.execute(host_ids.insert(), list(owners.values()))
+
+
 #: Step ``i`` upgrades a store from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_1, _migrate_2)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_1, _migrate_2, _migrate_3)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -154,6 +191,41 @@ class TokenRecord:
     revoked_at: int | None  #: Unix seconds, or None while it works
 
 
+_SECRET_PARAM = re.compile(r"(?i)\b(password|passwd|pwd|sslpassword|passfile)=[^&;\s]*")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (and any password query parameter) replaced by ``***``.
+
+    For anything printed or logged: a database URL may carry the password, and
+    ``authority.json`` keeps it for the service (that file is the owner's only).
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        head, q, query = rest.partition("?")
+        creds, at, hostpart = head.rpartition("@")
+        if at and ":" in creds:
+            head = f"{creds.split(':', 1)[0]}:***@{hostpart}"
+        rest = head + q + query
+    else:  # not even scheme://: whatever sits between a colon and an @ may be a password
+        scheme = re.sub(r":[^:@/\s]*@", ":***@", scheme)
+    return _SECRET_PARAM.sub(r"\1=***", scheme + sep + rest)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (an error message about ``url``) with the URL's secrets masked."""
+    rest = url.partition("://")[2]
+    creds, at, _ = rest.partition("?")[0].rpartition("@")
+    if url:
+        text = text.replace(url, redact_url(url))
+    if at and ":" in creds:
+        password = creds.split(":", 1)[1]
+        for secret in {password, unquote(password)}:
+            if len(secret) >= 1:
+                text = text.replace(secret, "***")
+    return _SECRET_PARAM.sub(r"\1=***", text)
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine for ``url`` set up for the authority's locking discipline."""
     try:
@@ -163,12 +235,37 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
             )
             _sqlite_immediate(engine)
         else:
-            engine = sa.create_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-            )
+            engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+            _ping_when_idle(engine)
     except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
-        raise ConfigurationError(f"bad database URL {url!r}: {exc}") from exc
+        raise ConfigurationError(
+            scrub(f"bad database URL {url!r}: {exc}", url)
+        ) from None
     return engine
+
+
+#: A pooled connection unused this long is checked (one round trip) before use.
+IDLE_PING_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    # SQLAlchemy's pool_pre_ping costs a round trip per transaction, which is a
+    # fifth of a direct activation's. A connection in steady use proves itself
+    # alive; one that sat idle (across a database restart, say) is pinged, and a
+    # dead one replaced, before a request sees it.
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the driver's own error type: any means "dead"
+            raise sa.exc.DisconnectionError(str(exc)) from exc
 
 
 def _sqlite_immediate(engine: Engine) -> None:
@@ -205,7 +302,9 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"the authority's database failed: {_reason(exc)}") from exc
+            raise StoreError(
+                f"the authority's database failed: {scrub(_reason(exc), self.url)}"
+            ) from exc
 
     # ------------------------------------------------------------------ schema
 
@@ -277,17 +376,7 @@ class Store:
         if lock:
             q = q.with_for_update()
         row = conn.execute(q).mappings().first()
-        if row is None:
-            return None
-        return KeyRecord(
-            bytes(row["serial"]),
-            KeyKind.from_label(row["kind"]),
-            row["grp"],
-            row["activation_limit"],
-            row["reactivation_limit"],
-            row["used"],
-            bool(row["revoked"]),
-        )
+        return None if row is None else _key_record(row)
 
     def get_key(self, serial: bytes) -> KeyRecord | None:
         with self._tx() as conn:
@@ -393,9 +482,15 @@ class Store:
                 ).first()
                 is not None
             )
+            owner = conn.execute(
+                sa.select(host_ids.c.key_serial).where(host_ids.c.host_id == req.host_id)
+            ).scalar()
             outcome = rules.decide_host(
-                rec, existing, req.host_public_key, host_revoked=host_revoked
-            )
+                rec, existing, req.host_public_key, host_revoked=host_revoked,
+                owner=None if owner is None else bytes(owner),
+            )  # fmt: skip
+            if owner is None:
+                self._claim_host_id(conn, req.host_id, key.serial, now)
             if outcome is HostOutcome.NEW_HOST:
                 conn.execute(
                     host_activations.insert().values(
@@ -426,12 +521,36 @@ class Store:
                 )
             return rec, outcome
 
+    @staticmethod
+    def _claim_host_id(conn: Connection, host_id: bytes, serial: bytes, now: int) -> None:
+        # Two keys racing for one new host id hold different key locks; the primary
+        # key decides (PostgreSQL makes the second insert wait for the first commit,
+        # then fail). SQLite's BEGIN IMMEDIATE already serialises them.
+        try:
+            conn.execute(host_ids.insert().values(host_id=host_id, key_serial=serial, first_at=now))
+        except sa.exc.IntegrityError:
+            raise rules.HostIdTaken(
+                "another host key activated a host with this id at the same moment; "
+                "give this host a new id (a fresh host home) and activate again"
+            ) from None
+
+    def host_owner(self, host_id: bytes) -> bytes | None:
+        """The serial of the host key that owns ``host_id``, or None if never activated."""
+        with self._tx() as conn:
+            owner = conn.execute(
+                sa.select(host_ids.c.key_serial).where(host_ids.c.host_id == host_id)
+            ).scalar()
+            return None if owner is None else bytes(owner)
+
     def activate_mak(
         self, req: MakRequest, key: ProductKey, catalog: Catalog, *, now: int
     ) -> tuple[KeyRecord, MakOutcome]:
         """Apply one MAK activation atomically; raise a :class:`Refusal` if refused."""
         with self._tx() as conn:
-            return self._activate_mak(conn, req, key, catalog, now)
+            (result,) = self._activate_maks(conn, [(req, key)], catalog, now)
+        if isinstance(result, VolactError):
+            raise result
+        return result
 
     def activate_mak_many(
         self, items: list[tuple[MakRequest, ProductKey]], catalog: Catalog, *, now: int
@@ -441,55 +560,121 @@ class Store:
         Each item is decided on its own; a refusal is returned in its place and
         writes nothing (rules decide before any write), so the others go on.
         """
-        out: list[tuple[KeyRecord, MakOutcome] | VolactError] = []
+        if not items:
+            return []
         with self._tx() as conn:
-            for req, key in items:
-                try:
-                    out.append(self._activate_mak(conn, req, key, catalog, now))
-                except (rules.Refusal, UnknownKeyError) as exc:
-                    out.append(exc)
-        return out
+            return self._activate_maks(conn, items, catalog, now)
 
-    def _activate_mak(
-        self, conn: Connection, req: MakRequest, key: ProductKey, catalog: Catalog, now: int
-    ) -> tuple[KeyRecord, MakOutcome]:
-        rec = self._key(conn, key.serial, lock=True)
-        if rec is None:
-            raise UnknownKeyError("this MAK was not issued by this vendor")
-        cmid = str(req.cmid)
-        known = (
-            conn.execute(
-                sa.select(mak_activations.c.installation_id)
-                .where(
-                    mak_activations.c.key_serial == key.serial,
-                    mak_activations.c.cmid == cmid,
-                )
-                .limit(1)
-            ).first()
-            is not None
-        )
-        outcome = rules.decide_mak(rec, catalog, req.sku, machine_known=known)
-        if outcome is MakOutcome.NEW_MACHINE:
-            conn.execute(
-                product_keys.update()
-                .where(product_keys.c.serial == key.serial)
-                .values(used=product_keys.c.used + 1)
-            )
-        same = conn.execute(
-            sa.select(mak_activations.c.cmid).where(
-                mak_activations.c.key_serial == key.serial,
-                mak_activations.c.installation_id == req.installation_id,
-            )
-        ).first()
-        if same is None:  # a new SKU on a known machine is recorded, not charged
-            conn.execute(
-                mak_activations.insert().values(
-                    key_serial=key.serial, installation_id=req.installation_id,
-                    cmid=cmid, sku=str(req.sku), workstation=req.workstation,
-                    activated_at=now,
-                )
-            )  # fmt: skip
-        return rec, outcome
+    # Built once: the MAK path runs per request, and building an expression costs
+    # more Python than running it on SQLite.
+    _LOCK_KEYS = (
+        sa.select(product_keys)
+        .where(product_keys.c.serial.in_(sa.bindparam("serials", expanding=True)))
+        .order_by(product_keys.c.serial)
+        .with_for_update()
+    )
+    _KNOWN = sa.union_all(
+        sa.select(
+            mak_activations.c.key_serial, mak_activations.c.cmid, sa.null().label("iid")
+        ).where(
+            mak_activations.c.key_serial.in_(sa.bindparam("serials", expanding=True)),
+            mak_activations.c.cmid.in_(sa.bindparam("cmids", expanding=True)),
+        ),
+        sa.select(
+            mak_activations.c.key_serial, sa.null(), mak_activations.c.installation_id
+        ).where(
+            mak_activations.c.key_serial.in_(sa.bindparam("serials", expanding=True)),
+            mak_activations.c.installation_id.in_(sa.bindparam("iids", expanding=True)),
+        ),
+    )
+    _SET_USED = (
+        product_keys.update()
+        .where(product_keys.c.serial == sa.bindparam("s"))
+        .values(used=sa.bindparam("u"))
+    )
+    _ADD_MACHINES = mak_activations.insert()
+    # On PostgreSQL the batch's values travel as arrays, so each statement's text
+    # is the same whatever the batch size: the driver parses and prepares it once,
+    # and the insert is one statement, not one execution per row.
+    _KNOWN_PG = sa.text(
+        "SELECT key_serial, cmid, NULL AS iid FROM mak_activations"
+        " WHERE key_serial = ANY(:serials) AND cmid = ANY(:cmids)"
+        " UNION ALL"
+        " SELECT key_serial, NULL, installation_id FROM mak_activations"
+        " WHERE key_serial = ANY(:serials) AND installation_id = ANY(:iids)"
+    )
+    _ADD_MACHINES_PG = sa.text(
+        "INSERT INTO mak_activations"
+        " (key_serial, installation_id, cmid, sku, workstation, activated_at)"
+        " SELECT * FROM unnest(CAST(:k AS bytea[]), CAST(:i AS bytea[]),"
+        " CAST(:c AS varchar[]), CAST(:s AS varchar[]), CAST(:w AS varchar[]),"
+        " CAST(:t AS bigint[]))"
+    )
+
+    def _activate_maks(
+        self,
+        conn: Connection,
+        items: list[tuple[MakRequest, ProductKey]],
+        catalog: Catalog,
+        now: int,
+    ) -> list[tuple[KeyRecord, MakOutcome] | VolactError]:
+        # A fixed number of statements whatever the batch size (each a round trip
+        # on PostgreSQL): lock the batch's keys, read the machines they already
+        # know, decide every item in memory in request order, then one UPDATE of
+        # the counters and one multi-row INSERT of the new machines.
+        serials = sorted({key.serial for _, key in items})
+        # Locked in serial order, so two batches sharing keys cannot deadlock.
+        rows = conn.execute(self._LOCK_KEYS, {"serials": serials}).mappings()
+        recs = {bytes(r["serial"]): _key_record(r) for r in rows}
+        found = conn.execute(self._KNOWN_PG if self.is_postgres else self._KNOWN, {
+            "serials": serials,
+            "cmids": sorted({str(req.cmid) for req, _ in items}),
+            "iids": sorted({req.installation_id for req, _ in items}),
+        }).all()  # fmt: skip
+        known_cmids = {(bytes(s), c) for s, c, _ in found if c is not None}
+        known_iids = {(bytes(s), bytes(i)) for s, _, i in found if i is not None}
+        used = {serial: rec.used for serial, rec in recs.items()}
+        inserts: list[dict[str, Any]] = []
+        out: list[tuple[KeyRecord, MakOutcome] | VolactError] = []
+        for req, key in items:
+            serial = key.serial
+            rec = recs.get(serial)
+            if rec is None:
+                out.append(UnknownKeyError("this MAK was not issued by this vendor"))
+                continue
+            cmid = str(req.cmid)
+            try:
+                outcome = rules.decide_mak(
+                    rec, catalog, req.sku, machine_known=(serial, cmid) in known_cmids,
+                    used=used[serial],
+                )  # fmt: skip
+            except rules.Refusal as exc:
+                out.append(exc)
+                continue
+            if outcome is MakOutcome.NEW_MACHINE:
+                used[serial] += 1
+                known_cmids.add((serial, cmid))
+            if (serial, req.installation_id) not in known_iids:
+                # A new SKU on a known machine is recorded, not charged.
+                known_iids.add((serial, req.installation_id))
+                inserts.append({
+                    "key_serial": serial, "installation_id": req.installation_id,
+                    "cmid": cmid, "sku": str(req.sku), "workstation": req.workstation,
+                    "activated_at": now,
+                })  # fmt: skip
+            out.append((rec, outcome))
+        changed = [{"s": s, "u": n} for s, n in used.items() if n != recs[s].used]
+        if changed:
+            conn.execute(self._SET_USED, changed)
+        if inserts and self.is_postgres:
+            conn.execute(self._ADD_MACHINES_PG, {
+                k: [row[col] for row in inserts]
+                for k, col in (("k", "key_serial"), ("i", "installation_id"), ("c", "cmid"),
+                               ("s", "sku"), ("w", "workstation"), ("t", "activated_at"))
+            })  # fmt: skip
+        elif inserts:
+            conn.execute(self._ADD_MACHINES, inserts)
+        return out
 
     # ------------------------------------------------------------------ tokens
 
@@ -545,11 +730,30 @@ class Store:
         vendor_key_id: bytes,
         sign: Callable[[RevocationList], bytes],
         now: int,
+        with_host_key: bool = False,
+        known_host: bool = False,
     ) -> tuple[RevocationList, bytes]:
-        """Add a host key or host to the revoked set and sign the next list."""
+        """Add a host key and/or a host to the revoked set and sign the next list.
+
+        Host ids are unique across the authority, so a host id names at most one
+        host. ``known_host`` refuses an id this authority never activated (a typo
+        would otherwise revoke nothing, silently); ``with_host_key`` also revokes
+        the host key that host was activated with, in the same list.
+        """
         with self._tx() as conn:
             if self.is_postgres:
                 conn.execute(sa.text("LOCK TABLE revocation_lists IN EXCLUSIVE MODE"))
+            if host_id is not None:
+                owner = conn.execute(
+                    sa.select(host_ids.c.key_serial).where(host_ids.c.host_id == host_id)
+                ).scalar()
+                if owner is None and (known_host or with_host_key):
+                    raise rules.UnknownHost(
+                        f"no host with id {host_id.hex()} was activated by this authority; "
+                        "check the id (`volact authority keys KEY` lists a key's hosts)"
+                    )
+                if with_host_key and owner is not None:
+                    host_key = bytes(owner)
             if host_key is not None:
                 rec = self._key(conn, host_key, lock=True)
                 if rec is None:
@@ -589,6 +793,18 @@ class Store:
                 .limit(1)
             ).first()
             return None if row is None else bytes(row[0])
+
+
+def _key_record(row: Any) -> KeyRecord:
+    return KeyRecord(
+        bytes(row["serial"]),
+        KeyKind.from_label(row["kind"]),
+        row["grp"],
+        row["activation_limit"],
+        row["reactivation_limit"],
+        row["used"],
+        bool(row["revoked"]),
+    )
 
 
 def key_summary(rec: KeyRecord) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from volact.catalog import Catalog
 from volact.documents import HostLicense, MakConfirmation, installation_id
-from volact.errors import VolactError
+from volact.errors import KeyFormatError, VolactError
 from volact.exchanges import HostActivationRequest, MakRequest
-from volact.keys import KeyKind, ProductKey
+from volact.keys import CHECKSUM_FAILS, KeyKind, ProductKey
 
 #: Hosts one host key activates by default (ms).
 DEFAULT_HOST_ACTIVATIONS = 6
@@ -31,6 +31,8 @@ DEFAULT_MAK_ACTIVATIONS = 100
 MAX_ACTIVATIONS = 10_000_000
 #: Most requests one proxy batch may carry.
 BATCH_LIMIT = 1000
+#: Mistyped keys per request whose typo is located (each costs milliseconds of CPU).
+TYPO_SEARCHES = 1
 
 
 class Refusal(VolactError):
@@ -61,6 +63,24 @@ class RevokedKey(Refusal):
     """The vendor revoked the key or the host."""
 
     code = "revoked"
+
+
+class HostIdTaken(Refusal):
+    """Another host key already activated this host id (ids are unique per authority)."""
+
+    code = "host_id_taken"
+
+
+class UnknownHost(Refusal):
+    """No host with this id was ever activated by this authority."""
+
+    code = "unknown_host"
+
+
+class TooLarge(Refusal):
+    """A request carries more than the authority takes at once (a batch over the limit)."""
+
+    code = "too_large"
 
 
 class SkuNotCovered(Refusal):
@@ -116,7 +136,11 @@ class MakOutcome(enum.Enum):
 
 def parse_key(text: str, expected: KeyKind) -> ProductKey:
     """The key, or :class:`KeyFormatError` / :class:`WrongKeyKind`."""
-    key = ProductKey.parse(text)
+    return expect_kind(ProductKey.parse(text), expected)
+
+
+def expect_kind(key: ProductKey, expected: KeyKind) -> ProductKey:
+    """``key`` if it is of the ``expected`` kind, else :class:`WrongKeyKind`."""
     if key.kind is not expected:
         raise WrongKeyKind(
             f"this is a {key.kind.label} key; this activation takes a {expected.label} key"
@@ -124,9 +148,48 @@ def parse_key(text: str, expected: KeyKind) -> ProductKey:
     return key
 
 
-def check_mak_request(req: MakRequest, catalog: Catalog) -> ProductKey:
-    """Checks that need no store: key format and kind, installation id, known SKU."""
-    key = parse_key(req.mak, KeyKind.MAK)
+class KeyParser:
+    """Parses the keys of one request: each distinct text once, typos located a few times.
+
+    Locating a typo tries every single substitution and swap (milliseconds of
+    CPU); a request full of mistyped keys gets the location for the first
+    ``searches`` of them and a plain "checksum fails" for the rest. ``searched``
+    says how many searches ran, for the rate limiter to charge.
+    """
+
+    def __init__(self, searches: int = TYPO_SEARCHES) -> None:
+        self.searches = searches
+        self.searched = 0
+        self._seen: dict[str, ProductKey | KeyFormatError] = {}
+
+    def parse(self, text: str) -> ProductKey | KeyFormatError:
+        """The key, or the error that says how it is mistyped (returned, not raised)."""
+        found = self._seen.get(text)
+        if found is None:
+            found = self._seen[text] = self._parse(text)
+        return found
+
+    def _parse(self, text: str) -> ProductKey | KeyFormatError:
+        try:
+            return ProductKey.parse(text, locate=False)
+        except KeyFormatError as exc:
+            if str(exc) != CHECKSUM_FAILS or self.searched >= self.searches:
+                return exc
+        self.searched += 1
+        try:
+            return ProductKey.parse(text)
+        except KeyFormatError as exc:
+            return exc
+
+
+def check_mak_request(
+    req: MakRequest, catalog: Catalog, key: ProductKey | None = None
+) -> ProductKey:
+    """Checks that need no store: key format and kind, installation id, known SKU.
+
+    ``key`` is the request's key already parsed (by a :class:`KeyParser`), if it was.
+    """
+    key = parse_key(req.mak, KeyKind.MAK) if key is None else expect_kind(key, KeyKind.MAK)
     if req.installation_id != installation_id(req.cmid, req.sku):
         raise MalformedRequest(
             "the installation id does not match the machine id and SKU: "
@@ -138,15 +201,30 @@ def check_mak_request(req: MakRequest, catalog: Catalog) -> ProductKey:
 
 
 def decide_host(
-    key: KeyRecord, existing: HostRecord | None, host_public_key: bytes, *, host_revoked: bool
+    key: KeyRecord,
+    existing: HostRecord | None,
+    host_public_key: bytes,
+    *,
+    host_revoked: bool,
+    owner: bytes | None = None,
 ) -> HostOutcome:
-    """Whether a host-key activation may proceed, and what it consumes."""
+    """Whether a host-key activation may proceed, and what it consumes.
+
+    ``owner`` is the serial of the host key that first activated this host id, if
+    any: a host id belongs to one host key across the authority, so a host that
+    copies another's id (it is in every reply) cannot be signed under its key.
+    """
     if key.kind is not KeyKind.HOST:
         raise WrongKeyKind(f"this is a {key.kind.label} key; host activation takes a host key")
     if key.revoked:
         raise RevokedKey("the vendor has revoked this host key")
     if host_revoked:
         raise RevokedKey("the vendor has revoked this host")
+    if owner is not None and owner != key.serial:
+        raise HostIdTaken(
+            "another host key already activated a host with this id; host ids are unique: "
+            "give this host a new id (a fresh host home) and activate again"
+        )
     if existing is None:
         if key.used >= key.activation_limit:
             raise ExhaustedKey(
@@ -165,9 +243,17 @@ def decide_host(
 
 
 def decide_mak(
-    key: KeyRecord, catalog: Catalog, sku: uuid.UUID, *, machine_known: bool
+    key: KeyRecord,
+    catalog: Catalog,
+    sku: uuid.UUID,
+    *,
+    machine_known: bool,
+    used: int | None = None,
 ) -> MakOutcome:
-    """Whether a MAK activation may proceed, and whether it consumes an activation."""
+    """Whether a MAK activation may proceed, and whether it consumes an activation.
+
+    ``used`` overrides ``key.used`` (a batch counts its own new machines as it goes).
+    """
     if key.kind is not KeyKind.MAK:
         raise WrongKeyKind(f"this is a {key.kind.label} key; MAK activation takes a MAK")
     if key.revoked:
@@ -181,7 +267,7 @@ def decide_mak(
         )
     if machine_known:
         return MakOutcome.REPEAT
-    if key.used >= key.activation_limit:
+    if (key.used if used is None else used) >= key.activation_limit:
         raise ExhaustedKey(
             f"this MAK has used all of its {key.activation_limit} activations; "
             "ask the vendor for more"

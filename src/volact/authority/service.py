@@ -17,7 +17,7 @@ import os
 import signal
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -25,7 +25,8 @@ from fastapi import FastAPI
 from volact.addresses import LISTEN, format_hostport, parse_hostport
 from volact.authority.activation import Authority
 from volact.authority.api import ApiConfig, create_app
-from volact.authority.db import Store
+from volact.authority.db import Store, redact_url
+from volact.authority.guard import GuardedH11Protocol, Limits, log_config
 from volact.authority.ratelimit import RateLimit
 from volact.authority.vault import (
     SERVE_FILE,
@@ -61,6 +62,7 @@ class ServeOptions:
     rate: float = DEFAULT_RATE  #: activation requests per second per key and per address
     burst: int = DEFAULT_BURST  #: burst of the rate limit
     log_level: str = "warning"  #: uvicorn's log level
+    limits: Limits = field(default_factory=Limits)  #: body size, deadlines, connection cap
 
     @classmethod
     def from_cli(
@@ -74,6 +76,9 @@ class ServeOptions:
         rate_limit: float | None,
         rate_burst: int | None,
         log_level: str,
+        max_connections: int | None = None,
+        header_timeout: float | None = None,
+        body_timeout: float | None = None,
     ) -> ServeOptions:
         host, port = parse_listen(listen)
         if not 1 <= workers <= MAX_WORKERS:
@@ -82,9 +87,22 @@ class ServeOptions:
         burst = DEFAULT_BURST if rate_burst is None else rate_burst
         if rate < 0 or burst < 1:
             raise UsageError("--rate-limit must be >= 0 and --rate-burst >= 1")
+        d = Limits()
+        if max_connections is not None and not 2 <= max_connections <= MAX_CONNECTIONS:
+            raise UsageError(f"--max-connections must be 2..{MAX_CONNECTIONS}")
+        for name, value in (("--header-timeout", header_timeout), ("--body-timeout", body_timeout)):
+            if value is not None and not 0 < value <= 3600:
+                raise UsageError(f"{name} takes seconds, more than 0 and at most 3600")
+        limits = Limits(
+            header_timeout=d.header_timeout if header_timeout is None else header_timeout,
+            body_timeout=d.body_timeout if body_timeout is None else body_timeout,
+            max_connections=default_max_connections() if max_connections is None
+            else max_connections,
+        )  # fmt: skip
         return cls(
             home.resolve(), host, port, database, workers,
             passphrase_file.resolve() if passphrase_file else None, rate, burst, log_level,
+            limits,
         )  # fmt: skip
 
     def environ(self) -> dict[str, str]:
@@ -96,7 +114,23 @@ class ServeOptions:
         }
         if self.passphrase_file is not None:
             env[ENV_PASSPHRASE_FILE] = str(self.passphrase_file)
+        env.update(self.limits.environ())
         return env
+
+
+#: Highest --max-connections (each connection is a file descriptor).
+MAX_CONNECTIONS = 100_000
+
+
+def default_max_connections() -> int:
+    """1000, or fewer when the process may not open that many files (headroom kept for
+    the listening socket, database connections and logs)."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1000
+    return max(2, min(1000, soft - 100))
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -138,7 +172,7 @@ def app_from_env() -> FastAPI:
         float(os.environ.get(ENV_RATE, DEFAULT_RATE)),
         int(os.environ.get(ENV_BURST, DEFAULT_BURST)),
     )
-    return create_app(ApiConfig(auth, rate_limit=limit))
+    return create_app(ApiConfig(auth, rate_limit=limit, limits=Limits.from_environ()))
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -192,9 +226,19 @@ def _serve_locked(opts: ServeOptions) -> int:
         port=opts.port,
         workers=opts.workers,
         log_level=opts.log_level,
+        log_config=log_config(),  # keys, key paths and tokens masked at every level
         access_log=False,
         lifespan="off",
         server_header=False,
+        # Against slow and crowding clients (docs/authority.md, "Limits"): a deadline
+        # for the headers and a connection cap that evicts the oldest idle connection
+        # (GuardedH11Protocol), the body's deadline and size (guard.BodyLimit), and
+        # uvicorn's keep-alive and header-size limits. Not uvicorn's
+        # limit_concurrency: it counts connections too, so a crowd of idle ones
+        # would turn every real request into a 503; the cap above evicts them instead.
+        http=GuardedH11Protocol,
+        timeout_keep_alive=int(opts.limits.keep_alive),
+        h11_max_incomplete_event_size=16 * 1024,
     )
     sock = bind(opts.host, opts.port)
     bound_host, bound_port = sock.getsockname()[:2]
@@ -205,7 +249,7 @@ def _serve_locked(opts: ServeOptions) -> int:
         "port": bound_port,
         "pid": os.getpid(),
         "workers": opts.workers,
-        "database": _redact(opts.database),
+        "database": redact_url(opts.database),
     }
     try:
         write_file(opts.home / SERVE_FILE, json.dumps(info, indent=2) + "\n")
@@ -215,7 +259,7 @@ def _serve_locked(opts: ServeOptions) -> int:
     sys.stdout.write(
         f"volact authority listening on {url} "
         f"({opts.workers} worker{'s' if opts.workers > 1 else ''}, "
-        f"store {_redact(opts.database)})\n"
+        f"store {redact_url(opts.database)})\n"
     )
     sys.stdout.flush()
     # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal
@@ -242,12 +286,3 @@ class _Stop(Exception):
 
 def _stopped(signum: int, _frame: object) -> None:
     raise _Stop(signum)
-
-
-def _redact(url: str) -> str:
-    """The URL without a password, for logs."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, hostpart = rest.rpartition("@")
-    if not at or ":" not in creds:
-        return url
-    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{hostpart}"

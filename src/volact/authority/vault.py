@@ -119,7 +119,10 @@ class AuthorityHome:
         home = cls(path, vendor, key.public_key, catalog, bool(passphrase), database)
         _write_exclusive(path / KEY_FILE, key.to_pem(passphrase), 0o600)
         try:
-            _write_exclusive(path / CONFIG_FILE, home._config_text().encode(), 0o644)
+            # A database URL may carry its password: then the owner alone reads it.
+            secret = database is not None and "@" in database.partition("://")[2]
+            mode = 0o600 if secret else 0o644
+            _write_exclusive(path / CONFIG_FILE, home._config_text().encode(), mode)
         except ConfigurationError:
             (path / KEY_FILE).unlink(missing_ok=True)
             raise

@@ -21,7 +21,7 @@ from volact.authority.activation import (
     new_token,
     serial_of,
 )
-from volact.authority.db import SCHEMA_VERSION, Store, key_summary
+from volact.authority.db import SCHEMA_VERSION, Store, key_summary, redact_url
 from volact.authority.vault import AuthorityHome, write_file
 from volact.catalog import Catalog, demo_catalog
 from volact.cli.common import (
@@ -116,6 +116,12 @@ def register(groups: Any) -> None:
     what.add_argument("--host-key", metavar="KEY", help="a host key to revoke")
     what.add_argument("--host-id", metavar="HEX", help="a host id (16 hex digits) to revoke")
     what.add_argument("--mak", metavar="KEY", help="a MAK to stop activating machines")
+    p.add_argument(
+        "--with-host-key",
+        action="store_true",
+        help="with --host-id: also revoke the host key that host was activated with "
+        "(otherwise that key can still activate other host ids)",
+    )
     _add_passphrase(p, "passphrase of the vendor key")
     _add_database(p)
     add_json(p)
@@ -174,7 +180,25 @@ def register(groups: Any) -> None:
         "--log-level",
         default="warning",
         choices=LOG_LEVELS,
-        help="uvicorn log level (default warning)",
+        help="uvicorn log level (default warning; keys and tokens are masked at every level)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="open connections per worker; past it the oldest idle one is closed (default 1000)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        metavar="S",
+        help="seconds a client has to send a request's headers (default 20)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        metavar="S",
+        help="seconds a client has to send a request's body (default 20)",
     )
     p.set_defaults(func=_serve)
 
@@ -242,7 +266,7 @@ def _init(args: argparse.Namespace) -> int:
         "vendor": home.vendor,
         "vendor_key_id": home.vendor_key_id.hex(),
         "encrypted": home.encrypted,
-        "database": home.database_url,
+        "database": redact_url(home.database_url),
         "schema_version": SCHEMA_VERSION,
     }
     return output(
@@ -381,6 +405,8 @@ def _mak_activate(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    if args.with_host_key and args.host_id is None:
+        raise UsageError("--with-host-key goes with --host-id")
     auth = _authority(args)
     try:
         if args.mak:
@@ -396,7 +422,11 @@ def _revoke(args: argparse.Namespace) -> int:
                 host_id = b""
             if len(host_id) != 8:
                 raise UsageError("--host-id takes 16 hexadecimal digits (the host's id)")
-        rl, _ = auth.revoke(host_key=args.host_key, host_id=host_id, now=wall_clock())
+        rl, _ = auth.revoke(
+            host_key=args.host_key, host_id=host_id, now=wall_clock(),
+            with_host_key=args.with_host_key, known_host=True,
+        )  # fmt: skip
+        owner = None if host_id is None else auth.store.host_owner(host_id)
     finally:
         auth.store.close()
     obj: dict[str, Any] = {
@@ -404,12 +434,19 @@ def _revoke(args: argparse.Namespace) -> int:
         "host_key_ids": sorted(k.hex() for k in rl.host_key_ids),
         "host_ids": sorted(h.hex() for h in rl.host_ids),
     }
-    return output(
-        args,
-        obj,
+    text = (
         f"revocation list {rl.sequence} signed: {len(rl.host_key_ids)} host key(s), "
-        f"{len(rl.host_ids)} host(s); re-export the profile to ship it",
+        f"{len(rl.host_ids)} host(s); re-export the profile to ship it"
     )
+    if owner is not None:
+        obj["host_key_id"] = owner.hex()
+        obj["host_key_revoked"] = owner in rl.host_key_ids
+        if owner not in rl.host_key_ids:
+            text += (
+                f"\nnote: host key {owner.hex()} that activated this host is still valid "
+                "and can activate another host id; add --with-host-key to revoke it too"
+            )
+    return output(args, obj, text)
 
 
 def _token_create(args: argparse.Namespace) -> int:
@@ -477,5 +514,8 @@ def _serve(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
         log_level=args.log_level,
+        max_connections=args.max_connections,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
     )
     return serve(opts)
