@@ -19,6 +19,7 @@ from typing import Any
 
 from volact.cli.common import (
     EXIT_ERROR,
+    EXIT_GRACE,
     EXIT_OK,
     add_home,
     add_json,
@@ -31,7 +32,7 @@ from volact.client.api import Activation, Status, init_home, iso
 from volact.client.srv import HostAddress
 from volact.client.store import FILE_MODE, ClientStore
 from volact.errors import ConfigurationError, UsageError
-from volact.exchanges import MakResponse, dumps
+from volact.exchanges import MakResponse, authority_url, dumps
 from volact.files import write_atomic
 
 
@@ -47,8 +48,28 @@ def _add_nameserver(p: argparse.ArgumentParser) -> None:
 
 def _add_authority(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--authority", metavar="URL", help="the vendor's authority for MAK activation online"
+        "--authority",
+        metavar="URL",
+        type=_url,
+        help="the vendor's authority for MAK activation online",
     )
+
+
+def _url(text: str) -> str:
+    """An option's http(s) URL, checked while parsing: a bad one is a usage error (2)."""
+    try:
+        return authority_url(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _host_address(text: str) -> str:
+    """A ``HOST[:PORT]`` option, checked while parsing: a bad one is a usage error (2)."""
+    try:
+        HostAddress.parse(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def register(groups: Any) -> None:
@@ -82,7 +103,10 @@ def register(groups: Any) -> None:
     add_json(p)
     p.set_defaults(func=_install_key)
 
-    p = sub.add_parser("activate", help="activate (or renew) now; exit 0 only when activated")
+    p = sub.add_parser(
+        "activate",
+        help="activate (or renew) now; exit 0 when activated, 75 when still in grace",
+    )
     add_home(p, "client")
     _add_nameserver(p)
     _add_authority(p)
@@ -97,7 +121,8 @@ def register(groups: Any) -> None:
 
     p = sub.add_parser("set-host", help="always use this host (wins over DNS discovery)")
     add_home(p, "client")
-    p.add_argument("host", metavar="HOST[:PORT]", help="name or address; [V6]:PORT for IPv6")
+    p.add_argument("host", metavar="HOST[:PORT]", type=_host_address,
+                   help="name or address; [V6]:PORT for IPv6")  # fmt: skip
     add_json(p)
     p.set_defaults(func=lambda a: _setting(a, lambda act: act.set_host(a.host)))
 
@@ -156,6 +181,7 @@ def register(groups: Any) -> None:
     p.add_argument(
         "--authority",
         metavar="URL",
+        type=_url,
         help="the vendor's authority (default: the product profile's authority_url)",
     )
     add_json(p)
@@ -284,7 +310,9 @@ def _activate(args: argparse.Namespace) -> int:
     else:
         reason = f"not activated (last result: {status.result})"
     error(reason)
-    return EXIT_ERROR
+    # Still in grace: the product works and the machine retries on its own, which a
+    # script must be able to tell from a failure (docs/cli.md § Exit status).
+    return EXIT_GRACE if status.state == "grace" else EXIT_ERROR
 
 
 def _status(args: argparse.Namespace) -> int:

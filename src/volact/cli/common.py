@@ -18,9 +18,17 @@ from volact.errors import ConfigurationError, UsageError
 if TYPE_CHECKING:
     from volact.profile import ProductProfile
 
+#: Exit statuses of every ``volact`` command (``docs/cli.md`` § Exit status).
 EXIT_OK = 0
+#: A runtime failure: the network, a refusal, a damaged home, a full disk.
 EXIT_ERROR = 1
+#: The command line is wrong: an unknown option, a missing argument, or a value that
+#: is malformed or out of range (a port, an interval, a URL, a time, a mistyped key).
 EXIT_USAGE = 2
+#: ``client activate``: not activated yet, but still in the initial grace period
+#: (the machine works and retries on its own). sysexits' EX_TEMPFAIL, "try again later",
+#: so that a ``set -e`` script can tell it from a failure.
+EXIT_GRACE = 75
 
 
 def emit_json(obj: Any) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from volact.cli import host_dns
 from volact.cli.common import EXIT_OK, add_home, add_json, output, read_bytes, wall_clock
 from volact.errors import ConfigurationError, UsageError
-from volact.exchanges import HostActivationResponse, dumps
+from volact.exchanges import HostActivationResponse, authority_url, dumps
 from volact.host import activation, admin
 from volact.host.config import check_interval
 from volact.host.dns_settings import normalize_name
@@ -52,7 +52,8 @@ def register(groups: Any) -> None:
                      help="write the activation request to FILE for the authority")  # fmt: skip
     how.add_argument("--offline-response", type=Path, metavar="FILE",
                      help="install the authority's response from FILE")  # fmt: skip
-    how.add_argument("--authority", metavar="URL", help="activate online with the authority")
+    how.add_argument("--authority", metavar="URL", type=_url,
+                     help="activate online with the authority (http:// or https:// URL)")
     add_json(p)
     p.set_defaults(func=_activate)
 
@@ -76,8 +77,10 @@ def register(groups: Any) -> None:
 
     p = sub.add_parser("set", help="change intervals, port or VM policy")
     add_home(p, "host")
-    p.add_argument("--activation-interval", type=int, metavar="MINUTES")
-    p.add_argument("--renewal-interval", type=int, metavar="MINUTES")
+    p.add_argument("--activation-interval", type=_interval, metavar="MINUTES",
+                   help="minutes between client retries (15..43200)")
+    p.add_argument("--renewal-interval", type=_interval, metavar="MINUTES",
+                   help="minutes between client renewals (15..43200)")
     p.add_argument("--port", type=_port)
     p.add_argument("--count-vms", choices=("yes", "no"))
     p.add_argument("--fqdn", type=_fqdn)
@@ -142,6 +145,22 @@ def _port(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
     return int(text)
+
+
+def _interval(text: str) -> int:
+    try:
+        return check_interval(int(text), "the interval")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of minutes") from None
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _url(text: str) -> str:
+    try:
+        return authority_url(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> int:
@@ -267,11 +286,9 @@ def _set(args: argparse.Namespace) -> int:
     cfg = load_config(args.home)
     changes: dict[str, Any] = {}
     if args.activation_interval is not None:
-        changes["activation_interval"] = check_interval(
-            args.activation_interval, "--activation-interval"
-        )
+        changes["activation_interval"] = args.activation_interval
     if args.renewal_interval is not None:
-        changes["renewal_interval"] = check_interval(args.renewal_interval, "--renewal-interval")
+        changes["renewal_interval"] = args.renewal_interval
     if args.port is not None:
         if not 1 <= args.port <= 65535:
             raise UsageError(f"--port must be 1..65535, not {args.port}")
@@ -287,7 +304,10 @@ def _set(args: argparse.Namespace) -> int:
             changes[name] = getattr(args, name)
     if not changes:
         raise UsageError("nothing to set: give at least one option (see --help)")
-    new = cfg.with_changes(**changes)
+    try:
+        new = cfg.with_changes(**changes)
+    except ConfigurationError as exc:  # every value came from the command line
+        raise UsageError(str(exc)) from None
     save_config(args.home, new)
     running = admin.serving(args.home) is not None
     obj = {"changed": sorted(changes), "restart_needed": running, **new.to_json()}
