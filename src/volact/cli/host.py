@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from volact.cli import host_dns
-from volact.cli.common import EXIT_OK, add_home, add_json, output, read_bytes, wall_clock
-from volact.errors import ConfigurationError, UsageError
+from volact.cli.common import EXIT_OK, add_home, add_json, error, output, read_bytes, wall_clock
+from volact.errors import ConfigurationError, UsageError, VolactError
 from volact.exchanges import HostActivationResponse, authority_url, dumps
+from volact.files import write_atomic
 from volact.host import activation, admin
 from volact.host.config import check_interval
 from volact.host.dns_settings import normalize_name
-from volact.host.home import load_config, save_config
+from volact.host.home import SECRET_MODE, load_config, monitor_group, save_config, secure_home
 
 
 def register(groups: Any) -> None:
@@ -36,6 +37,9 @@ def register(groups: Any) -> None:
                    help="the host's DNS name (default: this machine's)")
     p.add_argument("--port", type=_port, default=1688,
                    help="TCP port to serve on (default 1688)")  # fmt: skip
+    p.add_argument("--monitor-group", metavar="GROUP",
+                   help="members of GROUP may run status, alerts, report and events "
+                        "(never read secrets); default: owner only")  # fmt: skip
     add_json(p)
     p.set_defaults(func=_init)
 
@@ -97,6 +101,9 @@ def register(groups: Any) -> None:
     p.add_argument("--new-machines-per-hour", type=int, metavar="N",
                    help="machines new to the count one /24 or /64 may add per hour "
                         "(default 1000; 0: no limit; loopback is never limited)")  # fmt: skip
+    p.add_argument("--monitor-group", metavar="GROUP|none",
+                   help="let GROUP run the read-only commands (none: owner only); "
+                        "re-applies the home's file modes")  # fmt: skip
     add_json(p)
     p.set_defaults(func=_set)
 
@@ -126,7 +133,7 @@ def register(groups: Any) -> None:
     p.add_argument("--idle-hours", type=_positive, default=admin.IDLE_HOURS, metavar="HOURS",
                    help="warn when no client asked for HOURS (default 24)")
     p.add_argument("--exit-code", action="store_true",
-                   help="exit 3 when there is a critical alert, 4 when only warnings")
+                   help="exit as a Nagios plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN")
     add_json(p)
     p.set_defaults(func=_alerts)  # fmt: skip
 
@@ -179,7 +186,9 @@ def _init(args: argparse.Namespace) -> int:
 
     profile = read_bytes(args.profile, "product profile")
     fqdn = args.fqdn or socket.getfqdn() or "localhost"
-    cfg = activation.init_home(args.home, profile, fqdn=fqdn, port=args.port)
+    cfg = activation.init_home(
+        args.home, profile, fqdn=fqdn, port=args.port, monitor_group=args.monitor_group
+    )
     obj = {"home": str(args.home), "host_id": cfg.host_id.hex(), "fqdn": cfg.fqdn,
            "port": cfg.port}  # fmt: skip
     return output(
@@ -203,12 +212,8 @@ def _activate(args: argparse.Namespace) -> int:
     cfg = load_config(args.home)
     if args.offline_request is not None:
         req = activation.activation_request(args.home, cfg)
-        try:
-            args.offline_request.write_text(dumps(req))
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot write {args.offline_request}: {exc.strerror}"
-            ) from exc
+        # The request holds the host key in full: owner-only, like product-key.txt.
+        write_atomic(args.offline_request, dumps(req), mode=SECRET_MODE)
         return output(
             args, {"request": str(args.offline_request), "host_id": cfg.host_id.hex()},
             f"activation request written to {args.offline_request}; take it to the "
@@ -302,15 +307,20 @@ def _set(args: argparse.Namespace) -> int:
                  "new_machines_per_hour"):  # fmt: skip
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
-    if not changes:
+    if not changes and args.monitor_group is None:
         raise UsageError("nothing to set: give at least one option (see --help)")
     try:
         new = cfg.with_changes(**changes)
     except ConfigurationError as exc:  # every value came from the command line
         raise UsageError(str(exc)) from None
     save_config(args.home, new)
+    if args.monitor_group is not None:
+        group = None if args.monitor_group == "none" else args.monitor_group
+        secure_home(args.home, group)
+        changes["monitor_group"] = group
     running = admin.serving(args.home) is not None
-    obj = {"changed": sorted(changes), "restart_needed": running, **new.to_json()}
+    obj = {"changed": sorted(changes), "restart_needed": running, **new.to_json(),
+           "monitor_group": monitor_group(args.home)}  # fmt: skip
     note = " (restart the running host to apply)" if running else ""
     return output(args, obj, f"saved: {', '.join(sorted(changes))}{note}")
 
@@ -373,12 +383,28 @@ def _report(args: argparse.Namespace) -> int:
     return output(args, obj, "\n".join(lines))
 
 
+#: ``host alerts --exit-code``: the Nagios plugin convention, which monitoring
+#: systems (Nagios, Icinga, Zabbix, Checkmk, Sensu) read.
+NAGIOS_OK, NAGIOS_WARNING, NAGIOS_CRITICAL, NAGIOS_UNKNOWN = 0, 1, 2, 3
+
+
 def _alerts(args: argparse.Namespace) -> int:
-    obj = admin.alerts(
-        args.home, now=wall_clock(), expiry_days=args.expiry_days, idle_hours=args.idle_hours
-    )
+    try:
+        obj = admin.alerts(
+            args.home, now=wall_clock(), expiry_days=args.expiry_days,
+            idle_hours=args.idle_hours,
+        )  # fmt: skip
+    except VolactError as exc:
+        if not args.exit_code:
+            raise
+        # The check itself could not run (no home, no permission, a damaged store):
+        # UNKNOWN, never WARNING or CRITICAL, so the monitoring system says so.
+        error(str(exc))
+        output(args, {"ok": False, "worst": "unknown", "alerts": [], "error": str(exc)},
+               f"UNKNOWN: {exc}")  # fmt: skip
+        return NAGIOS_UNKNOWN
     lines = [f"{a['severity'].upper():<9} {a['code']}: {a['message']}" for a in obj["alerts"]]
     output(args, obj, "\n".join(lines) or "no alerts")
     if not args.exit_code or obj["ok"]:
         return EXIT_OK
-    return 3 if any(a["severity"] == "critical" for a in obj["alerts"]) else 4
+    return NAGIOS_CRITICAL if obj["worst"] == "critical" else NAGIOS_WARNING

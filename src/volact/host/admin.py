@@ -20,10 +20,11 @@ from volact.documents import HostLicense
 from volact.errors import VolactError
 from volact.host import dns
 from volact.host.activation import installed_key, load_license, load_profile
-from volact.host.config import SERVE_FILE
-from volact.host.home import load_config
+from volact.host.config import PRODUCT_KEY_FILE, SERVE_FILE
+from volact.host.home import load_config, monitor_group
 from volact.host.policy import COUNT_WINDOW, VALIDITY
 from volact.host.store import DAY, HostStore
+from volact.keys import ProductKey
 from volact.wire import Result
 
 #: Clients whose activation expires within this many days are flagged in reports.
@@ -37,6 +38,8 @@ def serving(home: Path) -> dict[str, Any] | None:
     try:
         info = json.loads((home / SERVE_FILE).read_text())
         os.kill(int(info["pid"]), 0)
+    except PermissionError:
+        pass  # alive, but run by another user (a monitoring group member asks)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return info if isinstance(info, dict) else None
@@ -59,7 +62,7 @@ def status(home: Path, *, now: int) -> dict[str, Any]:
                 revs.check(lic)
             except VolactError:
                 license_state = "revoked"
-    key = installed_key(home)
+    key = _readable_installed_key(home)
     run = serving(home)
     with HostStore.open(home, create=False) as store:
         count, known = store.count_since(now - COUNT_WINDOW, count_vms=cfg.count_vms)
@@ -92,7 +95,16 @@ def status(home: Path, *, now: int) -> dict[str, Any]:
         "requests_total": sum(totals.values()),
         "installed_at": installed_at,
         "dns": dns.status(home),
+        "monitor_group": monitor_group(home),
     }
+
+
+def _readable_installed_key(home: Path) -> ProductKey | None:
+    """The installed host key, or None for a reader who may not read the secret."""
+    path = home / PRODUCT_KEY_FILE
+    if path.exists() and not os.access(path, os.R_OK):
+        return None  # a monitoring group member: the key stays owner-only (0600)
+    return installed_key(home)
 
 
 def events(home: Path, *, since: int | None = None, limit: int = 100) -> dict[str, Any]:
@@ -288,6 +300,7 @@ def alerts(
     found.sort(key=lambda a: a["severity"] != "critical")
     return {
         "ok": not found,
+        "worst": found[0]["severity"] if found else "ok",
         "alerts": found,
         "count": st["count"],
         "last_request": last_request,

@@ -130,6 +130,11 @@ class HostStore:
         path = home / STORE_FILE
         if not create and not path.exists():
             raise StoreError(f"no store at {path}: is {home} a host home?")
+        if not create and not exclusive and not (
+            os.access(path, os.W_OK) and os.access(home, os.W_OK)
+        ):
+            # A member of the monitoring group (docs/operations.md § File modes).
+            return cls._open_readonly(home, path)
         lock_fd = _lock(home) if exclusive else None
         try:
             conn = sqlite3.connect(
@@ -155,6 +160,39 @@ class HostStore:
                 "restore it from a backup or move it aside"
             ) from exc
         return store
+
+    @classmethod
+    def _open_readonly(cls, home: Path, path: Path) -> HostStore:
+        """The store for a reader who may not write the home (reports, status, alerts).
+
+        While a host serves, its ``-wal`` and ``-shm`` files exist and SQLite reads
+        through them read-only. When no host runs they are gone and a reader cannot
+        create them; the database file is then complete (checkpointed on close) and
+        is read as immutable.
+        """
+        wal = path.with_name(path.name + "-wal")
+        uri = path.resolve().as_uri()
+        try:
+            conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            if wal.exists():
+                raise StoreError(f"cannot read the store {path}: {exc}") from exc
+            try:
+                conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            except sqlite3.Error as exc2:
+                raise StoreError(
+                    f"cannot read the store {path}: {exc2} (are you in the host's "
+                    "monitoring group? see docs/operations.md § File modes)"
+                ) from exc2
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(
+                f"the store {path} has schema version {version}, this volact reads "
+                f"{SCHEMA_VERSION}: run a command as the host's owner to upgrade it"
+            )
+        return cls(conn, path, None)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -402,7 +440,7 @@ class HostStore:
 def _lock(home: Path) -> int:
     path = home / LOCK_FILE
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise StoreError(f"cannot open {path}: {exc.strerror}") from exc
     try:
