@@ -34,6 +34,7 @@ from volact.client.store import FILE_MODE, ClientStore
 from volact.errors import ConfigurationError, UsageError
 from volact.exchanges import MakResponse, authority_url, dumps
 from volact.files import write_atomic
+from volact.text import printable
 
 
 def _add_nameserver(p: argparse.ArgumentParser) -> None:
@@ -247,7 +248,7 @@ def _print_status(status: Status, as_json: bool) -> None:
             value = "-"
         elif isinstance(value, bool):
             value = "yes" if value else "no"
-        sys.stdout.write(f"{label + ':':<{width + 2}}{value}\n")
+        sys.stdout.write(f"{label + ':':<{width + 2}}{printable(str(value))}\n")
 
 
 # ---- commands ----------------------------------------------------------------------
@@ -293,7 +294,7 @@ def _activate(args: argparse.Namespace) -> int:
         if not args.json:
             until = "forever" if status.permanent else iso(status.valid_until)
             sys.stdout.write(
-                f"activated ({status.sku_name}) by {status.host or 'the authority'}; "
+                f"activated ({status.sku_name}) by {printable(status.host or 'the authority')}; "
                 f"valid until {until}\n"
             )
         if status.last_error:  # a failed renewal of a machine that is still licensed
@@ -338,7 +339,8 @@ def _events(args: argparse.Namespace) -> int:
         return EXIT_OK
     for e in events:
         rest = " ".join(f"{k}={v}" for k, v in sorted(e.items()) if k not in ("time", "t", "event"))
-        sys.stdout.write(f"{e.get('time', '?')} {e.get('event', '?')} {rest}\n")
+        line = f"{e.get('time', '?')} {e.get('event', '?')} {rest}"
+        sys.stdout.write(printable(line) + "\n")  # host names and reasons come from DNS
     return EXIT_OK
 
 
@@ -358,9 +360,9 @@ def _agent(args: argparse.Namespace) -> int:
         what = "attempted" if acted else "idle"
         sys.stdout.write(
             f"{iso(status.now)} {what}: state={status.state} result={status.result or '-'} "
-            f"host={status.host or '-'} count={status.count}/{status.required_count} "
+            f"host={printable(status.host or '-')} count={status.count}/{status.required_count} "
             f"next={iso(status.next_action_at) or '-'}"
-            + (f" error={status.last_error}" if acted and status.last_error else "")
+            + (f" error={printable(status.last_error)}" if acted and status.last_error else "")
             + "\n"
         )
         sys.stdout.flush()

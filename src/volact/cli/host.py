@@ -22,6 +22,7 @@ from volact.host import activation, admin
 from volact.host.config import check_interval
 from volact.host.dns_settings import normalize_name
 from volact.host.home import SECRET_MODE, load_config, monitor_group, save_config, secure_home
+from volact.text import printable
 
 
 def register(groups: Any) -> None:
@@ -277,11 +278,13 @@ def _status(args: argparse.Namespace) -> int:
 
 def _dns_line(dns_state: dict[str, Any]) -> str:
     if not dns_state.get("enabled"):
-        return "publishing off" + (f" ({dns_state['error']})" if dns_state.get("error") else "")
+        return "publishing off" + (
+            f" ({printable(dns_state['error'])})" if dns_state.get("error") else ""
+        )
     parts = []
     for d in dns_state.get("domains", []):
         if d.get("last_error"):
-            parts.append(f"{d.get('domain')} failing: {d['last_error']}")
+            parts.append(f"{d.get('domain')} failing: {printable(d['last_error'])}")
         else:
             parts.append(f"{d.get('domain')} " + ("published" if d.get("published") else "pending"))
     return "; ".join(parts) or "publishing on, no domain configured"
@@ -350,11 +353,12 @@ def _events(args: argparse.Namespace) -> int:
     for e in obj["events"]:
         if e["kind"] == "request":
             lines.append(
-                f"{_iso(e['time'])} {e['address']} {e['workstation']!r} {e['cmid']} "
+                f"{_iso(e['time'])} {e['address']} \"{printable(e['workstation'] or '')}\" "
+                f"{e['cmid']} "
                 f"{'vm ' if e['vm'] else ''}-> {e['result']} (count {e['count']})"
             )
         else:
-            lines.append(f"{_iso(e['time'])} {e['kind']}: {e.get('message', '')}")
+            lines.append(f"{_iso(e['time'])} {e['kind']}: {printable(e.get('message') or '')}")
     return output(args, obj, "\n".join(lines) or "no events")
 
 
@@ -376,7 +380,8 @@ def _report(args: argparse.Namespace) -> int:
         f"{s['expired']} expired, {s['never_activated']} never activated",
     ]
     lines += [
-        f"  {c['workstation']:<20} {c['cmid']} {c['state']:<16} {c['days_left']:>4} days left, "
+        f"  {printable(c['workstation'] or ''):<20} {c['cmid']} {c['state']:<16} "
+        f"{c['days_left']:>4} days left, "
         f"last contact {c['days_since_contact']} days ago"
         for c in obj["clients"]
     ]
@@ -403,7 +408,9 @@ def _alerts(args: argparse.Namespace) -> int:
         output(args, {"ok": False, "worst": "unknown", "alerts": [], "error": str(exc)},
                f"UNKNOWN: {exc}")  # fmt: skip
         return NAGIOS_UNKNOWN
-    lines = [f"{a['severity'].upper():<9} {a['code']}: {a['message']}" for a in obj["alerts"]]
+    lines = [
+        f"{a['severity'].upper():<9} {a['code']}: {printable(a['message'])}" for a in obj["alerts"]
+    ]
     output(args, obj, "\n".join(lines) or "no alerts")
     if not args.exit_code or obj["ok"]:
         return EXIT_OK

@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from volact.cli.common import EXIT_ERROR, EXIT_OK, emit_json, error
+from volact.cli.common import EXIT_ERROR, EXIT_OK, emit_json, error, write_text
 from volact.errors import ConfigurationError, UsageError
 from volact.host import dns
 from volact.host.dns_settings import Outcome, PublishDomain, ServerAddress
+from volact.text import printable
 
 
 def _seconds(text: str) -> int:
@@ -253,7 +254,7 @@ def _print_status(home: Path, as_json: bool) -> int:
             lines.append(
                 f"  {d['domain']} (priority {d['priority']}, weight {d['weight']}): {state}"
             )
-    print("\n".join(lines))
+    write_text("\n".join(lines))
     return EXIT_OK
 
 
@@ -315,7 +316,7 @@ def _run(args: argparse.Namespace, action: str) -> int:
         )
     else:
         for o in outcomes:
-            print(f"{'ok' if o.ok else 'FAILED'}  {o.message()}")
+            write_text(f"{'ok' if o.ok else 'FAILED'}  {printable(o.message())}")
     if message is not None:
         error(message)
         return EXIT_ERROR
