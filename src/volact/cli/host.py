@@ -70,6 +70,9 @@ def register(groups: Any) -> None:
     p.add_argument("--clock-offset", type=int, default=0, metavar="SECONDS",
                    help="act as if the time were SECONDS later (demos and tests: let a "
                         "simulated week pass); default 0")
+    p.add_argument("--bench", action="store_true",
+                   help="serve `volact bench` only: a scratch store deleted on exit, no DNS; "
+                        "the real count and events are never touched")  # fmt: skip
     p.add_argument("--metrics", metavar="ADDR[:PORT]",
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics "
                         "(e.g. 127.0.0.1:9188; port 0 picks one, see serve.json)")  # fmt: skip
@@ -239,8 +242,9 @@ def _serve(args: argparse.Namespace) -> int:
     from volact.host.server import serve
 
     stats = serve(
-        args.home, args.listen, clock_offset=args.clock_offset, metrics=args.metrics
-    )
+        args.home, args.listen, clock_offset=args.clock_offset, metrics=args.metrics,
+        bench=args.bench,
+    )  # fmt: skip
     sys.stdout.write(
         f"stopped: {stats.connections} connections, {stats.replies} replies, "
         f"{stats.malformed} malformed, {stats.timeouts} timed out, "

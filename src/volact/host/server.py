@@ -23,8 +23,10 @@ import contextlib
 import gc
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -455,16 +457,30 @@ async def serve_async(
     stop: asyncio.Event | None = None,
     clock_offset: int = 0,
     metrics: str | None = None,
+    bench: bool = False,
 ) -> ServerStats:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); return the counters.
 
     ``clock_offset`` (seconds) makes the host act as if the time were that much
     later: demos and tests use it to let a simulated week pass. ``metrics``
     (``ADDR[:PORT]``) serves Prometheus metrics at ``/metrics`` there.
+
+    ``bench`` serves for ``volact bench`` only: the same key, license, policy and
+    durable commits, but into a scratch store (a folder in the home, same disk)
+    that starts empty and is deleted on exit, and no DNS publishing. Simulated
+    machines never reach the real count, so a bench cannot unlock activation.
     """
     loop = asyncio.get_running_loop()
     cfg = load_config(home)
-    store = HostStore.open(home, exclusive=True)
+    bench_dir: Path | None = None
+    if bench:
+        bench_dir = _scratch_store_dir(home)
+    try:
+        store = HostStore.open(home, exclusive=True, store_dir=bench_dir)
+    except BaseException:
+        if bench_dir is not None:
+            shutil.rmtree(bench_dir, ignore_errors=True)
+        raise
 
     def clock() -> int:
         return int(time.time()) + clock_offset
@@ -510,13 +526,13 @@ async def serve_async(
             json.dumps(
                 {"pid": os.getpid(), "addresses": server.addresses,
                  "ports": ports_of(server.addresses), "started_at": now,
-                 "metrics": metrics_address}
+                 "metrics": metrics_address, "bench": bench}
             )
             + "\n",
         )  # fmt: skip
         ports = ports_of(server.addresses)
         dns_task = loop.create_task(
-            dns.publish_loop(
+            _no_publishing(stop) if bench else dns.publish_loop(
                 home,
                 fqdn=cfg.fqdn,
                 port=ports[0] if ports else cfg.port,
@@ -528,6 +544,8 @@ async def serve_async(
             )
         )
         state = "activated" if core.activated else "NOT ACTIVATED (clients will be refused)"
+        if bench:
+            state += "; BENCH MODE: scratch store, nothing is kept, DNS not published"
         (out or _print)(
             f"volact host {cfg.host_id.hex()} listening on {', '.join(server.addresses)} "
             f"({state}; count {core.count(now)}; pid {os.getpid()})"
@@ -545,6 +563,40 @@ async def serve_async(
         return server.stats
     finally:
         store.close()
+        if bench_dir is not None:
+            shutil.rmtree(bench_dir, ignore_errors=True)
+
+
+#: Prefix of a bench-mode host's scratch store folder in the home.
+BENCH_DIR_PREFIX = "bench-store-"
+
+
+def _scratch_store_dir(home: Path) -> Path:
+    """A new empty folder for a bench-mode store; older ones (a killed bench) go."""
+    for old in home.glob(BENCH_DIR_PREFIX + "*"):
+        if not _owner_alive(old):  # else another bench host runs; the home lock refuses us
+            shutil.rmtree(old, ignore_errors=True)
+    try:
+        path = Path(tempfile.mkdtemp(prefix=BENCH_DIR_PREFIX, dir=home))
+        (path / ".pid").write_text(str(os.getpid()))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create a bench store in {home}: {exc.strerror}") from exc
+    return path
+
+
+def _owner_alive(folder: Path) -> bool:
+    try:
+        os.kill(int((folder / ".pid").read_text()), 0)
+    except PermissionError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+async def _no_publishing(stop: asyncio.Event) -> None:
+    """A bench-mode host never publishes itself: clients must not find it."""
+    await stop.wait()
 
 
 def _print(line: str) -> None:
@@ -563,13 +615,19 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def serve(
-    home: Path, listen: Sequence[str] = (), clock_offset: int = 0, metrics: str | None = None
+    home: Path,
+    listen: Sequence[str] = (),
+    clock_offset: int = 0,
+    metrics: str | None = None,
+    bench: bool = False,
 ) -> ServerStats:
     """Run the host in this process until a signal stops it."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         try:
             return runner.run(
-                serve_async(home, listen, clock_offset=clock_offset, metrics=metrics)
+                serve_async(
+                    home, listen, clock_offset=clock_offset, metrics=metrics, bench=bench
+                )
             )
         except VolactError:
             raise

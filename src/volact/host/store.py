@@ -121,13 +121,22 @@ class HostStore:
         self._lock_fd = lock_fd
 
     @classmethod
-    def open(cls, home: Path, *, exclusive: bool = False, create: bool = True) -> HostStore:
+    def open(
+        cls,
+        home: Path,
+        *,
+        exclusive: bool = False,
+        create: bool = True,
+        store_dir: Path | None = None,
+    ) -> HostStore:
         """Open (and migrate) the store in ``home``.
 
         ``exclusive`` takes the serving lock: a second serving host on the same home
-        gets a :class:`StoreError` naming the holder's pid.
+        gets a :class:`StoreError` naming the holder's pid. ``store_dir`` puts the
+        database elsewhere (a bench-mode host's scratch store) while the lock stays
+        in ``home``.
         """
-        path = home / STORE_FILE
+        path = (store_dir or home) / STORE_FILE
         if not create and not path.exists():
             raise StoreError(f"no store at {path}: is {home} a host home?")
         if not create and not exclusive and not (
