@@ -18,8 +18,8 @@ from volact.cli.common import EXIT_OK, add_home, add_json, error, output, read_b
 from volact.errors import ConfigurationError, UsageError, VolactError
 from volact.exchanges import HostActivationResponse, authority_url, dumps
 from volact.files import write_atomic
-from volact.host import activation, admin
-from volact.host.config import check_interval
+from volact.host import activation, admin, reload
+from volact.host.config import check_interval, check_publishable
 from volact.host.dns_settings import normalize_name
 from volact.host.home import SECRET_MODE, load_config, monitor_group, save_config, secure_home
 from volact.text import printable
@@ -190,11 +190,23 @@ def _init(args: argparse.Namespace) -> int:
 
     profile = read_bytes(args.profile, "product profile")
     fqdn = args.fqdn or socket.getfqdn() or "localhost"
+    warning = None
+    if args.fqdn is None:
+        try:
+            check_publishable(fqdn)
+        except ConfigurationError:
+            warning = (
+                f"this machine's name is {fqdn!r}, not a fully qualified domain name: DNS "
+                f"publishing will be refused until you set one (`volact host set --home "
+                f"{args.home} --fqdn kms1.example.com`)"
+            )
     cfg = activation.init_home(
         args.home, profile, fqdn=fqdn, port=args.port, monitor_group=args.monitor_group
     )
     obj = {"home": str(args.home), "host_id": cfg.host_id.hex(), "fqdn": cfg.fqdn,
-           "port": cfg.port}  # fmt: skip
+           "port": cfg.port, "warning": warning}  # fmt: skip
+    if warning:
+        sys.stderr.write(f"volact: warning: {printable(warning)}\n")
     return output(
         args, obj,
         f"host {cfg.host_id.hex()} created in {args.home} ({cfg.fqdn}, port {cfg.port})\n"
@@ -325,11 +337,10 @@ def _set(args: argparse.Namespace) -> int:
         group = None if args.monitor_group == "none" else args.monitor_group
         secure_home(args.home, group)
         changes["monitor_group"] = group
-    running = admin.serving(args.home) is not None
-    obj = {"changed": sorted(changes), "restart_needed": running, **new.to_json(),
+    notice = reload.notify(args.home, changes)  # a running host applies it now (SIGHUP)
+    obj = {"changed": sorted(changes), **notice.to_json(), **new.to_json(),
            "monitor_group": monitor_group(args.home)}  # fmt: skip
-    note = " (restart the running host to apply)" if running else ""
-    return output(args, obj, f"saved: {', '.join(sorted(changes))}{note}")
+    return output(args, obj, f"saved: {', '.join(sorted(changes))}; {notice.text()}")
 
 
 def _parse_time(text: str) -> int:

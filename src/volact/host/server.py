@@ -28,10 +28,10 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from volact.errors import ConfigurationError, DecodeError, VolactError
 from volact.files import write_atomic
@@ -44,6 +44,7 @@ from volact.host.home import load_config
 from volact.host.malformed import EventRow, MalformedLog
 from volact.host.metrics import serve_metrics
 from volact.host.policy import HostCore, RequestRecord
+from volact.host.reload import RELOAD_SIGNAL, Reloader
 from volact.host.store import HostStore
 from volact.wire import MAX_REQUEST_FRAME, FrameReader, Result, encode_reply
 
@@ -174,7 +175,9 @@ class ServerStats:
 class HostProtocol(asyncio.Protocol):
     """One connection: one request frame in, one reply frame out."""
 
-    __slots__ = ("_done", "_frames", "_peer", "_server", "_started", "_transport")
+    __slots__ = (
+        "_done", "_frames", "_peer", "_server", "_started", "_transport",
+    )
 
     def __init__(self, server: HostServer) -> None:
         self._server = server
@@ -326,6 +329,21 @@ class HostServer:
         self.drained = asyncio.Event()
         self.servers: list[asyncio.AbstractServer] = []
         self.addresses: list[str] = []
+
+    def reconfigure(self, config: HostConfig) -> str:
+        """Take new settings while serving (SIGHUP); say what changed.
+
+        Intervals, VM policy, connection limits, read timeout and FQDN apply to the
+        next exchange; the listening sockets stay as bound (``port`` and ``listen``
+        need a restart, :data:`volact.host.reload.RESTART_SETTINGS`).
+        """
+        if config.host_id != self.config.host_id:
+            raise ConfigurationError("host.json now names another host id; restart the host")
+        old, new = self.config.to_json(), config.to_json()
+        changed = sorted(k for k in new if old.get(k) != new.get(k))
+        self.config = config
+        self.core.config = config
+        return ("changed " + ", ".join(changed)) if changed else "unchanged"
 
     def now(self) -> int:
         """The host's idea of the time (the clock it was given), Unix seconds."""
@@ -531,18 +549,24 @@ async def serve_async(
             + "\n",
         )  # fmt: skip
         ports = ports_of(server.addresses)
-        dns_task = loop.create_task(
-            _no_publishing(stop) if bench else dns.publish_loop(
-                home,
-                fqdn=cfg.fqdn,
-                port=ports[0] if ports else cfg.port,
-                addresses=server.addresses,
-                record_event=lambda kind, msg: server.committer.add_event(
-                    server.now(), kind, msg
-                ),
-                stop=stop,
-            )
-        )
+
+        def record(kind: str, message: str) -> None:
+            server.committer.add_event(server.now(), kind, message)
+
+        def publishing(until: asyncio.Event) -> Coroutine[Any, Any, None]:
+            if bench:
+                return _no_publishing(until)
+            return dns.publish_loop(
+                home, fqdn=server.config.fqdn, port=ports[0] if ports else cfg.port,
+                addresses=server.addresses, record_event=record, stop=until,
+            )  # fmt: skip
+
+        dns_task = _Restartable(loop, publishing)
+        # SIGHUP: settings reach this process without a restart (volact.host.reload).
+        reloader = Reloader(record)
+        reloader.add("settings", lambda: server.reconfigure(load_config(home)))
+        reloader.add("dns", dns_task.restart)
+        reloader.install(loop)
         state = "activated" if core.activated else "NOT ACTIVATED (clients will be refused)"
         if bench:
             state += "; BENCH MODE: scratch store, nothing is kept, DNS not published"
@@ -556,8 +580,9 @@ async def serve_async(
             metrics_server.close()
         await server.stop(grace=cfg.read_timeout + 1.0)
         sweeper.cancel()
-        with contextlib.suppress(asyncio.TimeoutError, Exception):
-            await asyncio.wait_for(dns_task, 5.0)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(RELOAD_SIGNAL)
+        await dns_task.close(5.0)
         with contextlib.suppress(OSError):
             serve_file.unlink()
         return server.stats
@@ -592,6 +617,31 @@ def _owner_alive(folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     return True
+
+
+class _Restartable:
+    """A background task (DNS publishing) that a reload stops and starts again."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        start: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+    ) -> None:
+        self._loop, self._start = loop, start
+        self._stop = asyncio.Event()
+        self._tasks = [loop.create_task(start(self._stop))]
+
+    def restart(self) -> str:
+        self._stop.set()  # the old loop ends at its next check; a publish in flight finishes
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._stop = asyncio.Event()
+        self._tasks.append(self._loop.create_task(self._start(self._stop)))
+        return "publishing restarted with the saved settings"
+
+    async def close(self, timeout: float) -> None:
+        self._stop.set()
+        with contextlib.suppress(asyncio.TimeoutError, Exception):
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), timeout)
 
 
 async def _no_publishing(stop: asyncio.Event) -> None:
