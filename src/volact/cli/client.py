@@ -188,6 +188,14 @@ def register(groups: Any) -> None:
     add_json(p)
     p.set_defaults(func=_refresh_revocations)
 
+    p = sub.add_parser(
+        "doctor", help="walk the chain to a host and name the first broken link, with its fix"
+    )
+    add_home(p, "client")
+    _add_nameserver(p)
+    add_json(p)
+    p.set_defaults(func=_doctor)
+
     p = sub.add_parser("mak-request", help="write this machine's MAK request file (offline)")
     add_home(p, "client")
     p.add_argument("--out", required=True, type=Path, metavar="FILE")
@@ -409,3 +417,17 @@ def _mak_apply(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(f"activated by MAK ({status.sku_name}): permanent\n")
     return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from volact import doctor
+    from volact.client.doctor import steps
+
+    nameservers = [HostAddress.parse(n, default_port=53) for n in args.nameserver] or None
+    outcomes = doctor.walk(steps(args.home, nameservers=nameservers))
+    obj = doctor.report(outcomes)
+    if args.json:
+        emit_json(obj)
+    else:
+        sys.stdout.write(printable(doctor.text(outcomes), keep_newlines=True) + "\n")
+    return EXIT_OK if obj["ok"] else EXIT_ERROR

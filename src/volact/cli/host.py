@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from volact.cli import host_dns
-from volact.cli.common import EXIT_OK, add_home, add_json, error, output, read_bytes, wall_clock
+from volact.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    add_home,
+    add_json,
+    error,
+    output,
+    read_bytes,
+    wall_clock,
+)
 from volact.errors import ConfigurationError, UsageError, VolactError
 from volact.exchanges import HostActivationResponse, authority_url, dumps
 from volact.files import write_atomic
@@ -140,6 +149,11 @@ def register(groups: Any) -> None:
                    help="exit as a Nagios plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN")
     add_json(p)
     p.set_defaults(func=_alerts)  # fmt: skip
+
+    p = sub.add_parser("doctor", help="walk the chain and name the first broken link, with its fix")
+    add_home(p, "host")
+    add_json(p)
+    p.set_defaults(func=_doctor)
 
     host_dns.register(sub)
 
@@ -430,3 +444,13 @@ def _alerts(args: argparse.Namespace) -> int:
     if not args.exit_code or obj["ok"]:
         return EXIT_OK
     return NAGIOS_CRITICAL if obj["worst"] == "critical" else NAGIOS_WARNING
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from volact import doctor
+    from volact.host.doctor import steps
+
+    outcomes = doctor.walk(steps(args.home))
+    obj = doctor.report(outcomes)
+    output(args, obj, doctor.text(outcomes))
+    return EXIT_OK if obj["ok"] else EXIT_ERROR

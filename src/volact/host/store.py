@@ -442,6 +442,14 @@ class HostStore:
                 hi = mid
         return lo
 
+    def quick_check(self) -> str:
+        """SQLite's ``quick_check`` of the store: ``ok``, or what is damaged."""
+        try:
+            rows = self._conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.Error as exc:
+            return str(exc)
+        return "; ".join(str(r[0]) for r in rows[:5])
+
     def has_client(self, cmid: bytes) -> bool:
         return bool(self.query("SELECT 1 FROM clients WHERE cmid = ?", (cmid,)))
 
