@@ -47,6 +47,17 @@ def _add_nameserver(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_clock_offset(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--clock-offset",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="act as if the time were SECONDS later (demos and the README's simulated "
+        "week, with `volact host serve --clock-offset`); default 0",
+    )
+
+
 def _add_authority(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--authority",
@@ -111,12 +122,14 @@ def register(groups: Any) -> None:
     add_home(p, "client")
     _add_nameserver(p)
     _add_authority(p)
+    _add_clock_offset(p)
     add_json(p)
     p.set_defaults(func=_activate)
 
     p = sub.add_parser("status", help="license state, host, counts, intervals, next action")
     add_home(p, "client")
     _add_nameserver(p)
+    _add_clock_offset(p)
     add_json(p)
     p.set_defaults(func=_status)
 
@@ -172,6 +185,7 @@ def register(groups: Any) -> None:
     _add_authority(p)
     p.add_argument("--max-steps", type=int, metavar="N", help="stop after N steps")
     p.add_argument("--once", action="store_true", help="one step (act if due), then exit")
+    _add_clock_offset(p)
     p.set_defaults(func=_agent)
 
     p = sub.add_parser(
@@ -221,11 +235,13 @@ def _open(args: argparse.Namespace) -> Activation:
     nameservers: Sequence[HostAddress] | None = None
     if getattr(args, "nameserver", None):
         nameservers = [HostAddress.parse(n, default_port=53) for n in args.nameserver]
+    offset = int(getattr(args, "clock_offset", 0) or 0)
     return Activation(
         store.load_profile(),
         args.home,
         nameservers=nameservers,
         authority_url=getattr(args, "authority", None),
+        clock=(lambda: time.time() + offset) if offset else time.time,
     )
 
 
