@@ -22,7 +22,8 @@ from pathlib import Path
 from volact import wire
 from volact.client import discovery
 from volact.client.srv import HostAddress
-from volact.client.store import ClientState, ClientStore, newest_revocations
+from volact.client.state import ClientState, newest_revocations
+from volact.client.store import ClientStore
 from volact.doctor import Broken, Step
 from volact.documents import HostLicense, verify_host_license
 from volact.errors import DecodeError, TransportError, VerificationError
