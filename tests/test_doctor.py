@@ -156,8 +156,9 @@ def test_client_doctor_names_the_broken_link(
     home = str(tmp_path / "c")
     assert main(["client", "init", "--home", home, "--profile", str(profile),
                  "--sku", SERVER.name, "--workstation", "doc-1"]) == 0  # fmt: skip
-    # DNS discovery in a domain with no SRV record.
-    assert main(["client", "set-domain", "--home", home, "branch.example"]) == 0
+    # DNS discovery in a domain with no SRV record (a name no other test publishes in).
+    empty = f"nohost-{uuid.uuid4().hex[:8]}.corp.example"
+    assert main(["client", "set-domain", "--home", home, empty]) == 0
     ns = ["--nameserver", f"127.0.0.1:{bind9.port}"]
     _, obj = doctor(capsys, "client", "doctor", "--home", home, *ns)
     assert obj["first_broken"] == "discovery" and "host dns" in str(obj["fix"])
