@@ -195,5 +195,12 @@ def test_client_doctor_names_the_broken_link(
         capsys.readouterr()
         assert main(["client", "doctor", "--home", home]) == 0
         assert "all checks passed" in capsys.readouterr().out
+        # For a licensed machine the doctor's request is what the agent sends: a renewal.
+        assert main(["client", "activate", "--home", home]) == 0
+        doctor(capsys, "client", "doctor", "--home", home)
+        capsys.readouterr()
+        assert main(["host", "report", "activity", "--home", str(host.home), "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)["rows"]
+        assert sum(r["renewals"] for r in rows) == 1
     finally:
         host.stop()

@@ -59,7 +59,7 @@ def steps(
             raise Broken(f"{home} is not a client home",
                          f"volact client init --home {home} --profile FILE --sku NAME")  # fmt: skip
         f.profile = store.load_profile()
-        f.state = store.read_raw()
+        f.state = store.load(f.profile)  # re-verified: validity comes from the ticket
         return f"CMID {f.state.cmid}, profile of {f.profile.vendor}"
 
     def key_ok() -> str:
