@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 
 from volact.cli import main
-from volact.devservices import free_port
-from volact.host.testing import make_host_home
+from volact.testing.hosts import make_host_home
+from volact.testing.processes import free_port
 
 UNITS = Path(__file__).resolve().parent.parent / "deploy" / "systemd"
 VOLACT = Path(sys.prefix) / "bin" / "volact"

@@ -23,8 +23,8 @@ from services import Bind9
 from test_host_server import Host, exchange
 from volact import wire
 from volact.cli import main
-from volact.devservices import free_port
-from volact.host.testing import make_host_home
+from volact.testing.hosts import make_host_home
+from volact.testing.processes import free_port
 
 
 def doctor(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, object]]:

@@ -14,10 +14,10 @@ import pytest
 from volact.catalog import demo_catalog
 from volact.cli import main
 from volact.cli.common import EXIT_ERROR, EXIT_GRACE, EXIT_USAGE
-from volact.host.testing import make_host_home
 from volact.keys import ProductKey
 from volact.profile import ProductProfile
 from volact.signing import SigningKey
+from volact.testing.hosts import make_host_home
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from volact.cli import main
-from volact.devservices import free_port
-from volact.host.testing import make_host_home
 from volact.keys import KeyKind, ProductKey
+from volact.testing.hosts import make_host_home
+from volact.testing.processes import free_port
 
 READ_ONLY_COMMANDS = (
     ["status", "--json"],

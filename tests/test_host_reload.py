@@ -21,7 +21,7 @@ from volact import wire
 from volact.cli import main
 from volact.errors import ConfigurationError
 from volact.host.reload import Reloader, notify
-from volact.host.testing import make_host_home
+from volact.testing.hosts import make_host_home
 
 
 def wait_for(what: Callable[[], bool], timeout: float = 15.0) -> bool:

@@ -18,9 +18,9 @@ import pytest
 
 from volact import wire
 from volact.cli import main
-from volact.devservices import free_port
 from volact.host.store import HostStore
-from volact.host.testing import make_host_home
+from volact.testing.hosts import make_host_home
+from volact.testing.processes import free_port
 from volact.text import printable
 from volact.wire import ActivateRequest, LicenseState
 
