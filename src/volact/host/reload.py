@@ -38,8 +38,12 @@ from volact.host.config import SERVE_FILE
 #: The signal a serving host reloads its settings on (``systemctl reload``).
 RELOAD_SIGNAL = signal.SIGHUP
 
-#: Settings a running host cannot take without a restart (its sockets are bound).
-RESTART_SETTINGS = frozenset({"port", "listen"})
+#: Settings a running host takes only at a restart: its sockets are bound, and the
+#: connection slots and the count's caps are sized when it starts.
+RESTART_SETTINGS = frozenset({
+    "port", "listen", "max_connections", "max_connections_per_address",
+    "max_connections_per_network", "max_machines", "new_machines_per_hour",
+})  # fmt: skip
 
 
 @dataclass(frozen=True)

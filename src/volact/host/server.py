@@ -333,9 +333,9 @@ class HostServer:
     def reconfigure(self, config: HostConfig) -> str:
         """Take new settings while serving (SIGHUP); say what changed.
 
-        Intervals, VM policy, connection limits, read timeout and FQDN apply to the
-        next exchange; the listening sockets stay as bound (``port`` and ``listen``
-        need a restart, :data:`volact.host.reload.RESTART_SETTINGS`).
+        Intervals, VM policy, read timeout and FQDN apply to the next exchange; the
+        sockets, connection slots and count caps stay as started
+        (:data:`volact.host.reload.RESTART_SETTINGS`, which ``host set`` reports).
         """
         if config.host_id != self.config.host_id:
             raise ConfigurationError("host.json now names another host id; restart the host")
