@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +21,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Host, Path]]:
     profile, _, _ = make_host_home(home)
     prof = tmp_path / "profile.json"
     prof.write_text(profile.dumps())
-    h = Host(home, ["127.0.0.1:0"])
+    h = Host(home, ["127.0.0.1:0"], "--bench")
     yield h, prof
     h.stop()
 
@@ -44,8 +46,8 @@ def test_bench_json(served: tuple[Host, Path], capsys: pytest.CaptureFixture[str
             "8",
             "--processes",
             "2",
-            "--host-pid",
-            str(host.proc.pid),
+            "--host-home",
+            str(host.home),
             "--json",
         ]
     )
@@ -73,9 +75,14 @@ def test_bench_counts_errors_not_results(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # A bench-mode host that stopped listening (its serve.json says where it was).
+    (home / "serve.json").write_text(json.dumps({"pid": os.getpid(), "bench": True,
+                                                 "ports": [port], "addresses": []}))  # fmt: skip
     code = main(
         [
             "bench",
+            "--host-home",
+            str(home),
             "--target",
             f"127.0.0.1:{port}",
             "--profile",
@@ -101,6 +108,8 @@ def test_bench_refuses_other_machines(tmp_path: Path, capsys: pytest.CaptureFixt
     code = main(
         [
             "bench",
+            "--host-home",
+            str(tmp_path / "h"),
             "--target",
             "192.0.2.1:1688",
             "--profile",
@@ -130,7 +139,56 @@ def test_bench_refuses_unbounded_or_impossible_runs(
     prof = tmp_path / "profile.json"
     profile, _, _ = make_host_home(tmp_path / "h")
     prof.write_text(profile.dumps())
-    argv = ["bench", "--target", "127.0.0.1:9", "--profile", str(prof), "--clients", "1",
-            "--requests", "1", *extra]  # fmt: skip
+    argv = ["bench", "--host-home", str(tmp_path / "h"), "--target", "127.0.0.1:9",
+            "--profile", str(prof), "--clients", "1", "--requests", "1", *extra]  # fmt: skip
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_bench_never_changes_a_real_host_below_its_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12: a 50-machine bench once left a 31-machine host at count 81."""
+    from test_host_server import exchange, request
+    from volact import wire
+    from volact.host.admin import licensing, status
+
+    home = tmp_path / "host"
+    profile, _, _ = make_host_home(home)
+    prof = tmp_path / "profile.json"
+    prof.write_text(profile.dumps())
+    real = Host(home, ["127.0.0.1:0"])
+    try:  # three real desktops: below the desktop threshold of 25
+        for i in range(1, 4):
+            reply = wire.decode(exchange(real.addr(), wire.encode(request(profile, i))))
+            assert isinstance(reply, wire.ActivateReply) and reply.count == i
+        argv = ["bench", "--host-home", str(home), "--target", f"127.0.0.1:{real.addr()[1]}",
+                "--profile", str(prof), "--sku", "Professional", "--clients", "50",
+                "--requests", "100"]  # fmt: skip
+        assert main(argv) == 2  # refused: the host is not in bench mode
+        assert "not in bench mode" in capsys.readouterr().err
+    finally:
+        assert real.stop() == 0
+    before = status(home, now=int(time.time()))
+    before_clients = licensing(home, now=before["installed_at"] + 1)["summary"]
+    before_store = (home / "store.sqlite").read_bytes()
+
+    bench = Host(home, ["127.0.0.1:0"], "--bench")
+    try:
+        argv = ["bench", "--host-home", str(home), "--target", f"127.0.0.1:{bench.addr()[1]}",
+                "--profile", str(prof), "--sku", "Professional", "--clients", "50",
+                "--requests", "100", "--json"]  # fmt: skip
+        assert main(argv) == 0
+        out = json.loads(capsys.readouterr().out)
+        # The bench host counted its 50 machines (and granted past 25) in its scratch store.
+        assert out["errors"] == 0 and out["results"]["ok"] > 0
+        assert list(home.glob("bench-store-*"))
+    finally:
+        assert bench.stop() == 0
+    after = status(home, now=int(time.time()))
+    assert after["count"] == before["count"] == 3
+    assert after["known_clients"] == 3 and after["groups_ready"]["desktop"] is False
+    assert after["requests_by_result"] == before["requests_by_result"]
+    assert licensing(home, now=before["installed_at"] + 1)["summary"] == before_clients
+    assert (home / "store.sqlite").read_bytes() == before_store
+    assert not list(home.glob("bench-store-*"))  # the scratch store is gone

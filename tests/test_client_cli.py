@@ -80,9 +80,9 @@ def test_install_key_refuses_mistyped_and_wrong_kind(
     gvlk = PROFILE.gvlks[SERVER.id]
     typo = ("Z" if gvlk[3] != "Z" else "Y").join([gvlk[:3], gvlk[4:]])
     code, _, err = run(capsys, "client", "install-key", "--home", str(home), typo)
-    assert code == 1 and "mistyped" in err and "character 4" in err
+    assert code == 2 and "mistyped" in err and "character 4" in err
     code, _, err = run(capsys, "client", "install-key", "--home", str(home), "0" * 25)
-    assert code == 1 and "mistyped" in err
+    assert code == 2 and "mistyped" in err
     host_key = ProductKey.generate(KeyKind.HOST, bytes(12)).text
     code, _, err = run(capsys, "client", "install-key", "--home", str(home), host_key)
     assert code == 2 and "host key" in err
@@ -107,7 +107,7 @@ def test_settings_and_rearm(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     _, st, _ = run_json(capsys, "client", "host-caching", "--home", home, "off")
     assert st["host_caching"] is False
     code, _, err = run(capsys, "client", "set-host", "--home", home, "[::1")
-    assert code == 1 and "unclosed" in err
+    assert code == 2 and "unclosed" in err
     _, st, _ = run_json(capsys, "client", "rearm", "--home", home)
     assert st["cmid"] != first["cmid"] and st["state"] == "grace"
     _, ev, _ = run_json(capsys, "client", "events", "--home", home)
@@ -122,7 +122,7 @@ def test_activate_with_no_host_answering_exits_non_zero(
     init(capsys, Path(home), profile_file, "--sku", SERVER.name)
     run(capsys, "client", "set-host", "--home", home, f"127.0.0.1:{free_port()}")
     code, st, err = run_json(capsys, "client", "activate", "--home", home)
-    assert code == 1 and "did not answer" in err
+    assert code == 75 and "did not answer" in err  # still in grace: EXIT_GRACE
     assert st["state"] == "grace" and st["activated"] is False
     assert "did not answer" in st["last_error"]
     code, _, err = run(capsys, "client", "activate", "--home", str(tmp_path / "none"))
@@ -229,7 +229,7 @@ def test_real_host_threshold_5_over_tcp(
         code, st, err = run_json(capsys, "client", "activate", "--home", home)
         assert st["count"] == i and st["required_count"] == 5
         if i < 5:
-            assert code == 1 and st["result"] == "count_too_low" and st["state"] == "grace"
+            assert code == 75 and st["result"] == "count_too_low" and st["state"] == "grace"
             assert f"counted {i} of the 5" in err
         else:
             assert code == 0 and st["result"] == "ok" and st["activated"] is True

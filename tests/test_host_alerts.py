@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -60,9 +61,19 @@ def test_alerts_cli_json_and_exit_codes(
     assert main(["host", "alerts", "--home", str(home), "--json"]) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["ok"] is False and "host_not_activated" in _codes(obj)
-    assert main(["host", "alerts", "--home", str(home), "--exit-code"]) == 3
+    # --exit-code: the Nagios convention (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    assert main(["host", "alerts", "--home", str(home), "--exit-code"]) == 2
     out = capsys.readouterr().out
     assert out.startswith("CRITICAL")
+    warn_only = tmp_path / "warn"
+    make_host_home(warn_only)
+    (warn_only / "serve.json").write_text(json.dumps({"pid": os.getpid(), "addresses": []}))
+    assert main(["host", "alerts", "--home", str(warn_only), "--exit-code", "--json"]) == 1
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["worst"] == "warning" and "idle" in _codes(obj)
+    assert main(["host", "alerts", "--home", str(tmp_path / "nowhere"), "--exit-code"]) == 3
+    out, err = capsys.readouterr()
+    assert out.startswith("UNKNOWN: ") and "not a host home" in err
     assert main(["host", "alerts", "--home", str(home), "--idle-hours", "0"]) == 2
     assert "must be positive" in capsys.readouterr().err
     assert main(["host", "alerts", "--home", str(tmp_path / "nowhere")]) == 1

@@ -93,10 +93,10 @@ def test_init_install_key_offline_activation_status(
     # A mistyped key and a MAK are refused with clear messages.
     bad = HOST_KEY.text[:-1] + ("2" if HOST_KEY.text[-1] != "2" else "3")
     code, _, err = run(capsys, "host", "install-key", "--home", str(home), bad)
-    assert code == 1 and "mistyped" in err
+    assert code == 2 and "mistyped" in err
     mak = ProductKey.generate(KeyKind.MAK, b"\x33" * 12)
     code, _, err = run(capsys, "host", "install-key", "--home", str(home), mak.text)
-    assert code == 1 and "this is a MAK, not a host key" in err
+    assert code == 2 and "this is a MAK, not a host key" in err
     code, _, err = run(
         capsys,
         "host",
@@ -169,9 +169,9 @@ def test_set_validates_and_saves(tmp_path: Path, capsys: pytest.CaptureFixture[s
         False,
     )
     code, _, err = run(capsys, "host", "set", "--home", str(home), "--activation-interval", "14")
-    assert code == 1 and "between 15 and 43200 minutes" in err
+    assert code == 2 and "between 15 and 43200 minutes" in err
     code, _, err = run(capsys, "host", "set", "--home", str(home), "--renewal-interval", "43201")
-    assert code == 1 and "43201" in err
+    assert code == 2 and "43201" in err
     code, _, err = run(capsys, "host", "set", "--home", str(home))
     assert code == 2 and "nothing to set" in err
     assert load_config(home).activation_interval == 60
@@ -285,5 +285,5 @@ def test_set_connection_limits(tmp_path: Path, capsys: pytest.CaptureFixture[str
     cfg = load_config(home)
     assert (cfg.max_connections, cfg.max_connections_per_address, cfg.read_timeout) == (50, 0, 2.5)
     code, _, err = run(capsys, "host", "set", "--home", str(home), "--read-timeout", "0")
-    assert code == 1 and "read_timeout must be" in err
+    assert code == 2 and "read_timeout must be" in err
     assert load_config(home).read_timeout == 2.5

@@ -147,7 +147,7 @@ def _command(args_list: Sequence[str], group: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv``; return the exit code."""
-    from volact.errors import UsageError, VolactError
+    from volact.errors import KeyFormatError, UnknownKeyError, UsageError, VolactError
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     first = next((a for a in args_list if not a.startswith("-")), None)
@@ -160,6 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
         code: int = args.func(args)
     except UsageError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except UnknownKeyError as exc:  # well-formed, but nobody issued it: a refusal
+        error(str(exc))
+        return EXIT_ERROR
+    except KeyFormatError as exc:  # a key typed on the command line is mistyped
         error(str(exc))
         return EXIT_USAGE
     except VolactError as exc:

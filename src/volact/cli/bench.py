@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from volact.bench.loadgen import BenchSpec, run
+from volact.bench.loadgen import BenchSpec, cpu_seconds, run
 from volact.cli.common import EXIT_ERROR, EXIT_OK, add_json, emit_json, error, load_profile
 from volact.errors import UsageError
+from volact.host.admin import serving
 from volact.host.config import parse_listen
 
 
@@ -37,8 +38,12 @@ def register(groups: Any) -> None:
                    help="seconds before an exchange counts as an error (default 5)")  # fmt: skip
     p.add_argument("--vm-share", type=float, default=0.0,
                    help="fraction of machines that report being virtual (default 0)")  # fmt: skip
+    p.add_argument("--host-home", type=Path, metavar="DIR", required=True,
+                   help="the target host's home; it must be serving in bench mode "
+                        "(`volact host serve --bench`)")  # fmt: skip
     p.add_argument("--host-pid", type=int, default=None,
-                   help="the host's pid, to report its CPU time per exchange")  # fmt: skip
+                   help="the host's pid, to report its CPU time per exchange "
+                        "(default: the bench-mode host's)")  # fmt: skip
     p.add_argument("--fail-on-error", action="store_true",
                    help="exit 1 when any exchange failed")  # fmt: skip
     add_json(p)
@@ -63,7 +68,10 @@ def _bench(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         vm_share=args.vm_share,
     )
-    out = run(spec, host_pid=args.host_pid)
+    if args.host_pid is not None and cpu_seconds(args.host_pid) is None:
+        raise UsageError(f"--host-pid {args.host_pid}: no such process on this machine")
+    bench_host = _bench_mode_host(args.host_home, port)
+    out = run(spec, host_pid=bench_host if args.host_pid is None else args.host_pid)
     if args.json:
         emit_json(out)
     else:
@@ -80,3 +88,27 @@ def _bench(args: argparse.Namespace) -> int:
         error(f"{out['errors']} exchange(s) got no valid reply: {out['error_kinds']}")
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _bench_mode_host(home: Path, port: int) -> int:
+    """The pid of the host serving ``home`` in bench mode on ``port``; else a usage error.
+
+    A bench against a host in normal mode would add its simulated machines to the
+    real count for 30 days, and on a host below its threshold that would unlock
+    activation for everyone (issue 12): so `volact bench` refuses it.
+    """
+    info = serving(home)
+    how = f"start it with `volact host serve --home {home} --bench --listen 127.0.0.1:0`"
+    if info is None:
+        raise UsageError(f"no host is serving on {home}; {how}")
+    if info.get("bench") is not True:
+        raise UsageError(
+            f"the host on {home} (pid {info.get('pid')}) is not in bench mode: a bench would "
+            f"count its simulated machines toward the real thresholds; stop it and {how}"
+        )
+    if port not in info.get("ports", []):
+        raise UsageError(
+            f"--target port {port} is not where the bench-mode host on {home} listens "
+            f"({', '.join(info.get('addresses', []))})"
+        )
+    return int(info["pid"])

@@ -19,6 +19,7 @@ from typing import Any
 
 from volact.cli.common import (
     EXIT_ERROR,
+    EXIT_GRACE,
     EXIT_OK,
     add_home,
     add_json,
@@ -31,8 +32,9 @@ from volact.client.api import Activation, Status, init_home, iso
 from volact.client.srv import HostAddress
 from volact.client.store import FILE_MODE, ClientStore
 from volact.errors import ConfigurationError, UsageError
-from volact.exchanges import MakResponse, dumps
+from volact.exchanges import MakResponse, authority_url, dumps
 from volact.files import write_atomic
+from volact.text import printable
 
 
 def _add_nameserver(p: argparse.ArgumentParser) -> None:
@@ -45,10 +47,41 @@ def _add_nameserver(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_clock_offset(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--clock-offset",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="act as if the time were SECONDS later (demos and the README's simulated "
+        "week, with `volact host serve --clock-offset`); default 0",
+    )
+
+
 def _add_authority(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--authority", metavar="URL", help="the vendor's authority for MAK activation online"
+        "--authority",
+        metavar="URL",
+        type=_url,
+        help="the vendor's authority for MAK activation online",
     )
+
+
+def _url(text: str) -> str:
+    """An option's http(s) URL, checked while parsing: a bad one is a usage error (2)."""
+    try:
+        return authority_url(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _host_address(text: str) -> str:
+    """A ``HOST[:PORT]`` option, checked while parsing: a bad one is a usage error (2)."""
+    try:
+        HostAddress.parse(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def register(groups: Any) -> None:
@@ -82,22 +115,28 @@ def register(groups: Any) -> None:
     add_json(p)
     p.set_defaults(func=_install_key)
 
-    p = sub.add_parser("activate", help="activate (or renew) now; exit 0 only when activated")
+    p = sub.add_parser(
+        "activate",
+        help="activate (or renew) now; exit 0 when activated, 75 when still in grace",
+    )
     add_home(p, "client")
     _add_nameserver(p)
     _add_authority(p)
+    _add_clock_offset(p)
     add_json(p)
     p.set_defaults(func=_activate)
 
     p = sub.add_parser("status", help="license state, host, counts, intervals, next action")
     add_home(p, "client")
     _add_nameserver(p)
+    _add_clock_offset(p)
     add_json(p)
     p.set_defaults(func=_status)
 
     p = sub.add_parser("set-host", help="always use this host (wins over DNS discovery)")
     add_home(p, "client")
-    p.add_argument("host", metavar="HOST[:PORT]", help="name or address; [V6]:PORT for IPv6")
+    p.add_argument("host", metavar="HOST[:PORT]", type=_host_address,
+                   help="name or address; [V6]:PORT for IPv6")  # fmt: skip
     add_json(p)
     p.set_defaults(func=lambda a: _setting(a, lambda act: act.set_host(a.host)))
 
@@ -146,6 +185,7 @@ def register(groups: Any) -> None:
     _add_authority(p)
     p.add_argument("--max-steps", type=int, metavar="N", help="stop after N steps")
     p.add_argument("--once", action="store_true", help="one step (act if due), then exit")
+    _add_clock_offset(p)
     p.set_defaults(func=_agent)
 
     p = sub.add_parser(
@@ -156,10 +196,19 @@ def register(groups: Any) -> None:
     p.add_argument(
         "--authority",
         metavar="URL",
+        type=_url,
         help="the vendor's authority (default: the product profile's authority_url)",
     )
     add_json(p)
     p.set_defaults(func=_refresh_revocations)
+
+    p = sub.add_parser(
+        "doctor", help="walk the chain to a host and name the first broken link, with its fix"
+    )
+    add_home(p, "client")
+    _add_nameserver(p)
+    add_json(p)
+    p.set_defaults(func=_doctor)
 
     p = sub.add_parser("mak-request", help="write this machine's MAK request file (offline)")
     add_home(p, "client")
@@ -186,11 +235,13 @@ def _open(args: argparse.Namespace) -> Activation:
     nameservers: Sequence[HostAddress] | None = None
     if getattr(args, "nameserver", None):
         nameservers = [HostAddress.parse(n, default_port=53) for n in args.nameserver]
+    offset = int(getattr(args, "clock_offset", 0) or 0)
     return Activation(
         store.load_profile(),
         args.home,
         nameservers=nameservers,
         authority_url=getattr(args, "authority", None),
+        clock=(lambda: time.time() + offset) if offset else time.time,
     )
 
 
@@ -221,7 +272,7 @@ def _print_status(status: Status, as_json: bool) -> None:
             value = "-"
         elif isinstance(value, bool):
             value = "yes" if value else "no"
-        sys.stdout.write(f"{label + ':':<{width + 2}}{value}\n")
+        sys.stdout.write(f"{label + ':':<{width + 2}}{printable(str(value))}\n")
 
 
 # ---- commands ----------------------------------------------------------------------
@@ -267,7 +318,7 @@ def _activate(args: argparse.Namespace) -> int:
         if not args.json:
             until = "forever" if status.permanent else iso(status.valid_until)
             sys.stdout.write(
-                f"activated ({status.sku_name}) by {status.host or 'the authority'}; "
+                f"activated ({status.sku_name}) by {printable(status.host or 'the authority')}; "
                 f"valid until {until}\n"
             )
         if status.last_error:  # a failed renewal of a machine that is still licensed
@@ -284,7 +335,9 @@ def _activate(args: argparse.Namespace) -> int:
     else:
         reason = f"not activated (last result: {status.result})"
     error(reason)
-    return EXIT_ERROR
+    # Still in grace: the product works and the machine retries on its own, which a
+    # script must be able to tell from a failure (docs/cli.md § Exit status).
+    return EXIT_GRACE if status.state == "grace" else EXIT_ERROR
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -310,7 +363,8 @@ def _events(args: argparse.Namespace) -> int:
         return EXIT_OK
     for e in events:
         rest = " ".join(f"{k}={v}" for k, v in sorted(e.items()) if k not in ("time", "t", "event"))
-        sys.stdout.write(f"{e.get('time', '?')} {e.get('event', '?')} {rest}\n")
+        line = f"{e.get('time', '?')} {e.get('event', '?')} {rest}"
+        sys.stdout.write(printable(line) + "\n")  # host names and reasons come from DNS
     return EXIT_OK
 
 
@@ -330,9 +384,9 @@ def _agent(args: argparse.Namespace) -> int:
         what = "attempted" if acted else "idle"
         sys.stdout.write(
             f"{iso(status.now)} {what}: state={status.state} result={status.result or '-'} "
-            f"host={status.host or '-'} count={status.count}/{status.required_count} "
+            f"host={printable(status.host or '-')} count={status.count}/{status.required_count} "
             f"next={iso(status.next_action_at) or '-'}"
-            + (f" error={status.last_error}" if acted and status.last_error else "")
+            + (f" error={printable(status.last_error)}" if acted and status.last_error else "")
             + "\n"
         )
         sys.stdout.flush()
@@ -379,3 +433,17 @@ def _mak_apply(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(f"activated by MAK ({status.sku_name}): permanent\n")
     return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from volact import doctor
+    from volact.client.doctor import steps
+
+    nameservers = [HostAddress.parse(n, default_port=53) for n in args.nameserver] or None
+    outcomes = doctor.walk(steps(args.home, nameservers=nameservers))
+    obj = doctor.report(outcomes)
+    if args.json:
+        emit_json(obj)
+    else:
+        sys.stdout.write(printable(doctor.text(outcomes), keep_newlines=True) + "\n")
+    return EXIT_OK if obj["ok"] else EXIT_ERROR

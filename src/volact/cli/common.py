@@ -17,10 +17,19 @@ from volact.errors import ConfigurationError, UsageError
 
 if TYPE_CHECKING:
     from volact.profile import ProductProfile
+from volact.text import printable
 
+#: Exit statuses of every ``volact`` command (``docs/cli.md`` § Exit status).
 EXIT_OK = 0
+#: A runtime failure: the network, a refusal, a damaged home, a full disk.
 EXIT_ERROR = 1
+#: The command line is wrong: an unknown option, a missing argument, or a value that
+#: is malformed or out of range (a port, an interval, a URL, a time, a mistyped key).
 EXIT_USAGE = 2
+#: ``client activate``: not activated yet, but still in the initial grace period
+#: (the machine works and retries on its own). sysexits' EX_TEMPFAIL, "try again later",
+#: so that a ``set -e`` script can tell it from a failure.
+EXIT_GRACE = 75
 
 
 def emit_json(obj: Any) -> None:
@@ -33,8 +42,19 @@ def output(args: argparse.Namespace, obj: dict[str, Any], text: str) -> int:
     if args.json:
         emit_json(obj)
     else:
-        sys.stdout.write(text.rstrip("\n") + "\n")
+        write_text(text)
     return EXIT_OK
+
+
+def write_text(text: str) -> None:
+    """Print ``text`` for a person, with controls and bidi characters escaped.
+
+    Every text output of the CLI goes through here (or through :func:`error`):
+    workstation names and DNS data inside it are shown, never obeyed
+    (:mod:`volact.text`). Fields that could hold a newline are escaped one by one
+    by the command before (``printable``), since here newlines are kept.
+    """
+    sys.stdout.write(printable(text.rstrip("\n"), keep_newlines=True) + "\n")
 
 
 def wall_clock() -> int:
@@ -44,7 +64,8 @@ def wall_clock() -> int:
 
 def error(message: str) -> None:
     """One line on stderr, prefixed so that a person sees where it came from."""
-    sys.stderr.write(f"volact: error: {message}\n")
+    # Newlines kept: a failed demo step quotes a log tail; controls are escaped.
+    sys.stderr.write(f"volact: error: {printable(message, keep_newlines=True)}\n")
 
 
 def http_url(text: str, option: str) -> str:

@@ -15,12 +15,23 @@ from typing import Any
 
 from volact.addresses import normalize_name
 from volact.cli import host_dns, host_rebalance
-from volact.cli.common import EXIT_OK, add_home, add_json, output, read_bytes, wall_clock
-from volact.errors import ConfigurationError, UsageError
-from volact.exchanges import HostActivationResponse, dumps
-from volact.host import activation, admin
-from volact.host.config import check_interval
-from volact.host.home import load_config, save_config
+from volact.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    add_home,
+    add_json,
+    error,
+    output,
+    read_bytes,
+    wall_clock,
+)
+from volact.errors import ConfigurationError, UsageError, VolactError
+from volact.exchanges import HostActivationResponse, authority_url, dumps
+from volact.files import write_atomic
+from volact.host import activation, admin, reload
+from volact.host.config import check_interval, check_publishable
+from volact.host.home import SECRET_MODE, load_config, monitor_group, save_config, secure_home
+from volact.text import printable
 
 
 def register(groups: Any) -> None:
@@ -36,6 +47,9 @@ def register(groups: Any) -> None:
                    help="the host's DNS name (default: this machine's)")
     p.add_argument("--port", type=_port, default=1688,
                    help="TCP port to serve on (default 1688)")  # fmt: skip
+    p.add_argument("--monitor-group", metavar="GROUP",
+                   help="members of GROUP may run status, alerts, report and events "
+                        "(never read secrets); default: owner only")  # fmt: skip
     add_json(p)
     p.set_defaults(func=_init)
 
@@ -52,7 +66,8 @@ def register(groups: Any) -> None:
                      help="write the activation request to FILE for the authority")  # fmt: skip
     how.add_argument("--offline-response", type=Path, metavar="FILE",
                      help="install the authority's response from FILE")  # fmt: skip
-    how.add_argument("--authority", metavar="URL", help="activate online with the authority")
+    how.add_argument("--authority", metavar="URL", type=_url,
+                     help="activate online with the authority (http:// or https:// URL)")
     add_json(p)
     p.set_defaults(func=_activate)
 
@@ -64,6 +79,9 @@ def register(groups: Any) -> None:
     p.add_argument("--clock-offset", type=int, default=0, metavar="SECONDS",
                    help="act as if the time were SECONDS later (demos and tests: let a "
                         "simulated week pass); default 0")
+    p.add_argument("--bench", action="store_true",
+                   help="serve `volact bench` only: a scratch store deleted on exit, no DNS; "
+                        "the real count and events are never touched")  # fmt: skip
     p.add_argument("--metrics", metavar="ADDR[:PORT]",
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics "
                         "(e.g. 127.0.0.1:9188; port 0 picks one, see serve.json)")  # fmt: skip
@@ -76,8 +94,10 @@ def register(groups: Any) -> None:
 
     p = sub.add_parser("set", help="change intervals, port or VM policy")
     add_home(p, "host")
-    p.add_argument("--activation-interval", type=int, metavar="MINUTES")
-    p.add_argument("--renewal-interval", type=int, metavar="MINUTES")
+    p.add_argument("--activation-interval", type=_interval, metavar="MINUTES",
+                   help="minutes between client retries (15..43200)")
+    p.add_argument("--renewal-interval", type=_interval, metavar="MINUTES",
+                   help="minutes between client renewals (15..43200)")
     p.add_argument("--port", type=_port)
     p.add_argument("--count-vms", choices=("yes", "no"))
     p.add_argument("--fqdn", type=_fqdn)
@@ -94,6 +114,9 @@ def register(groups: Any) -> None:
     p.add_argument("--new-machines-per-hour", type=int, metavar="N",
                    help="machines new to the count one /24 or /64 may add per hour "
                         "(default 1000; 0: no limit; loopback is never limited)")  # fmt: skip
+    p.add_argument("--monitor-group", metavar="GROUP|none",
+                   help="let GROUP run the read-only commands (none: owner only); "
+                        "re-applies the home's file modes")  # fmt: skip
     add_json(p)
     p.set_defaults(func=_set)
 
@@ -123,9 +146,14 @@ def register(groups: Any) -> None:
     p.add_argument("--idle-hours", type=_positive, default=admin.IDLE_HOURS, metavar="HOURS",
                    help="warn when no client asked for HOURS (default 24)")
     p.add_argument("--exit-code", action="store_true",
-                   help="exit 3 when there is a critical alert, 4 when only warnings")
+                   help="exit as a Nagios plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN")
     add_json(p)
     p.set_defaults(func=_alerts)  # fmt: skip
+
+    p = sub.add_parser("doctor", help="walk the chain and name the first broken link, with its fix")
+    add_home(p, "host")
+    add_json(p)
+    p.set_defaults(func=_doctor)
 
     host_dns.register(sub)
     host_rebalance.register(sub)
@@ -145,6 +173,22 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _interval(text: str) -> int:
+    try:
+        return check_interval(int(text), "the interval")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of minutes") from None
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _url(text: str) -> str:
+    try:
+        return authority_url(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive(text: str) -> int:
     try:
         n = int(text)
@@ -161,9 +205,23 @@ def _init(args: argparse.Namespace) -> int:
 
     profile = read_bytes(args.profile, "product profile")
     fqdn = args.fqdn or socket.getfqdn() or "localhost"
-    cfg = activation.init_home(args.home, profile, fqdn=fqdn, port=args.port)
+    warning = None
+    if args.fqdn is None:
+        try:
+            check_publishable(fqdn)
+        except ConfigurationError:
+            warning = (
+                f"this machine's name is {fqdn!r}, not a fully qualified domain name: DNS "
+                f"publishing will be refused until you set one (`volact host set --home "
+                f"{args.home} --fqdn kms1.example.com`)"
+            )
+    cfg = activation.init_home(
+        args.home, profile, fqdn=fqdn, port=args.port, monitor_group=args.monitor_group
+    )
     obj = {"home": str(args.home), "host_id": cfg.host_id.hex(), "fqdn": cfg.fqdn,
-           "port": cfg.port}  # fmt: skip
+           "port": cfg.port, "warning": warning}  # fmt: skip
+    if warning:
+        sys.stderr.write(f"volact: warning: {printable(warning)}\n")
     return output(
         args, obj,
         f"host {cfg.host_id.hex()} created in {args.home} ({cfg.fqdn}, port {cfg.port})\n"
@@ -185,12 +243,8 @@ def _activate(args: argparse.Namespace) -> int:
     cfg = load_config(args.home)
     if args.offline_request is not None:
         req = activation.activation_request(args.home, cfg)
-        try:
-            args.offline_request.write_text(dumps(req))
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot write {args.offline_request}: {exc.strerror}"
-            ) from exc
+        # The request holds the host key in full: owner-only, like product-key.txt.
+        write_atomic(args.offline_request, dumps(req), mode=SECRET_MODE)
         return output(
             args, {"request": str(args.offline_request), "host_id": cfg.host_id.hex()},
             f"activation request written to {args.offline_request}; take it to the "
@@ -215,8 +269,9 @@ def _serve(args: argparse.Namespace) -> int:
     from volact.host.server import serve
 
     stats = serve(
-        args.home, args.listen, clock_offset=args.clock_offset, metrics=args.metrics
-    )
+        args.home, args.listen, clock_offset=args.clock_offset, metrics=args.metrics,
+        bench=args.bench,
+    )  # fmt: skip
     sys.stdout.write(
         f"stopped: {stats.connections} connections, {stats.replies} replies, "
         f"{stats.malformed} malformed, {stats.timeouts} timed out, "
@@ -261,11 +316,13 @@ def _status(args: argparse.Namespace) -> int:
 
 def _dns_line(dns_state: dict[str, Any]) -> str:
     if not dns_state.get("enabled"):
-        return "publishing off" + (f" ({dns_state['error']})" if dns_state.get("error") else "")
+        return "publishing off" + (
+            f" ({printable(dns_state['error'])})" if dns_state.get("error") else ""
+        )
     parts = []
     for d in dns_state.get("domains", []):
         if d.get("last_error"):
-            parts.append(f"{d.get('domain')} failing: {d['last_error']}")
+            parts.append(f"{d.get('domain')} failing: {printable(d['last_error'])}")
         else:
             parts.append(f"{d.get('domain')} " + ("published" if d.get("published") else "pending"))
     return "; ".join(parts) or "publishing on, no domain configured"
@@ -275,11 +332,9 @@ def _set(args: argparse.Namespace) -> int:
     cfg = load_config(args.home)
     changes: dict[str, Any] = {}
     if args.activation_interval is not None:
-        changes["activation_interval"] = check_interval(
-            args.activation_interval, "--activation-interval"
-        )
+        changes["activation_interval"] = args.activation_interval
     if args.renewal_interval is not None:
-        changes["renewal_interval"] = check_interval(args.renewal_interval, "--renewal-interval")
+        changes["renewal_interval"] = args.renewal_interval
     if args.port is not None:
         if not 1 <= args.port <= 65535:
             raise UsageError(f"--port must be 1..65535, not {args.port}")
@@ -293,14 +348,21 @@ def _set(args: argparse.Namespace) -> int:
                  "new_machines_per_hour"):  # fmt: skip
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
-    if not changes:
+    if not changes and args.monitor_group is None:
         raise UsageError("nothing to set: give at least one option (see --help)")
-    new = cfg.with_changes(**changes)
+    try:
+        new = cfg.with_changes(**changes)
+    except ConfigurationError as exc:  # every value came from the command line
+        raise UsageError(str(exc)) from None
     save_config(args.home, new)
-    running = admin.serving(args.home) is not None
-    obj = {"changed": sorted(changes), "restart_needed": running, **new.to_json()}
-    note = " (restart the running host to apply)" if running else ""
-    return output(args, obj, f"saved: {', '.join(sorted(changes))}{note}")
+    if args.monitor_group is not None:
+        group = None if args.monitor_group == "none" else args.monitor_group
+        secure_home(args.home, group)
+        changes["monitor_group"] = group
+    notice = reload.notify(args.home, changes)  # a running host applies it now (SIGHUP)
+    obj = {"changed": sorted(changes), **notice.to_json(), **new.to_json(),
+           "monitor_group": monitor_group(args.home)}  # fmt: skip
+    return output(args, obj, f"saved: {', '.join(sorted(changes))}; {notice.text()}")
 
 
 def _parse_time(text: str) -> int:
@@ -328,11 +390,12 @@ def _events(args: argparse.Namespace) -> int:
     for e in obj["events"]:
         if e["kind"] == "request":
             lines.append(
-                f"{_iso(e['time'])} {e['address']} {e['workstation']!r} {e['cmid']} "
+                f"{_iso(e['time'])} {e['address']} \"{printable(e['workstation'] or '')}\" "
+                f"{e['cmid']} "
                 f"{'vm ' if e['vm'] else ''}-> {e['result']} (count {e['count']})"
             )
         else:
-            lines.append(f"{_iso(e['time'])} {e['kind']}: {e.get('message', '')}")
+            lines.append(f"{_iso(e['time'])} {e['kind']}: {printable(e.get('message') or '')}")
     return output(args, obj, "\n".join(lines) or "no events")
 
 
@@ -354,19 +417,48 @@ def _report(args: argparse.Namespace) -> int:
         f"{s['expired']} expired, {s['never_activated']} never activated",
     ]
     lines += [
-        f"  {c['workstation']:<20} {c['cmid']} {c['state']:<16} {c['days_left']:>4} days left, "
+        f"  {printable(c['workstation'] or ''):<20} {c['cmid']} {c['state']:<16} "
+        f"{c['days_left']:>4} days left, "
         f"last contact {c['days_since_contact']} days ago"
         for c in obj["clients"]
     ]
     return output(args, obj, "\n".join(lines))
 
 
+#: ``host alerts --exit-code``: the Nagios plugin convention, which monitoring
+#: systems (Nagios, Icinga, Zabbix, Checkmk, Sensu) read.
+NAGIOS_OK, NAGIOS_WARNING, NAGIOS_CRITICAL, NAGIOS_UNKNOWN = 0, 1, 2, 3
+
+
 def _alerts(args: argparse.Namespace) -> int:
-    obj = admin.alerts(
-        args.home, now=wall_clock(), expiry_days=args.expiry_days, idle_hours=args.idle_hours
-    )
-    lines = [f"{a['severity'].upper():<9} {a['code']}: {a['message']}" for a in obj["alerts"]]
+    try:
+        obj = admin.alerts(
+            args.home, now=wall_clock(), expiry_days=args.expiry_days,
+            idle_hours=args.idle_hours,
+        )  # fmt: skip
+    except VolactError as exc:
+        if not args.exit_code:
+            raise
+        # The check itself could not run (no home, no permission, a damaged store):
+        # UNKNOWN, never WARNING or CRITICAL, so the monitoring system says so.
+        error(str(exc))
+        output(args, {"ok": False, "worst": "unknown", "alerts": [], "error": str(exc)},
+               f"UNKNOWN: {exc}")  # fmt: skip
+        return NAGIOS_UNKNOWN
+    lines = [
+        f"{a['severity'].upper():<9} {a['code']}: {printable(a['message'])}" for a in obj["alerts"]
+    ]
     output(args, obj, "\n".join(lines) or "no alerts")
     if not args.exit_code or obj["ok"]:
         return EXIT_OK
-    return 3 if any(a["severity"] == "critical" for a in obj["alerts"]) else 4
+    return NAGIOS_CRITICAL if obj["worst"] == "critical" else NAGIOS_WARNING
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from volact import doctor
+    from volact.host.doctor import steps
+
+    outcomes = doctor.walk(steps(args.home))
+    obj = doctor.report(outcomes)
+    output(args, obj, doctor.text(outcomes))
+    return EXIT_OK if obj["ok"] else EXIT_ERROR

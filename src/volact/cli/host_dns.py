@@ -11,18 +11,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from volact.cli.common import EXIT_ERROR, EXIT_OK, emit_json, error
+from volact.cli.common import EXIT_ERROR, EXIT_OK, emit_json, error, write_text
 from volact.errors import ConfigurationError, UsageError
+from volact.host import reload
+from volact.host.config import check_publishable
 from volact.host.dns import files as dns_files
 from volact.host.dns import publisher
 from volact.host.dns import status as dns_status
 from volact.host.dns.outcomes import Outcome
 from volact.host.dns.servers import ServerAddress
 from volact.host.dns.settings import PublishDomain
+from volact.host.home import load_config
+from volact.text import printable
 
 
 def _seconds(text: str) -> int:
@@ -210,8 +215,13 @@ def _configure(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             "cannot enable DNS publishing without a server: add --server ADDR[:PORT]"
         )
+    if settings.enabled:
+        check_publishable(settings.fqdn or load_config(home).fqdn)
     dns_files.save_settings(home, settings)
-    return _print_status(home, args.set_json)
+    code = _print_status(home, args.set_json)
+    # The running host publishes with the new settings now (SIGHUP), or is told to.
+    sys.stderr.write(f"volact: {reload.notify(home).text()}\n")
+    return code
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -264,7 +274,7 @@ def _print_status(home: Path, as_json: bool) -> int:
             lines.append(
                 f"  {d['domain']} (priority {d['priority']}, weight {d['weight']}): {state}"
             )
-    print("\n".join(lines))
+    write_text("\n".join(lines))
     return EXIT_OK
 
 
@@ -287,9 +297,23 @@ def _host_facts(home: Path) -> tuple[str, int, list[str]]:
     return cfg.fqdn, port, [h for h, _ in listen]
 
 
+def _refuse_unreachable_name(home: Path, fqdn: str) -> None:
+    """Never publish ``localhost`` (or a name with no dot) where it has somewhere to go."""
+    settings = dns_files.load_settings(home)
+    name = settings.fqdn or fqdn
+    try:
+        has_targets = bool(settings.targets(name))
+    except ConfigurationError:
+        return  # nowhere to publish: run_once says why, in its own words and JSON
+    if has_targets:
+        check_publishable(name)
+
+
 def _run(args: argparse.Namespace, action: str) -> int:
     home, as_json = _sub_args(args)
     fqdn, port, addresses = _host_facts(home)
+    if action == "publish":
+        _refuse_unreachable_name(home, fqdn)
     from volact.host.store import HostStore
 
     store = HostStore.open(home)
@@ -327,7 +351,7 @@ def _run(args: argparse.Namespace, action: str) -> int:
         )
     else:
         for o in outcomes:
-            print(f"{'ok' if o.ok else 'FAILED'}  {o.message()}")
+            write_text(f"{'ok' if o.ok else 'FAILED'}  {printable(o.message())}")
     if message is not None:
         error(message)
         return EXIT_ERROR

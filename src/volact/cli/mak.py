@@ -26,6 +26,7 @@ from volact.cli.common import EXIT_OK, add_json, emit_json, http_url
 from volact.errors import ConfigurationError, TransportError, UsageError, VolactError
 from volact.exchanges import MakRequest, MakResponse, dumps
 from volact.files import write_atomic
+from volact.text import printable
 
 #: Request files larger than this are not MAK requests (they are a few hundred bytes).
 MAX_REQUEST_BYTES = 64 * 1024
@@ -199,6 +200,6 @@ def _proxy(args: argparse.Namespace) -> int:
             f"responses in {args.out_dir}\n"
         )
         for s in skipped:
-            sys.stdout.write(f"skipped {s['file']}: {s['reason']}\n")
+            sys.stdout.write(printable(f"skipped {s['file']}: {s['reason']}") + "\n")
     return EXIT_OK
 

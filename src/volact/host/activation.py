@@ -26,7 +26,7 @@ from volact.host.config import (
     SIGNING_KEY_FILE,
     HostConfig,
 )
-from volact.host.home import save_config
+from volact.host.home import SECRET_MODE, SHARED_MODE, group_id, save_config, secure_home
 from volact.host.policy import HostCore, check_license
 from volact.keys import KeyKind, ProductKey
 from volact.profile import ProductProfile
@@ -34,24 +34,37 @@ from volact.signing import SigningKey
 
 
 def init_home(
-    home: Path, profile_text: bytes, *, fqdn: str = "localhost", port: int = 1688
+    home: Path,
+    profile_text: bytes,
+    *,
+    fqdn: str = "localhost",
+    port: int = 1688,
+    monitor_group: str | None = None,
 ) -> HostConfig:
-    """Create a new host home; refuse to overwrite an existing one."""
+    """Create a new host home; refuse to overwrite an existing one.
+
+    The home is owner-only, or readable by ``monitor_group`` (secrets excepted):
+    see :func:`volact.host.home.secure_home`.
+    """
     profile = ProductProfile.loads(profile_text)
     if (home / CONFIG_FILE).exists():
         raise ConfigurationError(f"{home} is already a host home; choose another directory")
+    if monitor_group is not None:
+        group_id(monitor_group)  # refuse an unknown group before writing anything
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        home.chmod(0o700)  # an existing empty folder too: closed while secrets are written
     except OSError as exc:
         raise ConfigurationError(f"cannot create {home}: {exc.strerror}") from exc
     cfg = HostConfig(host_id=secrets.token_bytes(8), fqdn=fqdn, port=port)
     key = SigningKey.generate()
-    write_atomic(home / SIGNING_KEY_FILE, key.to_pem(), mode=0o600)
-    write_atomic(home / PROFILE_FILE, profile.dumps().encode())
+    write_atomic(home / SIGNING_KEY_FILE, key.to_pem(), mode=SECRET_MODE)
+    write_atomic(home / PROFILE_FILE, profile.dumps().encode(), mode=SHARED_MODE)
     save_config(home, cfg)
     from volact.host.store import HostStore  # the store creates its schema
 
     HostStore.open(home).close()
+    secure_home(home, monitor_group)
     return cfg
 
 
@@ -90,7 +103,7 @@ def install_key(home: Path, text: str) -> ProductKey:
     if key.kind is not KeyKind.HOST:
         kind = {KeyKind.MAK: "a MAK", KeyKind.GVLK: "a setup key (GVLK)"}[key.kind]
         raise KeyFormatError(f"this is {kind}, not a host key")
-    write_atomic(home / PRODUCT_KEY_FILE, (key.text + "\n").encode(), mode=0o600)
+    write_atomic(home / PRODUCT_KEY_FILE, (key.text + "\n").encode(), mode=SECRET_MODE)
     return key
 
 
@@ -123,7 +136,7 @@ def install_license(
     unknown = [g for g in lic.groups if g not in {x.name for x in profile.catalog.groups}]
     if unknown:
         raise ConfigurationError(f"the host license names unknown product groups: {unknown}")
-    write_atomic(home / LICENSE_FILE, response.host_license)
+    write_atomic(home / LICENSE_FILE, response.host_license, mode=SHARED_MODE)
     return response.host_license
 
 

@@ -20,13 +20,14 @@ from typing import Any
 from volact.documents import HostLicense
 from volact.errors import VolactError
 from volact.host.activation import installed_key, load_license, load_profile
-from volact.host.config import SERVE_FILE
+from volact.host.config import PRODUCT_KEY_FILE, SERVE_FILE
 from volact.host.dns.status import status as dns_status
-from volact.host.home import load_config
+from volact.host.home import load_config, monitor_group
 from volact.host.policy import COUNT_WINDOW, VALIDITY
 from volact.host.rebalance import progress, status_json, windows
 from volact.host.rebalance_file import load_rebalance
 from volact.host.store import DAY, HostStore, ValiditySummary
+from volact.keys import ProductKey
 from volact.wire import Result
 
 #: Clients whose activation expires within this many days are flagged in reports.
@@ -40,6 +41,8 @@ def serving(home: Path) -> dict[str, Any] | None:
     try:
         info = json.loads((home / SERVE_FILE).read_text())
         os.kill(int(info["pid"]), 0)
+    except PermissionError:
+        pass  # alive, but run by another user (a monitoring group member asks)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return info if isinstance(info, dict) else None
@@ -62,7 +65,7 @@ def status(home: Path, *, now: int) -> dict[str, Any]:
                 revs.check(lic)
             except VolactError:
                 license_state = "revoked"
-    key = installed_key(home)
+    key = _readable_installed_key(home)
     run = serving(home)
     rb = load_rebalance(home)
     with HostStore.open(home, create=False) as store:
@@ -108,7 +111,16 @@ def status(home: Path, *, now: int) -> dict[str, Any]:
         "installed_at": installed_at,
         "dns": dns_status(home),
         "rebalance": status_json(rb, prog, now=now, in_count=count),
+        "monitor_group": monitor_group(home),
     }
+
+
+def _readable_installed_key(home: Path) -> ProductKey | None:
+    """The installed host key, or None for a reader who may not read the secret."""
+    path = home / PRODUCT_KEY_FILE
+    if path.exists() and not os.access(path, os.R_OK):
+        return None  # a monitoring group member: the key stays owner-only (0600)
+    return installed_key(home)
 
 
 def events(home: Path, *, since: int | None = None, limit: int = 100) -> dict[str, Any]:
@@ -278,6 +290,7 @@ def alerts(
     found.sort(key=lambda a: a["severity"] != "critical")
     return {
         "ok": not found,
+        "worst": found[0]["severity"] if found else "ok",
         "alerts": found,
         "count": st["count"],
         "last_request": last_request,

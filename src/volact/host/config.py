@@ -68,6 +68,22 @@ def check_interval(minutes: int, what: str) -> int:
     return minutes
 
 
+def check_publishable(fqdn: str) -> str:
+    """``fqdn`` if clients elsewhere could reach the host by it, else a clear error.
+
+    ``localhost`` (and any name without a dot) resolves to each client itself: a
+    host must never publish it in DNS.
+    """
+    name = fqdn.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost") or "." not in name:
+        raise ConfigurationError(
+            f"the host's name {fqdn!r} is not a fully qualified domain name that clients "
+            "can reach: publishing it would send every client to itself; set the real "
+            "name with `volact host set --home DIR --fqdn NAME` (or `volact host dns --fqdn`)"
+        )
+    return fqdn
+
+
 @dataclass(frozen=True)
 class HostConfig:
     """Everything an administrator can set on a host (``volact host set``)."""

@@ -23,13 +23,15 @@ import contextlib
 import gc
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from volact.addresses import format_hostport
 from volact.errors import ConfigurationError, DecodeError, VolactError
@@ -44,6 +46,7 @@ from volact.host.malformed import EventRow, MalformedLog
 from volact.host.metrics import serve_metrics
 from volact.host.policy import HostCore, RequestRecord
 from volact.host.rebalance_file import REBALANCE_FILE, FileWatch, load_rebalance
+from volact.host.reload import RELOAD_SIGNAL, Reloader
 from volact.host.store import HostStore
 from volact.wire import MAX_REQUEST_FRAME, FrameReader, Result, encode_reply
 
@@ -175,7 +178,9 @@ class ServerStats:
 class HostProtocol(asyncio.Protocol):
     """One connection: one request frame in, one reply frame out."""
 
-    __slots__ = ("_done", "_frames", "_peer", "_server", "_started", "_transport")
+    __slots__ = (
+        "_done", "_frames", "_peer", "_server", "_started", "_transport",
+    )
 
     def __init__(self, server: HostServer) -> None:
         self._server = server
@@ -329,6 +334,21 @@ class HostServer:
         self.addresses: list[str] = []
         #: ``rebalance.json``, looked at from the sweep loop (see :meth:`reload_settings`)
         self.rebalance_watch = FileWatch(home / REBALANCE_FILE)
+
+    def reconfigure(self, config: HostConfig) -> str:
+        """Take new settings while serving (SIGHUP); say what changed.
+
+        Intervals, VM policy, read timeout and FQDN apply to the next exchange; the
+        sockets, connection slots and count caps stay as started
+        (:data:`volact.host.reload.RESTART_SETTINGS`, which ``host set`` reports).
+        """
+        if config.host_id != self.config.host_id:
+            raise ConfigurationError("host.json now names another host id; restart the host")
+        old, new = self.config.to_json(), config.to_json()
+        changed = sorted(k for k in new if old.get(k) != new.get(k))
+        self.config = config
+        self.core.config = config
+        return ("changed " + ", ".join(changed)) if changed else "unchanged"
 
     def now(self) -> int:
         """The host's idea of the time (the clock it was given), Unix seconds."""
@@ -486,16 +506,30 @@ async def serve_async(
     stop: asyncio.Event | None = None,
     clock_offset: int = 0,
     metrics: str | None = None,
+    bench: bool = False,
 ) -> ServerStats:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); return the counters.
 
     ``clock_offset`` (seconds) makes the host act as if the time were that much
     later: demos and tests use it to let a simulated week pass. ``metrics``
     (``ADDR[:PORT]``) serves Prometheus metrics at ``/metrics`` there.
+
+    ``bench`` serves for ``volact bench`` only: the same key, license, policy and
+    durable commits, but into a scratch store (a folder in the home, same disk)
+    that starts empty and is deleted on exit, and no DNS publishing. Simulated
+    machines never reach the real count, so a bench cannot unlock activation.
     """
     loop = asyncio.get_running_loop()
     cfg = load_config(home)
-    store = HostStore.open(home, exclusive=True)
+    bench_dir: Path | None = None
+    if bench:
+        bench_dir = _scratch_store_dir(home)
+    try:
+        store = HostStore.open(home, exclusive=True, store_dir=bench_dir)
+    except BaseException:
+        if bench_dir is not None:
+            shutil.rmtree(bench_dir, ignore_errors=True)
+        raise
 
     def clock() -> int:
         return int(time.time()) + clock_offset
@@ -542,24 +576,32 @@ async def serve_async(
             json.dumps(
                 {"pid": os.getpid(), "addresses": server.addresses,
                  "ports": ports_of(server.addresses), "started_at": now,
-                 "metrics": metrics_address}
+                 "metrics": metrics_address, "bench": bench}
             )
             + "\n",
         )  # fmt: skip
         ports = ports_of(server.addresses)
-        dns_task = loop.create_task(
-            publish_loop(
-                home,
-                fqdn=cfg.fqdn,
-                port=ports[0] if ports else cfg.port,
-                addresses=server.addresses,
-                record_event=lambda kind, msg: server.committer.add_event(
-                    server.now(), kind, msg
-                ),
-                stop=stop,
-            )
-        )
+
+        def record(kind: str, message: str) -> None:
+            server.committer.add_event(server.now(), kind, message)
+
+        def publishing(until: asyncio.Event) -> Coroutine[Any, Any, None]:
+            if bench:
+                return _no_publishing(until)
+            return publish_loop(
+                home, fqdn=server.config.fqdn, port=ports[0] if ports else cfg.port,
+                addresses=server.addresses, record_event=record, stop=until,
+            )  # fmt: skip
+
+        dns_task = _Restartable(loop, publishing)
+        # SIGHUP: settings reach this process without a restart (volact.host.reload).
+        reloader = Reloader(record)
+        reloader.add("settings", lambda: server.reconfigure(load_config(home)))
+        reloader.add("dns", dns_task.restart)
+        reloader.install(loop)
         state = "activated" if core.activated else "NOT ACTIVATED (clients will be refused)"
+        if bench:
+            state += "; BENCH MODE: scratch store, nothing is kept, DNS not published"
         (out or _print)(
             f"volact host {cfg.host_id.hex()} listening on {', '.join(server.addresses)} "
             f"({state}; count {core.count(now)}; pid {os.getpid()})"
@@ -570,13 +612,73 @@ async def serve_async(
             metrics_server.close()
         await server.stop(grace=cfg.read_timeout + 1.0)
         sweeper.cancel()
-        with contextlib.suppress(asyncio.TimeoutError, Exception):
-            await asyncio.wait_for(dns_task, 5.0)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(RELOAD_SIGNAL)
+        await dns_task.close(5.0)
         with contextlib.suppress(OSError):
             serve_file.unlink()
         return server.stats
     finally:
         store.close()
+        if bench_dir is not None:
+            shutil.rmtree(bench_dir, ignore_errors=True)
+
+
+#: Prefix of a bench-mode host's scratch store folder in the home.
+BENCH_DIR_PREFIX = "bench-store-"
+
+
+def _scratch_store_dir(home: Path) -> Path:
+    """A new empty folder for a bench-mode store; older ones (a killed bench) go."""
+    for old in home.glob(BENCH_DIR_PREFIX + "*"):
+        if not _owner_alive(old):  # else another bench host runs; the home lock refuses us
+            shutil.rmtree(old, ignore_errors=True)
+    try:
+        path = Path(tempfile.mkdtemp(prefix=BENCH_DIR_PREFIX, dir=home))
+        (path / ".pid").write_text(str(os.getpid()))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create a bench store in {home}: {exc.strerror}") from exc
+    return path
+
+
+def _owner_alive(folder: Path) -> bool:
+    try:
+        os.kill(int((folder / ".pid").read_text()), 0)
+    except PermissionError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+class _Restartable:
+    """A background task (DNS publishing) that a reload stops and starts again."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        start: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+    ) -> None:
+        self._loop, self._start = loop, start
+        self._stop = asyncio.Event()
+        self._tasks = [loop.create_task(start(self._stop))]
+
+    def restart(self) -> str:
+        self._stop.set()  # the old loop ends at its next check; a publish in flight finishes
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._stop = asyncio.Event()
+        self._tasks.append(self._loop.create_task(self._start(self._stop)))
+        return "publishing restarted with the saved settings"
+
+    async def close(self, timeout: float) -> None:
+        self._stop.set()
+        with contextlib.suppress(asyncio.TimeoutError, Exception):
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), timeout)
+
+
+async def _no_publishing(stop: asyncio.Event) -> None:
+    """A bench-mode host never publishes itself: clients must not find it."""
+    await stop.wait()
 
 
 def _print(line: str) -> None:
@@ -595,13 +697,19 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def serve(
-    home: Path, listen: Sequence[str] = (), clock_offset: int = 0, metrics: str | None = None
+    home: Path,
+    listen: Sequence[str] = (),
+    clock_offset: int = 0,
+    metrics: str | None = None,
+    bench: bool = False,
 ) -> ServerStats:
     """Run the host in this process until a signal stops it."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         try:
             return runner.run(
-                serve_async(home, listen, clock_offset=clock_offset, metrics=metrics)
+                serve_async(
+                    home, listen, clock_offset=clock_offset, metrics=metrics, bench=bench
+                )
             )
         except VolactError:
             raise

@@ -16,6 +16,7 @@ answers queries; it makes no decision. ``sqlite3`` errors become
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -156,15 +157,29 @@ class HostStore:
         self._lock_fd = lock_fd
 
     @classmethod
-    def open(cls, home: Path, *, exclusive: bool = False, create: bool = True) -> HostStore:
+    def open(
+        cls,
+        home: Path,
+        *,
+        exclusive: bool = False,
+        create: bool = True,
+        store_dir: Path | None = None,
+    ) -> HostStore:
         """Open (and migrate) the store in ``home``.
 
         ``exclusive`` takes the serving lock: a second serving host on the same home
-        gets a :class:`StoreError` naming the holder's pid.
+        gets a :class:`StoreError` naming the holder's pid. ``store_dir`` puts the
+        database elsewhere (a bench-mode host's scratch store) while the lock stays
+        in ``home``.
         """
-        path = home / STORE_FILE
+        path = (store_dir or home) / STORE_FILE
         if not create and not path.exists():
             raise StoreError(f"no store at {path}: is {home} a host home?")
+        if not create and not exclusive and not (
+            os.access(path, os.W_OK) and os.access(home, os.W_OK)
+        ):
+            # A member of the monitoring group (docs/operations.md § File modes).
+            return cls._open_readonly(home, path)
         lock_fd = _lock(home) if exclusive else None
         try:
             conn = sqlite3.connect(
@@ -190,6 +205,39 @@ class HostStore:
                 "restore it from a backup or move it aside"
             ) from exc
         return store
+
+    @classmethod
+    def _open_readonly(cls, home: Path, path: Path) -> HostStore:
+        """The store for a reader who may not write the home (reports, status, alerts).
+
+        While a host serves, its ``-wal`` and ``-shm`` files exist and SQLite reads
+        through them read-only. When no host runs they are gone and a reader cannot
+        create them; the database file is then complete (checkpointed on close) and
+        is read as immutable.
+        """
+        wal = path.with_name(path.name + "-wal")
+        uri = path.resolve().as_uri()
+        try:
+            conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            if wal.exists():
+                raise StoreError(f"cannot read the store {path}: {exc}") from exc
+            try:
+                conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            except sqlite3.Error as exc2:
+                raise StoreError(
+                    f"cannot read the store {path}: {exc2} (are you in the host's "
+                    "monitoring group? see docs/operations.md § File modes)"
+                ) from exc2
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(
+                f"the store {path} has schema version {version}, this volact reads "
+                f"{SCHEMA_VERSION}: run a command as the host's owner to upgrade it"
+            )
+        return cls(conn, path, None)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -457,6 +505,19 @@ class HostStore:
         )[0]
         return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
+    def quick_check(self) -> str:
+        """SQLite's ``quick_check`` of the store: ``ok``, or what is damaged."""
+        try:
+            rows = self._conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.Error as exc:
+            return str(exc)
+        return "; ".join(str(r[0]) for r in rows[:5])
+
+    def skus_seen_since(self, since: int) -> list[bytes]:
+        """The distinct SKU ids of the clients seen after ``since``."""
+        rows = self._read("SELECT DISTINCT sku FROM clients WHERE last_contact > ?", (since,))
+        return [bytes(r[0]) for r in rows]
+
     def has_client(self, cmid: bytes) -> bool:
         return bool(self._read("SELECT 1 FROM clients WHERE cmid = ?", (cmid,)))
 
@@ -518,7 +579,7 @@ class HostStore:
 def _lock(home: Path) -> int:
     path = home / LOCK_FILE
     try:
-        return take_lock(path)
+        return take_lock(path, mode=0o600)
     except LockHeld as held:
         raise StoreError(
             f"the host home {home} is in use by another running host (pid {held.holder}); "
