@@ -75,7 +75,7 @@ def test_malformed_authority_urls_are_refused_before_any_request(
     # Each command that talks to an authority says so in one line, with no traceback.
     home = tmp_path / "h"
     make_host_home(home, activated=False)
-    assert main(["host", "activate", "--home", str(home), "--authority", url]) == 1
+    assert main(["host", "activate", "--home", str(home), "--authority", url]) == 2
     err = capsys.readouterr().err
     assert err.startswith("volact: error:") and "URL" in err and "internal error" not in err
 
