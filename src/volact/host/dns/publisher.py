@@ -21,6 +21,7 @@ from volact.errors import ConfigurationError, UsageError, VolactError
 from volact.host.dns.files import host_id_of, load_settings, service_label
 from volact.host.dns.outcomes import Outcome
 from volact.host.dns.schedule import Backoff, PublishSchedule
+from volact.host.dns.settings import DnsSettings
 from volact.host.dns.state import load_published, published_after, record_outcome, save_state
 from volact.host.dns.updates import QUERY_TIMEOUT, publish_domain, unpublish_domain
 from volact.host.rebalance_file import load_rebalance
@@ -32,6 +33,17 @@ def _safe_event(record_event: EventSink, kind: str, message: str) -> None:
     # The event store failing must not stop publishing, nor the server.
     with contextlib.suppress(Exception):
         record_event(kind, message)
+
+
+def _configured(home: Path, fqdn: str) -> tuple[DnsSettings, str, str, str]:
+    """(settings, the name to publish, the service label, this host's id); a clear
+    error when no DNS server is set."""
+    settings = load_settings(home)
+    if not settings.configured:
+        raise ConfigurationError(
+            "no DNS server is set; run `volact host dns --home DIR --server ADDR[:PORT]`"
+        )
+    return settings, settings.fqdn or fqdn, service_label(home, settings), host_id_of(home)
 
 
 def run_once(
@@ -57,14 +69,7 @@ def run_once(
     """
     if action not in ("publish", "unpublish"):
         raise UsageError(f"action must be publish or unpublish, not {action!r}")
-    settings = load_settings(home)
-    if not settings.configured:
-        raise ConfigurationError(
-            "no DNS server is set; run `volact host dns --home DIR --server ADDR[:PORT]`"
-        )
-    name = settings.fqdn or fqdn
-    label = service_label(home, settings)
-    me = host_id_of(home)
+    settings, name, label, me = _configured(home, fqdn)
     backoff = Backoff.of(settings)
     outcomes: list[Outcome] = []
     for target in settings.targets(name):
@@ -120,14 +125,7 @@ def withdraw_srv(
     is, so a later ``unpublish`` still removes the addresses published before,
     and a later ``publish`` puts the SRV back.
     """
-    settings = load_settings(home)
-    if not settings.configured:
-        raise ConfigurationError(
-            "no DNS server is set; run `volact host dns --home DIR --server ADDR[:PORT]`"
-        )
-    name = settings.fqdn or fqdn
-    label = service_label(home, settings)
-    me = host_id_of(home)
+    settings, name, label, me = _configured(home, fqdn)
     outcomes: list[Outcome] = []
     for target in settings.targets(name):
         # No ``previous``: only this host's own SRV rdata (and marker) goes.
