@@ -57,6 +57,7 @@ class BenchSpec:
     timeout: float = 5.0  #: seconds an exchange may take before it is an error
     vm_share: float = 0.0  #: fraction of machines that say they are virtual
     seed: int = 1  #: makes the CMIDs of a run reproducible
+    rate: float | None = None  #: offered exchanges/s over all processes (None: as fast as it can)
 
     def __post_init__(self) -> None:
         if self.requests is None and self.duration is None:
@@ -75,6 +76,8 @@ class BenchSpec:
             raise UsageError("--requests must be at least 1")
         if self.duration is not None and not 0 < self.duration <= 3600:
             raise UsageError("--duration must be between 0 and 3600 seconds")
+        if self.rate is not None and not 0 < self.rate <= 100_000:
+            raise UsageError("--rate must be more than 0 and at most 100,000 exchanges/s")
         check_loopback(self.host)
 
 
@@ -218,11 +221,21 @@ async def _worker_async(spec: BenchSpec, index: int, share: int | None) -> Worke
         if len(reply) > res.max_reply:
             res.max_reply = len(reply)
 
+    # A paced run starts exchange n of this process at t0 + n / (its share of the rate):
+    # a fixed offered load, whatever the latency (up to ``concurrency`` in flight).
+    period = None if spec.rate is None else spec.processes / spec.rate
+    sleep = asyncio.sleep
+
     async def runner() -> None:
         while True:
+            n = cast(int, state["next"])
             i = take()
             if i is None:
                 return
+            if period is not None:
+                wait = t0 + n * period - time.perf_counter()
+                if wait > 0:
+                    await sleep(wait)
             head, tail = templates[i]
             request = head + urandom(16) + pack(int(time.time())) + tail
             if len(request) > res.max_request:
