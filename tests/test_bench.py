@@ -62,6 +62,19 @@ def test_bench_json(served: tuple[Host, Path], capsys: pytest.CaptureFixture[str
     assert out["exchanges_per_s"] > 0 and out["host_cpu_us_per_exchange"] > 0
 
 
+def test_bench_paced_run(served: tuple[Host, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """A fixed offered load (--rate) still runs exactly the requests asked for, all answered."""
+    host, prof = served
+    ip, port = host.addr()
+    argv = ["bench", "--target", f"{ip}:{port}", "--profile", str(prof), "--sku", "Datacenter",
+            "--clients", "20", "--requests", "60", "--concurrency", "4", "--rate", "400",
+            "--json"]  # fmt: skip
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["exchanges"] == 60 and out["errors"] == 0
+    assert sum(out["results"].values()) == 60
+
+
 def test_bench_counts_errors_not_results(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -131,6 +144,8 @@ def test_bench_refuses_other_machines(tmp_path: Path, capsys: pytest.CaptureFixt
         (["--timeout", "0"], "--timeout must be"),
         (["--timeout", "-1"], "--timeout must be"),
         (["--host-pid", "999999999"], "no such process"),
+        (["--rate", "0"], "--rate must be"),
+        (["--rate", "-5"], "--rate must be"),
     ],
 )
 def test_bench_refuses_unbounded_or_impossible_runs(

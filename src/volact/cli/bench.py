@@ -41,6 +41,9 @@ def register(groups: Any) -> None:
     p.add_argument("--host-home", type=Path, metavar="DIR", required=True,
                    help="the target host's home; it must be serving in bench mode "
                         "(`volact host serve --bench`)")  # fmt: skip
+    p.add_argument("--rate", type=float, default=None, metavar="PER_SECOND",
+                   help="offer a fixed load of PER_SECOND exchanges/s over all processes "
+                   "(default: as fast as the host answers)")  # fmt: skip
     p.add_argument("--host-pid", type=int, default=None,
                    help="the host's pid, to report its CPU time per exchange "
                         "(default: the bench-mode host's)")  # fmt: skip
@@ -67,6 +70,7 @@ def _bench(args: argparse.Namespace) -> int:
         processes=args.processes,
         timeout=args.timeout,
         vm_share=args.vm_share,
+        rate=args.rate,
     )
     if args.host_pid is not None and cpu_seconds(args.host_pid) is None:
         raise UsageError(f"--host-pid {args.host_pid}: no such process on this machine")
