@@ -68,7 +68,7 @@ def test_bench_paced_run(served: tuple[Host, Path], capsys: pytest.CaptureFixtur
     ip, port = host.addr()
     argv = ["bench", "--target", f"{ip}:{port}", "--profile", str(prof), "--sku", "Datacenter",
             "--clients", "20", "--requests", "60", "--concurrency", "4", "--rate", "400",
-            "--json"]  # fmt: skip
+            "--host-home", str(host.home), "--json"]  # fmt: skip
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["exchanges"] == 60 and out["errors"] == 0
