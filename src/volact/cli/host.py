@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from volact.addresses import normalize_name
-from volact.cli import host_dns, host_rebalance
+from volact.cli import host_dns, host_rebalance, host_token
 from volact.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -82,6 +82,9 @@ def register(groups: Any) -> None:
     p.add_argument("--bench", action="store_true",
                    help="serve `volact bench` only: a scratch store deleted on exit, no DNS; "
                         "the real count and events are never touched")  # fmt: skip
+    p.add_argument("--console", metavar="ADDR[:PORT]",
+                   help="serve the web console and its API at http://ADDR:PORT/ (e.g. "
+                        "127.0.0.1:8688; off by default; needs `volact host token create`)")
     p.add_argument("--metrics", metavar="ADDR[:PORT]",
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics "
                         "(e.g. 127.0.0.1:9188; port 0 picks one, see serve.json)")  # fmt: skip
@@ -124,6 +127,12 @@ def register(groups: Any) -> None:
     add_home(p, "host")
     p.add_argument("--since", metavar="ISO8601", help="only events at or after this time")
     p.add_argument("--limit", type=_positive, default=50, help="at most this many (default 50)")
+    p.add_argument("--before", type=_positive, metavar="ID",
+                   help="page back: only events older than this id (next_before in --json)")
+    p.add_argument("--cmid", metavar="UUID", help="only requests from this machine")
+    p.add_argument("--workstation", metavar="TEXT",
+                   help="only requests whose workstation name contains TEXT")
+    p.add_argument("--result", metavar="RESULT", help="only requests with this result (e.g. ok)")
     add_json(p)
     p.set_defaults(func=_events)
 
@@ -157,6 +166,7 @@ def register(groups: Any) -> None:
 
     host_dns.register(sub)
     host_rebalance.register(sub)
+    host_token.register(sub)
 
 
 
@@ -271,6 +281,7 @@ def _serve(args: argparse.Namespace) -> int:
     stats = serve(
         args.home, args.listen, clock_offset=args.clock_offset, metrics=args.metrics,
         bench=args.bench,
+        console=args.console,
     )  # fmt: skip
     sys.stdout.write(
         f"stopped: {stats.connections} connections, {stats.replies} replies, "
@@ -385,7 +396,12 @@ def _events(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
     since = _parse_time(args.since) if args.since else None
-    obj = admin.events(args.home, since=since, limit=args.limit)
+    obj = admin.events(
+        args.home, since=since, limit=args.limit, before=args.before,
+        cmid=admin.parse_cmid(args.cmid) if args.cmid is not None else None,
+        workstation=args.workstation,
+        result=admin.parse_result(args.result) if args.result is not None else None,
+    )  # fmt: skip
     lines = []
     for e in obj["events"]:
         if e["kind"] == "request":

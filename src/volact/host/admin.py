@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from volact.documents import HostLicense
-from volact.errors import VolactError
+from volact.errors import UsageError, VolactError
 from volact.host.activation import installed_key, load_license, load_profile
 from volact.host.config import PRODUCT_KEY_FILE, SERVE_FILE
 from volact.host.dns.status import status as dns_status
@@ -123,12 +123,33 @@ def _readable_installed_key(home: Path) -> ProductKey | None:
     return installed_key(home)
 
 
-def events(home: Path, *, since: int | None = None, limit: int = 100) -> dict[str, Any]:
+def events(
+    home: Path,
+    *,
+    since: int | None = None,
+    limit: int = 100,
+    before: int | None = None,
+    cmid: uuid.UUID | None = None,
+    workstation: str | None = None,
+    result: Result | None = None,
+) -> dict[str, Any]:
+    """The newest ``limit`` events, oldest first, with the filters of ``host events``.
+
+    ``next_before`` pages back: pass it as ``before`` for the older page (None when
+    this page is the oldest).
+    """
     with HostStore.open(home, create=False) as store:
-        rows = store.events(since=since, limit=limit)
+        rows = store.events(
+            since=since,
+            limit=limit,
+            before=before,
+            cmid=cmid.bytes if cmid is not None else None,
+            workstation=workstation,
+            result=int(result) if result is not None else None,
+        )
     out = []
     for e in rows:
-        item: dict[str, Any] = {"time": e.time, "kind": e.kind}
+        item: dict[str, Any] = {"id": e.id, "time": e.time, "kind": e.kind}
         if e.kind == "request":
             item.update(
                 address=e.address,
@@ -145,7 +166,8 @@ def events(home: Path, *, since: int | None = None, limit: int = 100) -> dict[st
                 item["address"] = e.address
             item["message"] = e.message
         out.append(item)
-    return {"events": out}
+    more = len(rows) == limit and rows[0].id > 1
+    return {"events": out, "next_before": rows[0].id if rows and more else None}
 
 
 def activity(home: Path, *, days: int = 30, now: int) -> dict[str, Any]:
@@ -179,6 +201,7 @@ def licensing(home: Path, *, now: int, limit: int = 100) -> dict[str, Any]:
     with HostStore.open(home, create=False) as store:
         summary = _validity_summary(store, now=now, warn=warn)
         rows = [astuple(r) for r in store.clients_by_expiry(now, limit)]
+        histogram = store.days_left_histogram(now)
     total, valid, expiring, expired, never, active = astuple(summary)
     profile = load_profile(home)
     names = {s.id.bytes: s.name for s in profile.catalog.skus}
@@ -214,6 +237,7 @@ def licensing(home: Path, *, now: int, limit: int = 100) -> dict[str, Any]:
             "counted_last_30_days": active,
         },
         "validity_days": VALIDITY // DAY,
+        "days_left": [{"days": int(d), "clients": int(n)} for d, n in histogram],
         "clients": clients,
         "limit": limit,
     }
@@ -299,6 +323,23 @@ def alerts(
     }
 
 
+def parse_result(text: str) -> Result:
+    """A result label (``ok``, ``count_too_low``, ...) as given to ``--result``."""
+    try:
+        return Result[text.strip().upper()]
+    except KeyError:
+        names = ", ".join(r.label for r in Result)
+        raise UsageError(f"result {text!r} is not one of: {names}") from None
+
+
+def parse_cmid(text: str) -> uuid.UUID:
+    """A client machine id as given to ``--cmid`` (a UUID)."""
+    try:
+        return uuid.UUID(text.strip())
+    except ValueError:
+        raise UsageError(f"CMID {text!r} is not a UUID (e.g. {uuid.UUID(int=0)})") from None
+
+
 def _uuid(b: bytes | None) -> str | None:
     return None if b is None else str(uuid.UUID(bytes=bytes(b)))
 
@@ -307,4 +348,7 @@ def _day(day: int) -> str:
     return (datetime.date(1970, 1, 1) + datetime.timedelta(days=day)).isoformat()
 
 
-__all__ = ["activity", "alerts", "events", "licensing", "serving", "status"]
+__all__ = [
+    "activity", "alerts", "events", "licensing", "parse_cmid", "parse_result", "serving",
+    "status",
+]

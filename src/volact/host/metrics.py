@@ -53,6 +53,22 @@ class HostCollector(Collector):
         for group, n in s.core.thresholds().items():
             thresholds.add_metric([group], n)
         yield thresholds
+        licensed = GaugeMetricFamily(
+            "volact_host_group_licensed",
+            "1 when the host license covers the product group, else 0", labels=["group"],
+        )  # fmt: skip
+        covered = set(s.core.license.groups) if s.core.license is not None else set()
+        for group in s.core.thresholds():
+            licensed.add_metric([group], 1 if group in covered else 0)
+        yield licensed
+        last = s.store.query(
+            "SELECT time FROM events WHERE kind = 'request' ORDER BY id DESC LIMIT 1"
+        )  # the newest row by primary key: one index step, whatever the log's size
+        if last:
+            yield GaugeMetricFamily(
+                "volact_host_last_request_timestamp_seconds",
+                "Unix time of the newest client request", int(last[0][0]),
+            )  # fmt: skip
         requests = CounterMetricFamily(
             "volact_host_requests", "Requests since install, by result", labels=["result"]
         )

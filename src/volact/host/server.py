@@ -507,12 +507,14 @@ async def serve_async(
     clock_offset: int = 0,
     metrics: str | None = None,
     bench: bool = False,
+    console: str | None = None,
 ) -> ServerStats:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); return the counters.
 
     ``clock_offset`` (seconds) makes the host act as if the time were that much
     later: demos and tests use it to let a simulated week pass. ``metrics``
-    (``ADDR[:PORT]``) serves Prometheus metrics at ``/metrics`` there.
+    (``ADDR[:PORT]``) serves Prometheus metrics at ``/metrics`` there; ``console``
+    (``ADDR[:PORT]``) the web console (:mod:`volact.host.console`, its own thread).
 
     ``bench`` serves for ``volact bench`` only: the same key, license, policy and
     durable commits, but into a scratch store (a folder in the home, same disk)
@@ -564,6 +566,17 @@ async def serve_async(
                 ) from exc
             name = metrics_server.sockets[0].getsockname()
             metrics_address = format_hostport(name[0], name[1])
+        console_server = None
+        if console is not None:
+            from volact.host.console import Console
+
+            try:
+                console_server = Console(home, console, clock)
+            except BaseException:
+                if metrics_server is not None:
+                    metrics_server.close()
+                server.committer.close()
+                raise
         stop = stop or asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -576,7 +589,8 @@ async def serve_async(
             json.dumps(
                 {"pid": os.getpid(), "addresses": server.addresses,
                  "ports": ports_of(server.addresses), "started_at": now,
-                 "metrics": metrics_address, "bench": bench}
+                 "metrics": metrics_address, "bench": bench,
+                 "console": console_server.address if console_server else None}
             )
             + "\n",
         )  # fmt: skip
@@ -610,6 +624,8 @@ async def serve_async(
         server.committer.add_event(server.now(), "serve_stop", "stopping on request")
         if metrics_server is not None:
             metrics_server.close()
+        if console_server is not None:
+            await loop.run_in_executor(None, console_server.close)
         await server.stop(grace=cfg.read_timeout + 1.0)
         sweeper.cancel()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -702,13 +718,15 @@ def serve(
     clock_offset: int = 0,
     metrics: str | None = None,
     bench: bool = False,
+    console: str | None = None,
 ) -> ServerStats:
     """Run the host in this process until a signal stops it."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         try:
             return runner.run(
                 serve_async(
-                    home, listen, clock_offset=clock_offset, metrics=metrics, bench=bench
+                    home, listen, clock_offset=clock_offset, metrics=metrics,
+                    bench=bench, console=console,
                 )
             )
         except VolactError:

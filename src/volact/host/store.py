@@ -120,6 +120,7 @@ class Event:
     result: int | None  #: result code, for requests
     count: int | None  #: host count in the reply, for requests
     message: str | None  #: free text, for host events
+    id: int = 0  #: position in the log (``before=`` pages back from it)
 
 
 @dataclass(frozen=True)
@@ -452,17 +453,44 @@ class HostStore:
         rows = self._read("SELECT value FROM meta WHERE key = 'installed_at'")
         return int(rows[0][0]) if rows else None
 
-    def events(self, *, since: int | None = None, limit: int = 100) -> list[Event]:
-        """The newest ``limit`` events (at or after ``since`` if given), oldest first."""
+    def events(
+        self,
+        *,
+        since: int | None = None,
+        limit: int = 100,
+        before: int | None = None,
+        cmid: bytes | None = None,
+        workstation: str | None = None,
+        result: int | None = None,
+    ) -> list[Event]:
+        """The newest ``limit`` events (at or after ``since`` if given), oldest first.
+
+        ``before`` (an event id) pages back; ``cmid``, ``workstation`` (a substring,
+        case-insensitive) and ``result`` keep only the requests that match.
+        """
         first = 0 if since is None else self._first_event_at(since)
+        where: list[str] = ["id >= ?"]
+        params: list[object] = [first]
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
+        if cmid is not None:
+            where.append("cmid = ?")
+            params.append(cmid)
+        if workstation is not None:
+            where.append("instr(lower(workstation), lower(?)) > 0")
+            params.append(workstation)
+        if result is not None:
+            where.append("kind = 'request' AND result = ?")
+            params.append(result)
         rows = self._read(
             "SELECT time, kind, address, workstation, cmid, sku, vm, state, result, count, "
-            "message FROM events WHERE id >= ? ORDER BY id DESC LIMIT ?",
-            (first, limit),
+            f"message, id FROM events WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
         )
         return [
             Event(r[0], r[1], r[2], r[3], r[4], r[5], None if r[6] is None else bool(r[6]),
-                  r[7], r[8], r[9], r[10])
+                  r[7], r[8], r[9], r[10], r[11])
             for r in reversed(rows)
             if since is None or r[0] >= since
         ]  # fmt: skip
@@ -569,6 +597,15 @@ class HostStore:
             (self._first_event_at(since), kind),
         )
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def days_left_histogram(self, now: int) -> list[tuple[int, int]]:
+        """(whole days left, clients) over every client still valid at ``now``."""
+        rows = self._read(
+            "SELECT (valid_until - ?) / ? AS d, count(*) FROM clients WHERE valid_until > ? "
+            "GROUP BY d ORDER BY d",
+            (now, DAY, now),
+        )
+        return [(int(d), int(n)) for d, n in rows]
 
     def last_request_time(self) -> int | None:
         """When the newest ``request`` event happened, None if none is kept."""
