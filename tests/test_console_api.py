@@ -169,7 +169,7 @@ def test_no_server_errors_under_schemathesis(console: ConsoleHost) -> None:
     for op in schema.get_all_operations():
         operation = op.ok()
 
-        @settings(max_examples=25, deadline=None, database=None,
+        @settings(max_examples=12, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))  # fmt: skip
         @given(case=operation.as_strategy())
         def check(case: object) -> None:

@@ -279,7 +279,8 @@ padding:.8em 1.2em;box-shadow:0 1px 2px #0002;min-width:12em}
 td,th{padding:.3em .7em;border-bottom:1px solid #e3e6eb;text-align:left}
 .ok{color:#17803d}.bad{color:#b42318}.warn{color:#b54708}code{font-size:.9em}
 .login{max-width:26em;margin:5em auto;background:#fff;padding:1.5em;border-radius:6px}
-input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.4em}
+.login input{width:100%;box-sizing:border-box;padding:.4em}#filters input{width:14em;padding:.25em}
+#filters label{margin-right:.8em}#events td,#soonest td{white-space:nowrap}
 svg text{font:11px system-ui,sans-serif;fill:#444}
 """
 
@@ -382,30 +383,39 @@ def _overview_html(st: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _bars(series: list[tuple[str, dict[str, int]]], keys: tuple[str, ...], ident: str) -> str:
-    """A stacked bar chart as inline SVG; one bar per label."""
+def _bars(
+    series: list[tuple[str, dict[str, int]]], keys: tuple[str, ...], ident: str, slot: int = 56
+) -> str:
+    """A stacked bar chart as inline SVG: one bar per label, ``slot`` pixels apart."""
     colors = ("#3b6fd8", "#17a673", "#d9822b", "#b42318")
-    width, height, pad = max(320, 28 * len(series) + 60), 220, 40
+    height, pad = 200, 44
+    width = max(360, pad + slot * len(series) + 10)
     top = max((sum(v.get(k, 0) for k in keys) for _, v in series), default=0) or 1
-    bar = (width - pad - 10) / max(1, len(series))
-    out = [f"<svg id={ident} role=img width={width} height={height + 40} "
-           f"viewBox='0 0 {width} {height + 40}'>"]  # fmt: skip
-    out.append(f"<text x=4 y=14>{_e(top)}</text><text x=4 y={height}>0</text>")
+    every = max(1, len(series) // 16)  # at most 16 labels under the bars
+    out = [f"<svg id={ident} role=img width={width} height={height + 44} "
+           f"viewBox='0 0 {width} {height + 44}'>"]  # fmt: skip
+    out.append(f"<line x1={pad - 4} y1=10 x2={pad - 4} y2={height} stroke='#999'/>")
+    out.append(f"<text x=4 y=16>{_e(top)}</text><text x=4 y={height}>0</text>")
     for i, (label, values) in enumerate(series):
         y = float(height)
-        x = pad + i * bar
+        x = pad + i * slot
         for k, color in zip(keys, colors, strict=False):
-            h = values.get(k, 0) / top * (height - 20)
+            h = values.get(k, 0) / top * (height - 10)
             if h:
                 y -= h
-                out.append(f"<rect x={x:.1f} y={y:.1f} width={bar * 0.8:.1f} height={h:.1f} "
+                out.append(f"<rect x={x + 4} y={y:.1f} width={slot - 8} height={h:.1f} "
                            f"fill='{color}'><title>{_e(label)} {_e(k)}: "
                            f"{_e(values.get(k, 0))}</title></rect>")  # fmt: skip
-        if len(series) <= 16 or i % max(1, len(series) // 8) == 0:
-            out.append(f"<text x={x:.1f} y={height + 14}>{_e(label)}</text>")
+        total = sum(values.get(k, 0) for k in keys)
+        if total:
+            out.append(f"<text x={x + slot / 2:.1f} y={y - 3:.1f} "
+                       f"text-anchor=middle>{_e(total)}</text>")  # fmt: skip
+        if i % every == 0:
+            out.append(f"<text x={x + slot / 2:.1f} y={height + 14} "
+                       f"text-anchor=middle>{_e(label)}</text>")  # fmt: skip
     for j, (k, color) in enumerate(zip(keys, colors, strict=False)):
-        out.append(f"<rect x={pad + j * 110} y={height + 24} width=10 height=10 fill='{color}'/>"
-                   f"<text x={pad + j * 110 + 14} y={height + 33}>{_e(k)}</text>")  # fmt: skip
+        out.append(f"<rect x={pad + j * 110} y={height + 28} width=10 height=10 fill='{color}'/>"
+                   f"<text x={pad + j * 110 + 14} y={height + 37}>{_e(k)}</text>")  # fmt: skip
     out.append("</svg>")
     return "".join(out)
 
@@ -419,7 +429,9 @@ def _activity_html(obj: dict[str, Any]) -> str:
             entry["activations"] += r["activations"]
             entry["renewals"] += r["renewals"]
     parts = [f"<p>Last {_e(obj['days'])} days.</p><h2>Per day</h2>"]
-    parts.append(_bars(sorted(per_day.items()), ("activations", "renewals"), "chart-day"))
+    days = sorted(per_day.items())
+    parts.append(_bars([(d[5:], v) for d, v in days], ("activations", "renewals"), "chart-day",
+                       slot=44 if len(days) <= 31 else 24))  # fmt: skip
     parts.append("<h2>Per product</h2><table id=per-sku><tr><th>product<th>activations"
                  "<th>renewals</tr>")  # fmt: skip
     for product, counts in sorted(per_sku.items()):
@@ -447,6 +459,8 @@ def _licensing_html(obj: dict[str, Any]) -> str:
         b = row["days"] // width * width
         buckets.setdefault(f"{b}-{b + width - 1}", {"clients": 0})["clients"] += row["clients"]
     parts.append(_bars(list(buckets.items()), ("clients",), "chart-days-left"))
+    parts.append("<p><small>Days left until each licensed client's activation expires "
+                 "(clients renew every 7 days, so most sit near the top).</small></p>")
     parts.append("<h2>Expiring soonest</h2><table id=soonest><tr><th>workstation<th>CMID"
                  "<th>product<th>state<th>days left<th>last contact</tr>")  # fmt: skip
     for c in obj["clients"]:
@@ -491,7 +505,8 @@ def _events_html(obj: dict[str, Any] | None, filters: dict[str, str], error: str
     parts.append("</table>")
     if obj["next_before"] is not None:
         query = urllib.parse.urlencode(
-            {k: v for k, v in filters.items() if v} | {"before": obj["next_before"]}
+            {k: v for k, v in filters.items() if v}
+            | {"limit": len(obj["events"]), "before": obj["next_before"]}
         )
         parts.append(f"<p><a id=older href='/events?{_e(query)}'>older events →</a></p>")
     return "".join(parts)
