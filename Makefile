@@ -3,7 +3,7 @@
 #   make test        venv + system deps + ruff + mypy + pytest (PYTEST_ARGS="-k dns -x")
 #   make demo        run the end-to-end demo
 #   make bench       run the benchmarks (bench/run.py)
-#   make deps        install BIND 9 and PostgreSQL when root (else say how)
+#   make deps        install BIND 9, PostgreSQL, Chromium, promtool when root (else say how)
 #
 # Two installs into one venv, each (re)done whenever pyproject.toml changes: `make demo`
 # and `make bench` need every role (volact[all]); `make test`, `make lint` and
@@ -62,7 +62,8 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/pip
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
 	@touch $@ $(RUN_STAMP)
 
-# System programs the test suite runs for real: BIND 9 (named) and PostgreSQL. The
+# System programs the test suite runs for real: BIND 9 (named), PostgreSQL, Chromium +
+# chromedriver (console browser tests) and promtool (alerting rules). The
 # tests start their own servers; .ci/apt-install leaves the packages' services
 # stopped and disabled at boot, so the machine is as it was apart from the packages.
 deps:
@@ -76,8 +77,11 @@ deps:
 	  if [ -x "$$d/initdb" ] && [ -x "$$d/postgres" ]; then pg=yes; fi; \
 	done; \
 	if [ $$pg = no ]; then missing="$$missing postgresql"; fi; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -z "$$missing" ]; then \
-	  echo "deps: BIND 9 and PostgreSQL are installed"; \
+	  echo "deps: BIND 9, PostgreSQL, Chromium and promtool are installed"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "deps: installing$$missing (no service started or enabled at boot)"; \
 	  .ci/apt-install $$missing; \

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from test_host_server import Host, activate, request
@@ -59,26 +60,34 @@ def test_promtool_accepts_the_rules_and_they_fire(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     # One host not activated, licensed for server (threshold 5) with count 3, idle.
     series = {
-        'volact_host_activated{job="volact-host",instance="h1"}': "0x20",
-        'volact_host_count{job="volact-host",instance="h1"}': "3x20",
-        'volact_host_threshold{job="volact-host",instance="h1",group="server"}': "5x20",
-        'volact_host_threshold{job="volact-host",instance="h1",group="desktop"}': "25x20",
-        'volact_host_group_licensed{job="volact-host",instance="h1",group="server"}': "1x20",
-        'volact_host_group_licensed{job="volact-host",instance="h1",group="desktop"}': "0x20",
-        'volact_host_last_request_timestamp_seconds{job="volact-host",instance="h1"}': "0x20",
-        'up{job="volact-host",instance="h1"}': "1x20",
-        'up{job="volact-host",instance="h2"}': "0x20",
+        'volact_host_activated{job="volact-host",instance="h1"}': "0x1600",
+        'volact_host_count{job="volact-host",instance="h1"}': "3x1600",
+        'volact_host_threshold{job="volact-host",instance="h1",group="server"}': "5x1600",
+        'volact_host_threshold{job="volact-host",instance="h1",group="desktop"}': "25x1600",
+        'volact_host_group_licensed{job="volact-host",instance="h1",group="server"}': "1x1600",
+        'volact_host_group_licensed{job="volact-host",instance="h1",group="desktop"}': "0x1600",
+        'volact_host_last_request_timestamp_seconds{job="volact-host",instance="h1"}': "0x1600",
+        'up{job="volact-host",instance="h1"}': "1x1600",
+        'up{job="volact-host",instance="h2"}': "0x1600",
     }
+    rules = {r["alert"]: r for g in yaml.safe_load(RULES.read_text())["groups"]
+             for r in g["rules"]}  # fmt: skip
+
     def expect(name: str, **labels: str) -> dict[str, object]:
-        return {"eval_time": "2h", "alertname": name,
-                "exp_alerts": [{"exp_labels": {"job": "volact-host", **labels}}]}  # fmt: skip
+        notes = {
+            k: re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], v)
+            for k, v in rules[name]["annotations"].items()
+        }
+        return {"eval_time": "26h", "alertname": name,
+                "exp_alerts": [{"exp_labels": {"job": "volact-host", **labels},
+                                "exp_annotations": notes}]}  # fmt: skip
 
     # YAML is a superset of JSON: the unit test file is written as JSON.
     test = {
         "rule_files": [str(RULES)],
         "evaluation_interval": "1m",
         "tests": [{
-            "interval": "1h",
+            "interval": "1m",
             "input_series": [{"series": k, "values": v} for k, v in series.items()],
             "alert_rule_test": [
                 expect("VolactHostNotActivated", severity="critical",
@@ -86,8 +95,7 @@ def test_promtool_accepts_the_rules_and_they_fire(tmp_path: Path) -> None:
                 expect("VolactHostNotServing", severity="critical", code="not_serving",
                        instance="h2"),
                 expect("VolactHostCountBelowThreshold", severity="warning",
-                       code="count_below_threshold", instance="h1", group="server",
-                       __name__="volact_host_threshold"),
+                       code="count_below_threshold", instance="h1", group="server"),
                 expect("VolactHostIdle", severity="warning", code="idle", instance="h1"),
             ],
         }],
