@@ -34,6 +34,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from volact.addresses import format_hostport
 from volact.errors import ConfigurationError, UsageError, VolactError
 from volact.host import admin, tokens
 from volact.host.config import parse_listen
@@ -534,7 +535,7 @@ class Console:
                 self._sock.close()
             raise ConfigurationError(f"cannot serve the console on {address}: {exc}") from exc
         name = self._sock.getsockname()
-        self.address = f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}"
+        self.address = format_hostport(name[0], name[1])
         config = uvicorn.Config(
             create_app(home, clock), log_level="warning", access_log=False,
             lifespan="off", loop="asyncio", http="h11", timeout_keep_alive=5,

@@ -61,13 +61,11 @@ class HostCollector(Collector):
         for group in s.core.thresholds():
             licensed.add_metric([group], 1 if group in covered else 0)
         yield licensed
-        last = s.store.query(
-            "SELECT time FROM events WHERE kind = 'request' ORDER BY id DESC LIMIT 1"
-        )  # the newest row by primary key: one index step, whatever the log's size
-        if last:
+        last = s.store.last_request_time()  # newest rows by primary key: a few index steps
+        if last is not None:
             yield GaugeMetricFamily(
                 "volact_host_last_request_timestamp_seconds",
-                "Unix time of the newest client request", int(last[0][0]),
+                "Unix time of the newest client request", last,
             )  # fmt: skip
         requests = CounterMetricFamily(
             "volact_host_requests", "Requests since install, by result", labels=["result"]
