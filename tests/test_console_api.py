@@ -7,6 +7,7 @@ sockets with httpx. A schema-driven fuzzer (schemathesis) walks the OpenAPI sche
 from __future__ import annotations
 
 import json
+import socket
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -16,7 +17,12 @@ import httpx
 import pytest
 
 from console_support import HOSTILE, VOLACT, ConsoleHost, cmid, secrets_of, start
+from test_host_server import Host
+from volact.host import tokens
+from volact.host.config import SERVE_FILE
+from volact.host.console import FLEET_FILE
 from volact.host.tokens import TOKENS_FILE
+from volact.testing.hosts import make_host_home
 
 ROUTES = ["/api/v1/status", "/api/v1/events", "/api/v1/reports/activity",
           "/api/v1/reports/licensing", "/api/v1/alerts", "/api/v1/openapi.json",
@@ -180,3 +186,39 @@ def test_no_server_errors_under_schemathesis(console: ConsoleHost) -> None:
 
         check()
     assert not failures
+
+
+def test_fleet_shows_peers_and_a_silent_one_as_silent(
+    console: ConsoleHost, tmp_path: Path
+) -> None:
+    home = tmp_path / "other"
+    make_host_home(home)
+    _, token = tokens.create(home, "t", now=0)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    fleet_file = home / FLEET_FILE
+    fleet_file.write_text(json.dumps({"format": "volact-console-fleet", "hosts": [
+        {"name": "peer <b>", "url": console.url, "token": console.token},
+        {"name": "gone", "url": f"http://127.0.0.1:{dead}", "token": "vat_x"},
+        {"name": "wrong token", "url": console.url, "token": "vat_wrong"},
+    ]}))  # fmt: skip
+    fleet_file.chmod(0o600)
+    host = Host(home, ["127.0.0.1:0"], "--console", "127.0.0.1:0")
+    try:
+        url = "http://" + json.loads((home / SERVE_FILE).read_text())["console"]
+        headers = {"Authorization": f"Bearer {token}"}
+        obj = httpx.get(url + "/api/v1/fleet", headers=headers, timeout=30).json()
+        own, peer, gone, wrong = obj["hosts"]
+        assert own["answered"] and own["count"] == 0
+        assert peer["answered"] and peer["count"] == console.cli_json("status")["count"] == 30
+        assert not gone["answered"] and "count" not in gone
+        assert not wrong["answered"] and "401" in wrong["error"]
+        page = httpx.get(url + "/fleet", headers=headers, timeout=30).text
+        assert "peer &lt;b&gt;" in page and "no answer" in page
+        assert console.token not in page and console.token not in json.dumps(obj)
+        fleet_file.chmod(0o644)  # a fleet file others can read is refused, clearly
+        r = httpx.get(url + "/api/v1/fleet", headers=headers, timeout=30)
+        assert r.status_code == 503 and "chmod 600" in r.json()["error"]
+    finally:
+        assert host.stop() == 0

@@ -23,7 +23,7 @@ from console_support import HOSTILE, ConsoleHost, start
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PAGES = [("overview", "/"), ("activity", "/activity"), ("licensing", "/licensing"),
-         ("alerts", "/alerts"), ("events", "/events")]  # fmt: skip
+         ("alerts", "/alerts"), ("events", "/events"), ("fleet", "/fleet")]  # fmt: skip
 
 
 def _need_browser() -> None:

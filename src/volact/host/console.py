@@ -232,6 +232,14 @@ def create_app(home: Path, clock: Clock) -> FastAPI:
     def alerts() -> Response:
         return _page("Alerts", "/alerts", _alerts_html(admin.alerts(home, now=clock())))
 
+    @app.get("/api/v1/fleet")
+    def api_fleet() -> dict[str, Any]:
+        return fleet(home, clock())
+
+    @app.get("/fleet", include_in_schema=False)
+    def fleet_page() -> Response:
+        return _page("Fleet", "/fleet", _fleet_html(fleet(home, clock())))
+
     @app.get("/events", include_in_schema=False)
     def events(
         limit: int = Query(50, ge=1, le=MAX_LIMIT),
@@ -267,6 +275,99 @@ def _events(
     )  # fmt: skip
 
 
+# --- fleet -----------------------------------------------------------------
+
+FLEET_FILE = "console-fleet.json"
+FLEET_FORMAT = "volact-console-fleet"
+MAX_PEERS = 64
+#: A peer console must answer within this many seconds, else it is shown as silent.
+PEER_TIMEOUT = 3.0
+
+
+def load_fleet(home: Path) -> list[dict[str, str]]:
+    """The other hosts' consoles: ``[{"name", "url", "token"}]`` from ``console-fleet.json``.
+
+    The file holds tokens, so it must be readable by its owner only (mode 0600).
+    """
+    path = home / FLEET_FILE
+    try:
+        mode = path.stat().st_mode & 0o077
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"{path} is not a volact fleet file: {exc}") from exc
+    if mode:
+        raise ConfigurationError(f"{path} holds tokens: make it owner-only (chmod 600)")
+    try:
+        if obj["format"] != FLEET_FORMAT or len(obj["hosts"]) > MAX_PEERS:
+            raise ValueError("format")
+        peers = [{"name": str(h["name"]), "url": str(h["url"]).rstrip("/"),
+                  "token": str(h["token"])} for h in obj["hosts"]]  # fmt: skip
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"{path}: expected {{\"format\": \"{FLEET_FORMAT}\", \"hosts\": [{{\"name\", "
+            f"\"url\", \"token\"}}]}} with at most {MAX_PEERS} hosts ({exc!r})"
+        ) from None
+    for p in peers:
+        if not p["url"].startswith(("http://", "https://")):
+            raise ConfigurationError(f"{path}: {p['name']}: the url must be http:// or https://")
+    return peers
+
+
+def _summary(
+    status: dict[str, Any], alerts: dict[str, Any], week: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "answered": True,
+        "host_id": status["host_id"],
+        "activated": status["activated"],
+        "count": status["count"],
+        "known_clients": status["known_clients"],
+        "renewals_last_7_days": sum(r["renewals"] for r in week["rows"]),
+        "alerts": len(alerts["alerts"]),
+        "critical": sum(a["severity"] == "critical" for a in alerts["alerts"]),
+        "rebalance": status.get("rebalance"),
+    }
+
+
+def _peer(peer: dict[str, str]) -> dict[str, Any]:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {peer['token']}"}
+    try:
+        with httpx.Client(base_url=peer["url"], headers=headers, timeout=PEER_TIMEOUT) as c:
+            got = []
+            for path in ("/api/v1/status", "/api/v1/alerts", "/api/v1/reports/activity?days=7"):
+                r = c.get(path)
+                if r.status_code != 200:
+                    return {"answered": False, "error": f"{path} answered HTTP {r.status_code}"}
+                got.append(r.json())
+        return _summary(*got)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        return {"answered": False, "error": f"no answer: {type(exc).__name__}"}
+
+
+def fleet(home: Path, now: int) -> dict[str, Any]:
+    """This host and every configured peer side by side; a silent peer is marked so."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    peers = load_fleet(home)
+    own = _summary(admin.status(home, now=now), admin.alerts(home, now=now),
+                   admin.activity(home, days=7, now=now))  # fmt: skip
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(_peer, peers))
+    hosts = [{"name": "this host", "url": None, **own}]
+    hosts += [
+        {"name": p["name"], "url": p["url"], **a} for p, a in zip(peers, answers, strict=True)
+    ]
+    total = sum(h["renewals_last_7_days"] for h in hosts if h["answered"])
+    for h in hosts:
+        if h["answered"]:
+            h["renewal_share"] = round(h["renewals_last_7_days"] / total, 4) if total else None
+    return {"hosts": hosts}
+
+
 # --- HTML ------------------------------------------------------------------
 
 _CSS = """
@@ -286,7 +387,7 @@ svg text{font:11px system-ui,sans-serif;fill:#444}
 """
 
 _PAGES = (("/", "Overview"), ("/activity", "Activity"), ("/licensing", "Licensing"),
-          ("/alerts", "Alerts"), ("/events", "Events"))  # fmt: skip
+          ("/alerts", "Alerts"), ("/events", "Events"), ("/fleet", "Fleet"))  # fmt: skip
 
 
 def _e(value: Any) -> str:
@@ -484,6 +585,29 @@ def _alerts_html(obj: dict[str, Any]) -> str:
     return f"<table id=alerts><tr><th>severity<th>code<th>message</tr>{rows}</table>"
 
 
+def _fleet_html(obj: dict[str, Any]) -> str:
+    parts = ["<table id=fleet><tr><th>host<th>state<th>activated<th>count<th>known clients"
+             "<th>renewals (7 days)<th>share<th>alerts<th>rebalance</tr>"]  # fmt: skip
+    for h in obj["hosts"]:
+        name = _e(h["name"]) + (f"<br><small>{_e(h['url'])}</small>" if h["url"] else "")
+        if not h["answered"]:
+            parts.append(f"<tr class=silent><td>{name}<td class=bad>{_e(h['error'])}"
+                         "<td>—<td>—<td>—<td>—<td>—<td>—<td>—</tr>")  # fmt: skip
+            continue
+        share = "—" if h["renewal_share"] is None else f"{h['renewal_share']:.0%}"
+        rebalance = h.get("rebalance")
+        shown = "—" if not rebalance else json.dumps(rebalance)[:120]
+        parts.append(
+            f"<tr><td>{name}<td class=ok>answering<td>{'yes' if h['activated'] else 'no'}"
+            f"<td>{_e(h['count'])}<td>{_e(h['known_clients'])}<td>{_e(h['renewals_last_7_days'])}"
+            f"<td>{_e(share)}<td class={'bad' if h['critical'] else ''}>{_e(h['alerts'])}"
+            f"<td><small>{_e(shown)}</small></tr>"
+        )
+    parts.append("</table><p><small>Other hosts come from <code>console-fleet.json</code> "
+                 "in this host's home; one that does not answer is shown as such.</small></p>")
+    return "".join(parts)
+
+
 def _events_html(obj: dict[str, Any] | None, filters: dict[str, str], error: str | None) -> str:
     parts = ["<form method=get action=/events id=filters>"]
     for name, label in (("cmid", "CMID"), ("workstation", "workstation"), ("result", "result")):
@@ -555,4 +679,4 @@ class Console:
             self._sock.close()
 
 
-__all__ = ["DEFAULT_PORT", "Console", "create_app"]
+__all__ = ["DEFAULT_PORT", "FLEET_FILE", "Console", "create_app", "fleet", "load_fleet"]
