@@ -10,8 +10,10 @@ Chromium missing: skipped with an install hint, or failed under ``CI=true``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 
 from console_support import HOSTILE, ConsoleHost, start
+from volact.host.console import FLEET_FILE
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -44,6 +47,15 @@ def _need_browser() -> None:
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleHost]:
     _need_browser()
     c = start(tmp_path_factory.mktemp("console"))
+    with socket.socket() as s:  # a port nobody listens on: a peer that is down
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    fleet = c.home / FLEET_FILE
+    fleet.write_text(json.dumps({"format": "volact-console-fleet", "hosts": [
+        {"name": "kms-1 (this console again)", "url": c.url, "token": c.token},
+        {"name": "kms-2 (stopped)", "url": f"http://127.0.0.1:{dead}", "token": "vat_x"},
+    ]}))  # fmt: skip
+    fleet.chmod(0o600)
     try:
         yield c
     finally:
@@ -101,6 +113,8 @@ def test_log_in_and_read_every_page(console: ConsoleHost, browser: Any) -> None:
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)
             browser.save_screenshot(str(Path(shots) / f"console-{name}.png"))
+    fleet_rows = browser.find_elements(By.CSS_SELECTOR, "#fleet tr")
+    assert "no answer" in fleet_rows[3].text and "answering" in fleet_rows[2].text
     lic = console.cli_json("report", "licensing")["summary"]
     browser.get(console.url + "/licensing")
     assert browser.find_element(By.ID, "lic-licensed").text == str(lic["licensed"])
