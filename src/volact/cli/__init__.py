@@ -88,8 +88,9 @@ EXTRA_FOR_MODULE = {
     "rich": "demo",
 }
 
-#: Groups that name one extra for anything they miss (the demo runs every role).
-EXTRA_FOR_GROUP = {"demo": "demo"}
+#: Groups that name one extra for anything they miss (the demo runs every role; the
+#: host extra also brings FastAPI and uvicorn, for its console).
+EXTRA_FOR_GROUP = {"demo": "demo", "host": "host"}
 
 #: The test helpers (BIND, PostgreSQL, throw-away hosts) are not in the wheel.
 TESTING_PACKAGE = "volact.testing"
