@@ -13,6 +13,7 @@ from volact.host.policy import HostCore
 from volact.host.rebalance import Rebalance, selects, share_from_percent
 from volact.sim import Action, HostSpec, Population, Scenario, Simulation, parse_scenario
 from volact.sim.moves import WAYS, days_until_balanced, fleet, summary
+from volact.sim.scenario import DEFAULT_DOMAIN
 from volact.wire import (
     PROTOCOL_VERSION_MOVE,
     ActivateReply,
@@ -127,3 +128,14 @@ def test_a_rebalance_action_is_parsed_and_checked() -> None:
             "[[hosts]]\nname='a'\n[[clients]]\nname='c'\n"
             "[[actions]]\nday=1\naction='rebalance'\nhost='a'\nshare=0\n"
         )
+
+
+def test_a_drain_empties_the_host_within_a_renewal_interval_and_withdraws_its_record() -> None:
+    sim = Simulation(_one_old_one_new(100, days=19), cost_us=80.0)
+    r = sim.run()
+    a, b = sim.hosts
+    assert a.told == set(range(N))
+    assert (r.host_clients[0][-1], r.host_clients[1][-1]) == (0, N)
+    records = sim._srv(DEFAULT_DOMAIN, sim.t0 + 12 * 86400)
+    assert [rec.target for rec in records] == [b.address.host]
+    assert r.by_state["licensed"][-1] == N and r.clients_failed_attempt == 0

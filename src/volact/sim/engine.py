@@ -883,11 +883,14 @@ class Simulation:
         return new, self._defer(pop, nt)  # an office machine that was off: the morning
 
     def _srv(self, domain: str, t: int) -> list[SrvRecord]:
-        """The SRV answer for ``domain`` at ``t``: every running host that publishes there."""
+        """The SRV answer for ``domain`` at ``t``: every running host that publishes
+        there and is not draining."""
         return [
             SrvRecord(h.spec.priority, h.spec.weight, h.address.port, h.address.host)
             for h in self.hosts
             if domain in h.spec.domains and h.running(t)
+            # a draining host withdraws its record (`rebalance --share 100`)
+            and not (h.core.rebalance is not None and h.core.rebalance.draining)
         ]
 
     def _decide_many(
