@@ -13,6 +13,7 @@ from volact.host.policy import HostCore
 from volact.host.rebalance import Rebalance, selects, share_from_percent
 from volact.sim import Action, HostSpec, Population, Scenario, Simulation, parse_scenario
 from volact.sim.moves import WAYS, days_until_balanced, fleet, summary
+from volact.sim.report import summary as summary_json
 from volact.sim.scenario import DEFAULT_DOMAIN
 from volact.wire import (
     PROTOCOL_VERSION_MOVE,
@@ -54,6 +55,8 @@ def test_rebalance_moves_exactly_the_machines_selects_chooses_and_nobody_loses_a
     assert r.clients_failed_attempt == 0 and r.clients_failed_exchange == 0 and r.failed == 0
     # b was below its threshold for the first movers: they heard "count too low".
     assert sum(r.refused_daily[10:]) > 0
+    s = summary_json(r)
+    assert (s["clients_told_to_move"], s["clients_with_failed_attempt"]) == (len(chosen), 0)
 
 
 def test_stopping_a_rebalance_half_way_keeps_the_machines_already_moved() -> None:
