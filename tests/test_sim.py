@@ -14,7 +14,6 @@ from volact.cli import main
 from volact.errors import ConfigurationError, UsageError
 from volact.host.policy import HostCore
 from volact.sim import (
-    Action,
     HostSpec,
     Population,
     Scenario,
@@ -175,14 +174,6 @@ def test_toml_example_in_the_docs_parses_and_runs() -> None:
 def test_bad_scenarios_are_clear_errors(toml: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         parse_scenario(toml)
-
-
-def test_rebalance_action_says_it_is_not_in_this_build() -> None:
-    sc = Scenario(
-        "r", 3, (HostSpec("a"),), (Population("c", 5),), (Action(1, "rebalance", "a", share=20),)
-    )
-    with pytest.raises(ConfigurationError, match="rebalance"):
-        Simulation(sc)
 
 
 def test_plan_one_host_for_a_small_site_two_or_more_for_a_large_one() -> None:

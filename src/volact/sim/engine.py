@@ -68,15 +68,16 @@ from volact.client.planner import (
 from volact.client.srv import HostAddress, SrvRecord
 from volact.client.state import ClientState, apply_outcome
 from volact.documents import ActivationTicket, HostLicense
-from volact.errors import ConfigurationError
 from volact.host.config import HostConfig
 from volact.host.policy import HostCore
+from volact.host.rebalance import Rebalance, selects, share_from_percent
 from volact.keys import KeyKind
 from volact.signing import SigningKey
 from volact.sim.scenario import HostSpec, Population, Scenario
 from volact.wire import (
     DAY,
     DEFAULT_PORT,
+    PROTOCOL_VERSION_MOVE,
     ActivateReply,
     ActivateRequest,
     GetLicense,
@@ -103,8 +104,15 @@ STAND_IN_NOTE = (
 _STAND_IN_SIGNATURE = bytes(64)
 _FAIL = -1
 _LICENSE = -2
+#: A grant whose signed ticket asks the client to move (rebalance): its own edge, as
+#: the ticket differs from a plain grant's and the client takes another path next.
+_MOVE = -3
+_SAW_FAILED_EXCHANGE = 1
+_SAW_FAILED_ATTEMPT = 2
 #: Answers that end an attempt (the planner asks no further host after them).
-_USEFUL = frozenset({int(Result.OK), int(Result.COUNT_TOO_LOW)})
+_USEFUL = frozenset({int(Result.OK), _MOVE, int(Result.COUNT_TOO_LOW)})
+#: ... and for a client that is moving: "count too low" from a new host does not.
+_USEFUL_MOVING = frozenset({int(Result.OK), _MOVE})
 #: The planner's generator in the simulator: never drawn from (ordered SRV answers).
 _NO_DRAWS = random.Random(0)
 
@@ -137,12 +145,13 @@ class HostDecision:
     state: int  #: its license state (:class:`LicenseState`)
     minutes_left: int  #: minutes of grace or validity it reported
     result: int  #: the :class:`Result` the simulator used
+    moved: bool = False  #: the grant's ticket asked the machine to move (rebalance)
 
 
 class _Host:
     __slots__ = (
-        "address", "clients", "core", "count_now", "down", "frames", "host_id", "i", "last",
-        "license", "license_frame", "name", "real_key", "spec", "start", "stop",
+        "address", "clients", "core", "count_now", "down", "frame_at", "frames", "host_id", "i",
+        "last", "license", "license_frame", "name", "real_key", "spec", "start", "stop", "told",
     )  # fmt: skip
 
     def __init__(self, i: int, spec: HostSpec, core: HostCore, real_key: SigningKey) -> None:
@@ -165,6 +174,10 @@ class _Host:
         self.count_now = (0, -1)
         #: per (SKU, result), the frame of the last full decision that gave it
         self.frames: dict[tuple[bytes, int], bytes] = {}
+        #: per (SKU, edge), when that frame was made (a shortcut needs one of this instant)
+        self.frame_at: dict[tuple[bytes, int], int] = {}
+        #: machines (client indexes) this host's tickets asked to move
+        self.told: set[int] = set()
 
     def running(self, t: int) -> bool:
         return self.start <= t and (self.stop is None or t < self.stop)
@@ -282,6 +295,14 @@ class SimResult:
     distinct_paths: int = 0  #: planner paths driven (client cohorts x outcomes)
     full_decisions: int = 0  #: host decisions made by HostCore.decide_frame
     shortcut_decisions: int = 0  #: host decisions made by the counted-machine shortcut
+    moves_told: int = 0  #: grants whose signed ticket asked the machine to move
+    #: machines that had at least one exchange reach no host (a timeout, a blocked port)
+    clients_failed_exchange: int = 0
+    #: machines that had at least one attempt end without any host's answer
+    clients_failed_attempt: int = 0
+    #: machines some host's ticket asked to move (rebalance)
+    clients_told: int = 0
+    refused_daily: list[int] = field(default_factory=list)  #: replies other than a grant, by day
     @property
     def results(self) -> dict[str, int]:
         """Replies by result label."""
@@ -304,11 +325,6 @@ class Simulation:
         trace: bool = False,
         progress: Callable[[float], None] | None = None,
     ) -> None:
-        if any(a.action == "rebalance" for a in scenario.actions):
-            raise ConfigurationError(
-                "scenario: the rebalance action needs the host rebalance core (issue 13), "
-                "which is not in this build; see docs/simulator.md"
-            )
         self.s = scenario
         self.catalog = catalog or demo_catalog()
         self.rng = random.Random(scenario.seed)
@@ -339,6 +355,8 @@ class Simulation:
         self.c_machine: list[Machine | None] = []
         self.c_cached: list[int] = []
         self.c_known: list[int] = []
+        #: per machine: _SAW_FAILED_EXCHANGE, _SAW_FAILED_ATTEMPT
+        self.c_flags = bytearray()
         self.buckets: dict[int, list[int]] = {}
         self._actions: dict[int, list[Any]] = {}
         self._leaves: dict[int, list[_Pop]] = {}
@@ -356,6 +374,7 @@ class Simulation:
             hourly=[[0] * hours for _ in self.hosts],
             bytes_daily=[0] * (math.ceil(scenario.days) + 1),
             connections_daily=[0] * (math.ceil(scenario.days) + 1),
+            refused_daily=[0] * (math.ceil(scenario.days) + 1),
             notes=[STAND_IN_NOTE, *scenario.notes],
         )
         self.r.cost_us = cost_us if cost_us is not None else self._measure_cost()
@@ -439,6 +458,7 @@ class Simulation:
             self.c_machine.append(None)
             self.c_cached.append(-1)
             self.c_known.append(0)
+            self.c_flags.append(0)
             tick = slots[j * len(slots) // n] if spec.ramp_days else first
             self.buckets.setdefault(tick, []).append(c)
         pop.last = len(self.c_pop)
@@ -446,6 +466,9 @@ class Simulation:
     def _setup_actions(self) -> None:
         for a in self.s.actions:
             self._actions.setdefault(self._tick_of(a.day), []).append(a)
+            if a.action == "rebalance" and a.days:
+                stop = replace(a, day=a.day + a.days, action="rebalance_stop")
+                self._actions.setdefault(self._tick_of(stop.day), []).append(stop)
 
     def _on(self, tick: int) -> bool:
         """Office hours: Monday to Friday, 08:00 to 18:00 (day 0's weekday from ``start``)."""
@@ -510,6 +533,13 @@ class Simulation:
             if bucket:
                 self._tick(tick, t, bucket)
         self.r.wall_s = time.perf_counter() - started
+        flags = self.c_flags
+        self.r.clients_failed_exchange = sum(1 for f in flags if f & _SAW_FAILED_EXCHANGE)
+        self.r.clients_failed_attempt = sum(1 for f in flags if f & _SAW_FAILED_ATTEMPT)
+        told: set[int] = set()
+        for h in self.hosts:
+            told |= h.told
+        self.r.clients_told = len(told)
         return self.r
 
     def _apply(self, a: Any, t: int) -> None:
@@ -522,6 +552,12 @@ class Simulation:
                 h.stop = t
             elif a.action == "block_port":
                 h.down.append((t, t + round(a.days * DAY)))
+            elif a.action == "rebalance":
+                # The host's own setting (`volact host rebalance --share`): HostCore
+                # decides per grant, by CMID, whom its signed ticket asks to move.
+                h.core.rebalance = Rebalance(share_from_percent(a.share), t)
+            elif a.action == "rebalance_stop":  # `volact host rebalance --stop`
+                h.core.rebalance = None
             elif a.action == "set_intervals":
                 cfg = h.core.config
                 h.core.config = replace(
@@ -561,8 +597,9 @@ class Simulation:
 
     def _tick(self, tick: int, t: int, bucket: list[int]) -> None:
         # Machines by what their attempt's planner sees (cached host, known host
-        # licenses, population), then by machine state (what the transition sees).
-        groups: dict[tuple[int, int, int], dict[int, list[int]]] = {}
+        # licenses, population, the host that asked it to move), then by machine
+        # state (what the transition sees).
+        groups: dict[tuple[int, int, int, str | None], dict[int, list[int]]] = {}
         c_machine, c_cached, c_known, c_pop = (
             self.c_machine, self.c_cached, self.c_known, self.c_pop
         )  # fmt: skip
@@ -574,7 +611,7 @@ class Simulation:
             m = c_machine[c]
             if m is None:
                 m = c_machine[c] = self._install(p, t)
-            key = (c_cached[c], c_known[c], p)
+            key = (c_cached[c], c_known[c], p, m.moving_from)
             g = groups.get(key)
             if g is None:
                 g = groups[key] = {}
@@ -585,8 +622,8 @@ class Simulation:
             else:
                 same.append(c)
         records: dict[str, list[SrvRecord]] = {}
-        for (cached, known, p), by_machine in groups.items():
-            self._cohort(tick, t, cached, known, pops[p], by_machine, records)
+        for (cached, known, p, moving), by_machine in groups.items():
+            self._cohort(tick, t, cached, known, pops[p], by_machine, records, moving)
         tph = self.ticks_per_hour
         hour = tick // tph
         for h in self.hosts:
@@ -624,11 +661,12 @@ class Simulation:
     def _cohort(
         self, tick: int, t: int, cached: int, known: int, pop: _Pop,
         by_machine: dict[int, list[int]], records: dict[str, list[SrvRecord]],
+        moving: str | None = None,
     ) -> None:  # fmt: skip
         c0 = next(iter(by_machine.values()))[0]
         m0 = self.c_machine[c0]
         assert m0 is not None
-        tree = _Tree(self, t, m0, cached, known, pop, self.c_vm[c0], self.c_cmid[c0])
+        tree = _Tree(self, t, m0, cached, known, pop, self.c_vm[c0], self.c_cmid[c0], moving)
         root = tree.root
         step = root.step
         hot: _Host | None = None
@@ -655,6 +693,9 @@ class Simulation:
                 leaf = self._walk(tree, root, cids[0], t, m, pop, records, path)
                 for node in path:
                     self._account(node, len(cids) - 1)
+                if any(node.failed for node in path):
+                    for c in cids:
+                        self.c_flags[c] |= _SAW_FAILED_EXCHANGE
                 self._land(leaf, cids, m, tick, t, pop, cached, known)
                 continue
             walkers: list[tuple[_Node, list[int]]] = [(root, cids)]
@@ -702,7 +743,7 @@ class Simulation:
                 if recs is None:
                     recs = records[pop.domain] = self._srv(pop.domain, t)
                 order = tuple(rfc2782_order(recs, rng))
-                edge, fed, decided = self._srv_edge(order, node.mono, c, t, m, pop)
+                edge, fed, decided = self._srv_edge(order, node.mono, c, t, m, pop, tree.avoid)
             elif step.purpose == "license":
                 edge = _LICENSE
             else:
@@ -722,13 +763,16 @@ class Simulation:
             if child is None:
                 child = tree.grow(node, edge, fed)
             self._account(child, 1)
+            if child.failed:
+                self.c_flags[c] |= _SAW_FAILED_EXCHANGE
             if path is not None:
                 path.append(child)
             node = child
 
     def _srv_edge(
-        self, order: tuple[SrvRecord, ...], mono: float, c: int, t: int, m: Machine, pop: _Pop
-    ) -> tuple[Any, tuple[SrvRecord, ...], tuple[_Host, int] | None]:
+        self, order: tuple[SrvRecord, ...], mono: float, c: int, t: int, m: Machine, pop: _Pop,
+        avoid: str | None = None,
+    ) -> tuple[Any, tuple[SrvRecord, ...], tuple[_Host, int] | None]:  # fmt: skip
         """The tree edge for a machine's RFC 2782 order, the answer to feed, and a host
         decision already made.
 
@@ -739,7 +783,16 @@ class Simulation:
         the order cut after it, and machines whose orders agree that far share the
         path. Otherwise the whole order is the edge. Five hosts have 120 orders;
         without the cut, every order would be a planner path of its own.
+
+        A moving machine's planner drops the host that asked (``avoid``, the SRV
+        target) from the answer and asks it last, and "count too low" from another
+        host does not end its attempt: the order is taken without that host, and
+        only a grant is useful.
         """
+        useful = _USEFUL
+        if avoid is not None:
+            order = tuple(r for r in order if r.target != avoid)
+            useful = _USEFUL_MOVING
         if pop.loss or pop.exchange_fail:
             return order, order, None
         waited = mono + DNS_SECONDS
@@ -755,7 +808,7 @@ class Simulation:
         if k >= MAX_HOSTS_PER_ATTEMPT or waited + pop.latency >= DEFAULT_ATTEMPT_SECONDS:
             return order, order, None
         result = self._decide_many(h, [c], t, m, pop).popitem()[0]
-        if result in _USEFUL:
+        if result in useful:
             return ("cut", order[: k + 1]), order[: k + 1], (h, result)
         return order, order, (h, result)
 
@@ -767,6 +820,11 @@ class Simulation:
         them the state after its outcome, and schedule them."""
         if not leaf.settled:
             self._settle_leaf(leaf, pop)
+        final = leaf.step
+        assert isinstance(final, Finished)
+        if final.outcome.reply is None:  # no host granted or counted: a failed attempt
+            for c in group:
+                self.c_flags[c] |= _SAW_FAILED_ATTEMPT
         after = leaf.after.get(id(m))
         if after is None:
             after = leaf.after[id(m)] = self._after(leaf, m, tick, t, pop)
@@ -825,11 +883,14 @@ class Simulation:
         return new, self._defer(pop, nt)  # an office machine that was off: the morning
 
     def _srv(self, domain: str, t: int) -> list[SrvRecord]:
-        """The SRV answer for ``domain`` at ``t``: every running host that publishes there."""
+        """The SRV answer for ``domain`` at ``t``: every running host that publishes
+        there and is not draining."""
         return [
             SrvRecord(h.spec.priority, h.spec.weight, h.address.port, h.address.host)
             for h in self.hosts
             if domain in h.spec.domains and h.running(t)
+            # a draining host withdraws its record (`rebalance --share 100`)
+            and not (h.core.rebalance is not None and h.core.rebalance.draining)
         ]
 
     def _decide_many(
@@ -852,50 +913,76 @@ class Simulation:
         result = entry[2] if entry is not None else -1
         group = out.setdefault(result, [])
         shortcut = 0
+        # A rebalancing host asks some of the machines it grants to move, chosen by
+        # CMID (the real `selects`): a grant's edge then depends on the machine too.
+        rb = h.core.rebalance
+        host_id = h.host_id
+        frame_at = h.frame_at
         for c in cids:
             cmid = c_cmid[c]
             vm = c_vm[c]
             if same:
+                edge = result
+                if rb is not None and result == Result.OK and selects(cmid, host_id, rb.share):
+                    edge = _MOVE
                 _, old, was_vm = touch(cmid, t, vm)
-                if old is not None and was_vm is vm:
-                    group.append(c)
+                # (a move's frame must be of this instant too, or the full decision makes it)
+                if old is not None and was_vm is vm and frame_at.get((sku, edge)) == t:
+                    if edge == result:
+                        group.append(c)
+                    else:
+                        out.setdefault(edge, []).append(c)
+                    if edge == _MOVE:
+                        h.told.add(c)
                     shortcut += 1
                     if trace is not None:
-                        self._trace(h, t, cmid, m, pop, vm, result)
+                        self._trace(h, t, cmid, m, pop, vm, result, edge == _MOVE)
                     continue
             req = ActivateRequest(
                 pop.sku, uuid.UUID(bytes=cmid), self.rng.randbytes(16), t, m.state(t),
-                m.minutes_left(t), vm, pop.ws,
+                m.minutes_left(t), vm, pop.ws, PROTOCOL_VERSION_MOVE,
             )  # fmt: skip
             d = h.core.decide_frame(encode(req), now=t, address="sim")
             assert d.record is not None
             result = d.record.result
             count = d.record.host_count
+            moved = d.record.moved
+            edge = _MOVE if moved else result
             h.last[sku] = (t, count, result)
             h.count_now = (t, count)
-            h.frames[sku, result] = d.frame
+            h.frames[sku, edge] = d.frame
+            frame_at[sku, edge] = t
             same = True
             self.r.full_decisions += 1
-            group = out.get(result) or out.setdefault(result, [])
-            group.append(c)
+            out.setdefault(edge, []).append(c)
+            group = out.setdefault(result, [])
+            if moved:
+                h.told.add(c)
             if trace is not None:
-                self._trace(h, t, cmid, m, pop, vm, result)
+                self._trace(h, t, cmid, m, pop, vm, result, moved)
         self.r.shortcut_decisions += shortcut
         counts = self.r.result_counts
         for res, g in list(out.items()):
             if g:
-                counts[res] += len(g)
+                if res == _MOVE:
+                    counts[Result.OK] += len(g)
+                    self.r.moves_told += len(g)
+                else:
+                    counts[res] += len(g)
+                    if res != Result.OK:
+                        self.r.refused_daily[(t - self.t0) // DAY] += len(g)
             else:
                 del out[res]
         return out
 
     def _trace(
-        self, h: _Host, t: int, cmid: bytes, m: Machine, pop: _Pop, vm: bool, result: int
-    ) -> None:
+        self, h: _Host, t: int, cmid: bytes, m: Machine, pop: _Pop, vm: bool, result: int,
+        moved: bool = False,
+    ) -> None:  # fmt: skip
         assert self.trace is not None
         self.trace.append(
             HostDecision(h.name, t, cmid, pop.sku_bytes, vm, int(m.state(t)),
-                         m.minutes_left(t), result)
+                         m.minutes_left(t), result, moved)
         )  # fmt: skip
 
 
@@ -908,9 +995,11 @@ class _Tree:
 
     def __init__(
         self, sim: Simulation, t: int, m: Machine, cached: int, known: int, pop: _Pop,
-        vm: bool, cmid: bytes,
+        vm: bool, cmid: bytes, avoid: str | None = None,
     ) -> None:  # fmt: skip
         self.sim = sim
+        #: the SRV target of the host whose ticket asked these machines to move
+        self.avoid = None if avoid is None else HostAddress.parse(avoid).host
         self.t = t
         self.machine = m
         self.cached = cached
@@ -918,7 +1007,7 @@ class _Tree:
         self.pop = pop
         self.request = ActivateRequest(
             pop.sku, uuid.UUID(bytes=cmid), sim.rng.randbytes(16), t, m.state(t),
-            m.minutes_left(t), vm, pop.ws,
+            m.minutes_left(t), vm, pop.ws, PROTOCOL_VERSION_MOVE,
         )  # fmt: skip
         hosts = sim.hosts
         self.config = DiscoveryConfig(
@@ -926,6 +1015,7 @@ class _Tree:
             domain=pop.domain,
             caching=pop.spec.caching,
             cached_host=hosts[cached].address if cached >= 0 else None,
+            avoid=None if avoid is None else HostAddress.parse(avoid),
         )
         self.licenses = {hosts[i].host_id: hosts[i].license for i in sim._known_sets[known]}
         self._live: AttemptPlanner
@@ -1018,7 +1108,7 @@ class _Tree:
         representative's CMID and nonce and signed with the host's real Ed25519 key.
         """
         frame = h.frames[self.pop.sku_bytes, result]
-        if result != Result.OK:
+        if result != Result.OK and result != _MOVE:
             return frame  # an unsigned refusal: the same bytes for every machine
         reply = decode(frame)
         assert isinstance(reply, ActivateReply) and reply.ticket is not None

@@ -92,7 +92,7 @@ class Action:
     day: float  #: when
     action: str  #: one of :data:`ACTIONS`
     host: str = ""  #: the host it applies to (``*``: every host for set_intervals)
-    days: float = 0.0  #: block_port: for how long
+    days: float = 0.0  #: block_port: for how long; rebalance: stopped after (0: never)
     activation_interval: int | None = None  #: set_intervals: new retry interval (minutes)
     renewal_interval: int | None = None  #: set_intervals: new renewal interval (minutes)
     share: float = 0.0  #: rebalance: percent of the host's clients asked to move
@@ -242,6 +242,8 @@ def _check(s: Scenario) -> None:
                     _check_interval(what, key, maybe)
         if a.action == "rebalance" and not 0 < a.share <= 100:
             raise _fail(what, "rebalance needs share, a percent in (0, 100]")
+        if a.action == "rebalance" and not 0 <= a.days <= MAX_DAYS:
+            raise _fail(what, "rebalance days (when it is stopped) must be >= 0")
 
 
 def _check_days(what: str, day: float, key: str) -> None:
