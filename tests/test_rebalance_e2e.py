@@ -17,16 +17,15 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from services import Bind9, ServiceMissing
+from services import Bind9
 from test_dns_e2e import HostProcess, _targets, _wait_for
+from test_dns_e2e import lab as lab  # the same private BIND fixture (module scope)
 from volact.cli import main
 from volact.client.api import Activation
 from volact.client.srv import HostAddress
@@ -49,18 +48,6 @@ def _ok(argv: list[str]) -> str:
     with contextlib.redirect_stdout(out):
         assert main(argv) == 0, argv
     return out.getvalue()
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Bind9]:
-    try:
-        server = Bind9(zones=(ZONE,))
-    except ServiceMissing as exc:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(f"{exc} (CI=true: the CI host must provide it)")
-        pytest.skip(f"{exc} (or run `make deps` as root)")
-    with server:
-        yield server
 
 
 def _host(root: Path, authority: Path, profile: Path, name: str, lab: Bind9) -> Path:
