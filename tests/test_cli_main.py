@@ -272,3 +272,17 @@ def test_a_background_job_that_ignores_sigint_keeps_ignoring_it() -> None:
         first, version, last = done.stdout.split("\n")[:3]
         assert (first, version) == (expected, "volact 0.1.0")
         assert last == expected
+
+
+def test_an_error_raised_while_a_ctrl_c_unwinds_counts_as_the_interruption() -> None:
+    from volact.cli import _interrupted_by
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise TypeError("cleanup failed half way") from None
+    except TypeError as exc:
+        # ``from None`` hides the context from tracebacks but keeps it: still a Ctrl-C.
+        assert _interrupted_by(exc)
+    assert not _interrupted_by(TypeError("a plain bug"))

@@ -185,12 +185,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         error(message)
         return EXIT_ERROR
     except Exception as exc:
+        if _interrupted_by(exc):
+            # Code that failed while a Ctrl-C unwound it: the Ctrl-C is the cause.
+            error("interrupted")
+            return EXIT_INTERRUPTED
         # A bug, not bad input: say so in one line unless asked for the traceback.
         if os.environ.get("VOLACT_DEBUG"):
             raise
         error(_bug(exc))
         return EXIT_INTERNAL
     return code
+
+
+def _interrupted_by(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is in ``exc``'s cause or context chain."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, KeyboardInterrupt):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False
 
 
 def _bug(exc: Exception) -> str:
