@@ -19,6 +19,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -37,6 +38,9 @@ from volact.authority.vault import (
     write_file,
 )
 from volact.errors import AddressError, ConfigurationError, UsageError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 ENV_HOME = "VOLACT_AUTHORITY_HOME"
 ENV_DATABASE = "VOLACT_AUTHORITY_DATABASE"
@@ -210,7 +214,6 @@ def serve(opts: ServeOptions) -> int:
 
 def _serve_locked(opts: ServeOptions) -> int:
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
     # Fail here, in the foreground, on a bad home, key, passphrase or database.
     auth = _load_authority(opts.home, opts.database, opts.passphrase_file, pool_size=1)
@@ -240,6 +243,25 @@ def _serve_locked(opts: ServeOptions) -> int:
         timeout_keep_alive=int(opts.limits.keep_alive),
         h11_max_incomplete_event_size=16 * 1024,
     )
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal
+    # to the handler it found installed; ours turns that into a normal exit 0. It is
+    # installed before the ready line, so a stop that comes before uvicorn's own
+    # handlers (systemd stopping a unit that has just started) is a clean exit too.
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _bind_and_run(opts, config)
+    except _Stop:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _bind_and_run(opts: ServeOptions, config: uvicorn.Config) -> None:
+    from uvicorn import Server
+    from uvicorn.supervisors import Multiprocess
+
     sock = bind(opts.host, opts.port)
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{format_hostport(bound_host, bound_port)}"
@@ -253,31 +275,19 @@ def _serve_locked(opts: ServeOptions) -> int:
     }
     try:
         write_file(opts.home / SERVE_FILE, json.dumps(info, indent=2) + "\n")
-    except ConfigurationError:
-        sock.close()
-        raise
-    sys.stdout.write(
-        f"volact authority listening on {url} "
-        f"({opts.workers} worker{'s' if opts.workers > 1 else ''}, "
-        f"store {redact_url(opts.database)})\n"
-    )
-    sys.stdout.flush()
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal
-    # to the handler it found installed; ours turns that into a normal exit 0.
-    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+        sys.stdout.write(
+            f"volact authority listening on {url} "
+            f"({opts.workers} worker{'s' if opts.workers > 1 else ''}, "
+            f"store {redact_url(opts.database)})\n"
+        )
+        sys.stdout.flush()
         if opts.workers == 1:
-            uvicorn.Server(config).run(sockets=[sock])
+            Server(config).run(sockets=[sock])
         else:
             Multiprocess(config, sockets=[sock]).run()
-    except _Stop:
-        pass
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         remove_serve_file(opts.home, os.getpid())
         sock.close()
-    return 0
 
 
 class _Stop(Exception):
