@@ -118,6 +118,14 @@ def test_log_in_and_read_every_page(console: ConsoleHost, browser: Any) -> None:
     lic = console.cli_json("report", "licensing")["summary"]
     browser.get(console.url + "/licensing")
     assert browser.find_element(By.ID, "lic-licensed").text == str(lic["licensed"])
+    # Refusals per result on the Activity page equal the CLI's daily totals.
+    act = console.cli_json("report", "activity")
+    too_low = sum(r["refused"].get("count_too_low", 0) for r in act["rows"])
+    browser.get(console.url + "/activity")
+    cells = [[td.text for td in r.find_elements(By.TAG_NAME, "td")]
+             for r in browser.find_elements(By.CSS_SELECTOR, "#refused tr")[1:]]  # fmt: skip
+    refused = dict(cells)
+    assert too_low > 0 and refused.get("count_too_low") == str(too_low)
     # The hostile workstation name is shown as text, never run (no alert opened).
     browser.get(console.url + "/events?workstation=script")
     rows = browser.find_elements(By.CSS_SELECTOR, "#events tr")

@@ -222,8 +222,12 @@ def test_events_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
             "product": "Acme Desktop 2026 Professional",
             "activations": 6,
             "renewals": 0,
+            "refusals": 24,
+            "refused": {"count_too_low": 24},
         }
     ]
+    code, text, _ = run(capsys, "host", "report", "activity", "--home", str(home))
+    assert code == 0 and text.splitlines()[1].split()[-3:] == ["6", "0", "24"]
     lic = run_json(capsys, "host", "report", "licensing", "--home", str(home), "--limit", "5")
     summary = lic["summary"]
     assert isinstance(summary, dict)

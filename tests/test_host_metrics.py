@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import sqlite3
+import time
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from test_host_server import Host, activate, request
-from volact.host.config import SERVE_FILE
+from volact.host import admin
+from volact.host.config import SERVE_FILE, STORE_FILE
 from volact.host.metrics import MAX_SCRAPERS as METRICS_CAP
-from volact.host.metrics import READ_TIMEOUT
+from volact.host.metrics import READ_TIMEOUT, VALIDITY_REFRESH
+from volact.host.store import DAY
 from volact.testing.hosts import make_host_home
 from volact.wire import Result
 
@@ -53,6 +58,40 @@ def test_metrics_follow_requests(tmp_path: Path) -> None:
         with socket.create_connection((m_host, int(m_port)), timeout=5):
             pass
         assert httpx.get(url, timeout=5).status_code == 200
+    finally:
+        assert host.stop() == 0
+
+
+def test_client_validity_figures_equal_the_licensing_report(tmp_path: Path) -> None:
+    home = tmp_path / "host"
+    profile, _, _ = make_host_home(home)
+    host = Host(home, ["127.0.0.1:0"], "--metrics", "127.0.0.1:0")
+    try:
+        replies = [activate(host.addr(), request(profile, i, group="server")) for i in range(8)]
+        assert [r.result for r in replies].count(Result.OK) == 4
+        # Of the four licensed, one ends in 3 days and one ended yesterday.
+        now = int(time.time())
+        with contextlib.closing(sqlite3.connect(home / STORE_FILE, timeout=10)) as db, db:
+            ids = [r[0] for r in db.execute(
+                "SELECT cmid FROM clients WHERE valid_until > 0 ORDER BY cmid")]  # fmt: skip
+            db.execute("UPDATE clients SET valid_until = ? WHERE cmid = ?", (now + 3 * DAY, ids[0]))
+            db.execute("UPDATE clients SET valid_until = ? WHERE cmid = ?", (now - DAY, ids[1]))
+        url = f"http://{json.loads((home / SERVE_FILE).read_text())['metrics']}/metrics"
+        got = _samples(httpx.get(url, timeout=15).text)  # the first scrape waits for a scan
+        summary = admin.licensing(home, now=int(time.time()))["summary"]
+        assert (summary["known_clients"], summary["expiring"], summary["expired"]) == (8, 1, 1)
+        for metric, key in (("known", "known_clients"), ("licensed", "licensed"),
+                            ("expiring", "expiring"), ("expired", "expired")):  # fmt: skip
+            assert got[(f"volact_host_clients_{metric}", ())] == summary[key], metric
+        assert abs(got[("volact_host_clients_scan_timestamp_seconds", ())] - now) < 60
+        # DNS publishing is off: no per-domain failure series.
+        assert not any(name == "volact_host_dns_publish_failures" for name, _ in got)
+        # Within the refresh period a scrape reuses the scan (the figures stay put).
+        with contextlib.closing(sqlite3.connect(home / STORE_FILE, timeout=10)) as db, db:
+            db.execute("UPDATE clients SET valid_until = ? WHERE cmid = ?", (now - DAY, ids[2]))
+        assert VALIDITY_REFRESH >= 60
+        again = _samples(httpx.get(url, timeout=15).text)
+        assert again[("volact_host_clients_expired", ())] == 1
     finally:
         assert host.stop() == 0
 

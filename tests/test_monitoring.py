@@ -50,7 +50,9 @@ def _exported(tmp_path: Path) -> set[str]:
         text = httpx.get(url, timeout=10).text
     finally:
         assert host.stop() == 0
-    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    # A family with no samples (DNS publishing off here) is exported all the same.
+    families = list(text_string_to_metric_families(text))
+    return {f.name for f in families} | {s.name for f in families for s in f.samples}
 
 
 def test_promtool_accepts_the_rules_and_they_fire(tmp_path: Path) -> None:
@@ -67,15 +69,22 @@ def test_promtool_accepts_the_rules_and_they_fire(tmp_path: Path) -> None:
         'volact_host_group_licensed{job="volact-host",instance="h1",group="server"}': "1x1600",
         'volact_host_group_licensed{job="volact-host",instance="h1",group="desktop"}': "0x1600",
         'volact_host_last_request_timestamp_seconds{job="volact-host",instance="h1"}': "0x1600",
+        'volact_host_clients_expiring{job="volact-host",instance="h1"}': "3x1600",
+        'volact_host_clients_expired{job="volact-host",instance="h1"}': "2x1600",
+        'volact_host_dns_publish_failures{job="volact-host",instance="h1",domain="corp.example"}':
+            "0x60 1x1540",
+        'volact_host_new_machines_refused_total{job="volact-host",instance="h1",reason="full"}':
+            "0x1500 0+1x100",
         'up{job="volact-host",instance="h1"}': "1x1600",
         'up{job="volact-host",instance="h2"}': "0x1600",
     }
     rules = {r["alert"]: r for g in yaml.safe_load(RULES.read_text())["groups"]
              for r in g["rules"]}  # fmt: skip
 
-    def expect(name: str, **labels: str) -> dict[str, object]:
+    def expect(name: str, value: str = "", **labels: str) -> dict[str, object]:
         notes = {
             k: re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], v)
+            .replace("{{ $value }}", value)
             for k, v in rules[name]["annotations"].items()
         }
         return {"eval_time": "26h", "alertname": name,
@@ -97,6 +106,14 @@ def test_promtool_accepts_the_rules_and_they_fire(tmp_path: Path) -> None:
                 expect("VolactHostCountBelowThreshold", severity="warning",
                        code="count_below_threshold", instance="h1", group="server"),
                 expect("VolactHostIdle", severity="warning", code="idle", instance="h1"),
+                expect("VolactHostClientsExpiring", "3", severity="warning",
+                       code="clients_expiring", instance="h1"),
+                expect("VolactHostClientsExpired", "2", severity="warning",
+                       code="clients_expired", instance="h1"),
+                expect("VolactHostDnsPublishFailing", severity="warning",
+                       code="dns_publish_failing", instance="h1", domain="corp.example"),
+                expect("VolactHostCountFlood", severity="warning", code="count_flood",
+                       instance="h1"),
             ],
         }],
     }  # fmt: skip

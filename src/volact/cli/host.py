@@ -419,9 +419,10 @@ def _report(args: argparse.Namespace) -> int:
     now = wall_clock()
     if args.kind == "activity":
         obj = admin.activity(args.home, days=args.days, now=now)
-        lines = [f"{'day':<12}{'product':<40}{'activations':>12}{'renewals':>10}"]
+        lines = [f"{'day':<12}{'product':<40}{'activations':>12}{'renewals':>10}{'refusals':>10}"]
         lines += [
-            f"{r['day']:<12}{r['product']:<40}{r['activations']:>12}{r['renewals']:>10}"
+            f"{r['day']:<12}{printable(r['product']):<40}{r['activations']:>12}"
+            f"{r['renewals']:>10}{r['refusals']:>10}"
             for r in obj["rows"]
         ]
         return output(args, obj, "\n".join(lines))

@@ -26,7 +26,7 @@ from volact.host.home import load_config, monitor_group
 from volact.host.policy import COUNT_WINDOW, VALIDITY
 from volact.host.rebalance import progress, status_json, windows
 from volact.host.rebalance_file import load_rebalance
-from volact.host.store import DAY, HostStore, ValiditySummary
+from volact.host.store import DAY, REFUSED, HostStore, ValiditySummary
 from volact.keys import ProductKey
 from volact.wire import Result
 
@@ -171,24 +171,37 @@ def events(
 
 
 def activity(home: Path, *, days: int = 30, now: int) -> dict[str, Any]:
-    """Activations and renewals per day and product."""
+    """Activations, renewals and refusals per day and product.
+
+    ``refusals`` counts every reply but OK (count too low included: the machine is not
+    activated yet); ``refused`` splits them by result label. Hosts only began keeping
+    refusals in their daily totals with the console: older days show none.
+    """
     profile = load_profile(home)
     names = {s.id.bytes: s for s in profile.catalog.skus}
     with HostStore.open(home, create=False) as store:
         rows = store.daily_activity(now // DAY - days + 1)
-    table: dict[tuple[int, str], dict[str, int]] = {}
+    table: dict[tuple[int, str], dict[str, Any]] = {}
     for day, sku, kind, n in rows:
         s = names.get(sku)
         product = s.name if s else _uuid(sku) or "?"
-        entry = table.setdefault((day, product), {"activations": 0, "renewals": 0})
-        entry["activations" if kind == "activation" else "renewals"] += int(n)
+        entry = table.setdefault(
+            (day, product), {"activations": 0, "renewals": 0, "refusals": 0, "refused": {}}
+        )
+        if kind.startswith(REFUSED):
+            entry["refusals"] += int(n)
+            label = kind[len(REFUSED) :]
+            entry["refused"][label] = entry["refused"].get(label, 0) + int(n)
+        else:
+            entry["activations" if kind == "activation" else "renewals"] += int(n)
     return {
         "days": days,
         "rows": [
-            {"day": _day(day), "product": product, **counts}
+            {"day": _day(day), "product": product, **counts,
+             "refused": dict(sorted(counts["refused"].items()))}
             for (day, product), counts in sorted(table.items())
         ],
-    }
+    }  # fmt: skip
 
 
 def licensing(home: Path, *, now: int, limit: int = 100) -> dict[str, Any]:

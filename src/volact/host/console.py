@@ -522,24 +522,38 @@ def _bars(
     return "".join(out)
 
 
+_ACTIVITY_KEYS = ("activations", "renewals", "refusals")
+
+
 def _activity_html(obj: dict[str, Any]) -> str:
     per_day: dict[str, dict[str, int]] = {}
     per_sku: dict[str, dict[str, int]] = {}
+    by_result: dict[str, int] = {}
     for r in obj["rows"]:
         for table, key in ((per_day, r["day"]), (per_sku, r["product"])):
-            entry = table.setdefault(key, {"activations": 0, "renewals": 0})
-            entry["activations"] += r["activations"]
-            entry["renewals"] += r["renewals"]
+            entry = table.setdefault(key, dict.fromkeys(_ACTIVITY_KEYS, 0))
+            for k in _ACTIVITY_KEYS:
+                entry[k] += r[k]
+        for label, n in r["refused"].items():
+            by_result[label] = by_result.get(label, 0) + n
     parts = [f"<p>Last {_e(obj['days'])} days.</p><h2>Per day</h2>"]
     days = sorted(per_day.items())
-    parts.append(_bars([(d[5:], v) for d, v in days], ("activations", "renewals"), "chart-day",
+    parts.append(_bars([(d[5:], v) for d, v in days], _ACTIVITY_KEYS, "chart-day",
                        slot=44 if len(days) <= 31 else 24))  # fmt: skip
     parts.append("<h2>Per product</h2><table id=per-sku><tr><th>product<th>activations"
-                 "<th>renewals</tr>")  # fmt: skip
+                 "<th>renewals<th>refusals</tr>")  # fmt: skip
     for product, counts in sorted(per_sku.items()):
         parts.append(f"<tr><td>{_e(product)}<td>{counts['activations']}"
-                     f"<td>{counts['renewals']}</tr>")  # fmt: skip
-    parts.append("</table>")
+                     f"<td>{counts['renewals']}<td>{counts['refusals']}</tr>")  # fmt: skip
+    parts.append("</table><h2>Refusals by result</h2>")
+    if by_result:
+        parts.append("<table id=refused><tr><th>result<th>replies</tr>")
+        parts += [f"<tr><td><code>{_e(k)}</code><td>{n}</tr>" for k, n in sorted(by_result.items())]
+        parts.append("</table><p><small><code>count_too_low</code>: the machine asked before "
+                     "the host had counted enough machines; it stays in grace and retries."
+                     "</small></p>")  # fmt: skip
+    else:
+        parts.append("<p id=refused>None.</p>")
     return "".join(parts)
 
 

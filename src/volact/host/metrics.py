@@ -2,7 +2,9 @@
 
 The numbers are read when a scraper asks, on the event loop's thread, from what
 the server already keeps (its counters, the core's count, the store's running
-totals): nothing is added to the activation path. The HTTP side is a tiny
+totals), except the clients' validity figures (one scan of the clients table, made
+at most every five minutes in a worker thread with its own read-only connection):
+nothing is added to the activation path. The HTTP side is a tiny
 asyncio responder for ``GET /metrics``; it carries no policy and must never
 block the loop for long (reads are bounded in size and time).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -19,7 +22,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from volact.errors import VolactError
+from volact.host.admin import EXPIRY_WARNING_DAYS
+from volact.host.policy import COUNT_WINDOW
 from volact.host.rebalance import progress, windows
+from volact.host.store import DAY, ValiditySummary
 
 if TYPE_CHECKING:
     from volact.host.server import HostServer
@@ -30,13 +37,61 @@ MAX_HEADER_LINES = 100
 #: Scrapers served at once; more are closed at once (the activation port shares the
 #: process's file descriptors, so a flood here must not starve it).
 MAX_SCRAPERS = 8
+#: The clients' validity figures (expiring, expired) take one scan of the clients
+#: table: a worker thread with its own read-only connection makes it at most this
+#: often, and scrapes in between get the last figures and their time.
+VALIDITY_REFRESH = 300.0
+#: A first scrape waits this long for the first scan, then answers without it.
+VALIDITY_FIRST_WAIT = 10.0
+#: ``clients_expiring`` counts activations ending within this many days, as
+#: ``volact host alerts`` does by default.
+EXPIRY_DAYS = EXPIRY_WARNING_DAYS
+
+
+class ValidityScan:
+    """The last :class:`ValiditySummary` of the host's clients, refreshed off the loop."""
+
+    def __init__(self, server: HostServer) -> None:
+        self._server = server
+        self.summary: ValiditySummary | None = None
+        self.scanned_at = 0  #: Unix seconds of the scan behind ``summary``
+        self._done_at = -VALIDITY_REFRESH  # monotonic
+        self._running: asyncio.Future[None] | None = None
+
+    async def refresh(self) -> None:
+        """Start a scan if the figures are stale; wait for it only if there are none."""
+        loop = asyncio.get_running_loop()
+        if self._running is None and loop.time() - self._done_at >= VALIDITY_REFRESH:
+            self._running = loop.run_in_executor(None, self._scan)
+            self._running.add_done_callback(self._finished)
+        if self.summary is None and self._running is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._running), VALIDITY_FIRST_WAIT)
+
+    def _finished(self, fut: asyncio.Future[None]) -> None:
+        self._running = None
+        self._done_at = asyncio.get_running_loop().time()
+        if not fut.cancelled():
+            fut.exception()  # retrieved; _scan keeps the old figures on an error
+
+    def _scan(self) -> None:
+        now = self._server.now()
+        try:
+            with self._server.store.reader() as store:
+                summary = store.validity_summary(
+                    now=now, warn=now + EXPIRY_DAYS * DAY, counted_since=now - COUNT_WINDOW
+                )
+        except (VolactError, sqlite3.Error):
+            return  # a scrape shows the previous figures (and their time) rather than none
+        self.summary, self.scanned_at = summary, now
 
 
 class HostCollector(Collector):
     """Turns the server's state into metric families at scrape time."""
 
-    def __init__(self, server: HostServer) -> None:
+    def __init__(self, server: HostServer, validity: ValidityScan | None = None) -> None:
         self._server = server
+        self._validity = validity
 
     def collect(self) -> Iterator[Metric]:
         s = self._server
@@ -98,6 +153,49 @@ class HostCollector(Collector):
             "volact_host_count_capacity", "Machines the count may hold", s.core.index.capacity
         )
         yield from _rebalance_metrics(s, now)
+        yield from _dns_metrics(s)
+        if self._validity is not None:
+            yield from _validity_metrics(self._validity)
+
+
+def _validity_metrics(scan: ValidityScan) -> Iterator[Metric]:
+    v = scan.summary
+    if v is None:
+        return
+    for name, value, text in (
+        ("known", v.known, "Clients the host has ever answered (in its store)"),
+        ("licensed", v.licensed, "Known clients whose activation is still valid"),
+        ("expiring", v.expiring,
+         f"Licensed clients whose activation ends within {EXPIRY_DAYS} days unless they renew"),
+        ("expired", v.expired, "Known clients whose activation has expired"),
+    ):  # fmt: skip
+        yield GaugeMetricFamily(f"volact_host_clients_{name}", text, value)
+    yield GaugeMetricFamily(
+        "volact_host_clients_scan_timestamp_seconds",
+        "Unix time of the clients-table scan behind the volact_host_clients_* figures",
+        scan.scanned_at,
+    )
+
+
+def _dns_metrics(s: HostServer) -> Iterator[Metric]:
+    """Consecutive failed publishing attempts per domain, from the home's small DNS
+    state files (as ``host status`` shows them); nothing while publishing is off."""
+    from volact.host.dns.status import status as dns_status
+
+    failures = GaugeMetricFamily(
+        "volact_host_dns_publish_failures",
+        "Consecutive failed attempts to publish the host's SRV record into each domain "
+        "(0: the last attempt worked); only while DNS publishing is enabled",
+        labels=["domain"],
+    )
+    try:
+        st = dns_status(s.home)
+    except (VolactError, OSError, ValueError):
+        st = {}
+    if st.get("enabled"):
+        for d in st.get("domains", []):
+            failures.add_metric([str(d.get("domain"))], int(d.get("failures") or 0))
+    yield failures
 
 
 def _rebalance_metrics(s: HostServer, now: int) -> Iterator[Metric]:
@@ -130,7 +228,8 @@ def _rebalance_metrics(s: HostServer, now: int) -> Iterator[Metric]:
 async def serve_metrics(server: HostServer, host: str | None, port: int) -> asyncio.Server:
     """Listen for scrapers on ``host:port``; the caller closes the returned server."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HostCollector(server))
+    validity = ValidityScan(server)
+    registry.register(HostCollector(server, validity))
 
     open_now = 0
 
@@ -150,6 +249,7 @@ async def serve_metrics(server: HostServer, host: str | None, port: int) -> asyn
             line = await asyncio.wait_for(read_request(reader), READ_TIMEOUT)
             parts = line.split()
             if len(parts) >= 2 and parts[0] == b"GET" and parts[1].split(b"?")[0] == b"/metrics":
+                await validity.refresh()
                 body = generate_latest(registry)
                 head = f"HTTP/1.0 200 OK\r\nContent-Type: {CONTENT_TYPE_LATEST}\r\n"
             else:

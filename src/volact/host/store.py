@@ -104,6 +104,17 @@ INSERT INTO events (time, kind, address, workstation, cmid, sku, vm, state, minu
 VALUES (?, 'request', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
+#: ``daily`` rows of replies other than OK have this kind prefix and the result's label
+#: (``refused:count_too_low``): the Activity report shows refusals per day and product.
+REFUSED = "refused:"
+
+
+def _daily_kind(result: int, renewal: bool) -> str:
+    if result == Result.OK:
+        return "renewal" if renewal else "activation"
+    return REFUSED + Result(result).label
+
+
 
 @dataclass(frozen=True)
 class Event:
@@ -239,6 +250,11 @@ class HostStore:
                 f"{SCHEMA_VERSION}: run a command as the host's owner to upgrade it"
             )
         return cls(conn, path, None)
+
+    def reader(self) -> HostStore:
+        """A second, read-only connection to this store: for a scan in another thread
+        while this one keeps writing (WAL readers never block the writer)."""
+        return HostStore._open_readonly(self.path.parent, self.path)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -389,9 +405,7 @@ class HostStore:
                 c.executemany(_INSERT_MOVE, moves)
             totals = Counter(r.result for r in records)
             daily = Counter(
-                (r.time // DAY, r.sku, "renewal" if r.renewal else "activation")
-                for r in records
-                if r.result == Result.OK
+                (r.time // DAY, r.sku, _daily_kind(r.result, r.renewal)) for r in records
             )
             c.executemany(
                 "INSERT INTO result_totals VALUES (?, ?) "
