@@ -296,10 +296,13 @@ def test_movers_stay_licensed_while_b_counts_up_then_move(tmp_path: Path) -> Non
     f = Fleet(tmp_path, b=b, n=8)
     f.a.rebalance = Rebalance(FULL_SHARE, T0)  # drain A
     f.step(7 * DAY)
+    # Every client says it is moving, and from where (`client status` shows it).
+    assert {c.status().moving_from for c in f.clients} == {str(f.a_addr)}
     f.step(120 * MINUTE)  # each asks B (count too low for the first four), then A
     f.step(120 * MINUTE)  # B now counts 28: all move
     assert all(f.host_of(c) == B_ID for c in f.clients)
     assert all(c.load().machine.moving_from is None for c in f.clients)
+    assert all(c.status().moving_from is None for c in f.clients)
     f.step(7 * DAY)
     assert all(f.host_of(c) == B_ID for c in f.clients)
 

@@ -253,7 +253,8 @@ _HUMAN = (
     ("renewal_interval", "renewal interval (min)"), ("valid_until", "valid until"),
     ("grace_until", "grace until"), ("next_action_at", "next action"),
     ("last_error", "last error"), ("manual_host", "manual host"), ("domain", "domain"),
-    ("host_caching", "host caching"), ("cached_host", "cached host"), ("vm", "virtual machine"),
+    ("host_caching", "host caching"), ("cached_host", "cached host"),
+    ("moving_from", "moving away from"), ("vm", "virtual machine"),
     ("revocation_sequence", "revocation list"),
 )  # fmt: skip
 

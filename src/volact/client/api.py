@@ -113,6 +113,9 @@ class Status:
     cached_host: str | None  #: the host an attempt goes to first
     vm: bool  #: reported to hosts as a virtual machine
     revocation_sequence: int | None = None  #: the revocation list in force (None: none)
+    #: the host whose (signed) grant asked this machine to move to another host: the
+    #: next attempt re-discovers and tries the others first (None: not moving)
+    moving_from: str | None = None
 
     @classmethod
     def of(cls, s: ClientState, profile: ProductProfile, now: int) -> Status:
@@ -148,6 +151,7 @@ class Status:
             cached_host=None if s.cached_host is None else str(s.cached_host),
             vm=s.vm,
             revocation_sequence=state.revocation_sequence(s, profile),
+            moving_from=m.moving_from,
         )
 
     def to_json(self) -> dict[str, Any]:
