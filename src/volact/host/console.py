@@ -38,6 +38,7 @@ from volact.addresses import format_hostport
 from volact.errors import ConfigurationError, UsageError, VolactError
 from volact.host import admin, tokens
 from volact.host.config import parse_listen
+from volact.host.home import load_config
 
 DEFAULT_PORT = 8688
 COOKIE = "volact_session"
@@ -280,6 +281,8 @@ def _events(
 FLEET_FILE = "console-fleet.json"
 FLEET_FORMAT = "volact-console-fleet"
 MAX_PEERS = 64
+#: Most publish domains whose SRV records the fleet view reads.
+MAX_DNS_DOMAINS = 16
 #: A peer console must answer within this many seconds, else it is shown as silent.
 PEER_TIMEOUT = 3.0
 
@@ -321,6 +324,7 @@ def _summary(
     return {
         "answered": True,
         "host_id": status["host_id"],
+        "fqdn": status.get("fqdn"),
         "activated": status["activated"],
         "count": status["count"],
         "known_clients": status["known_clients"],
@@ -349,14 +353,22 @@ def _peer(peer: dict[str, str]) -> dict[str, Any]:
 
 
 def fleet(home: Path, now: int) -> dict[str, Any]:
-    """This host and every configured peer side by side; a silent peer is marked so."""
+    """This host and every configured peer side by side; a silent peer is marked so.
+
+    Where this host publishes itself in DNS, the SRV records of those domains are read
+    too (from the DNS servers it updates): each row says in which domains its host is
+    published, and a host published there but not in ``console-fleet.json`` gets a
+    row of its own (no token to ask it with, so nothing more is known of it).
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     peers = load_fleet(home)
     own = _summary(admin.status(home, now=now), admin.alerts(home, now=now),
                    admin.activity(home, days=7, now=now))  # fmt: skip
     with ThreadPoolExecutor(max_workers=8) as pool:
+        in_dns = pool.submit(_published, home)
         answers = list(pool.map(_peer, peers))
+        dns_view = in_dns.result()
     hosts = [{"name": "this host", "url": None, **own}]
     hosts += [
         {"name": p["name"], "url": p["url"], **a} for p, a in zip(peers, answers, strict=True)
@@ -365,7 +377,70 @@ def fleet(home: Path, now: int) -> dict[str, Any]:
     for h in hosts:
         if h["answered"]:
             h["renewal_share"] = round(h["renewals_last_7_days"] / total, 4) if total else None
-    return {"hosts": hosts}
+    if dns_view is not None:
+        _match_dns(hosts, dns_view)
+    return {"hosts": hosts, "dns": dns_view}
+
+
+def _published(home: Path) -> list[dict[str, Any]] | None:
+    """Per publish domain of this host: the SRV targets there (with the host ids that
+    claim them) or the reason they could not be read; None without DNS settings."""
+    from volact.host.dns.files import load_settings, service_label
+    from volact.host.dns.updates import read_srv
+
+    try:
+        settings = load_settings(home)
+        fqdn = load_config(home).fqdn or "localhost"
+        domains = [t.domain for t in settings.targets(fqdn)]
+        label = service_label(home, settings)
+    except ConfigurationError:
+        return None
+    if not settings.servers:
+        return None
+    out: list[dict[str, Any]] = []
+    for domain in domains[:MAX_DNS_DOMAINS]:
+        records, error = read_srv(domain, settings, label=label, timeout=PEER_TIMEOUT)
+        entry: dict[str, Any] = {"domain": domain, "owner": f"{label}.{domain}"}
+        if error is not None:
+            entry["error"] = error
+        else:
+            entry["targets"] = [
+                {"target": v.target, "priority": v.priority, "weight": v.weight,
+                 "port": v.port, "host_ids": list(ids)}
+                for v, ids in records[:MAX_PEERS]
+            ]  # fmt: skip
+        out.append(entry)
+    return out
+
+
+def _match_dns(hosts: list[dict[str, Any]], dns_view: list[dict[str, Any]]) -> None:
+    """Mark each row with the domains its host is published in (by the host id in the
+    record's marker, else by name), and add a row per published host no row stands for."""
+    for h in hosts:
+        h["in_dns"] = []
+    found: dict[str, dict[str, Any]] = {}
+    for entry in dns_view:
+        for t in entry.get("targets", []):
+            row = next((h for h in hosts if _is(h, t)), None)
+            if row is None:
+                row = found.setdefault(t["target"], {
+                    "name": t["target"], "url": None, "answered": False, "discovered": True,
+                    "host_id": t["host_ids"][0] if len(t["host_ids"]) == 1 else None,
+                    "error": "published in DNS, not in console-fleet.json (add its console "
+                             "URL and a token to see it)",
+                    "in_dns": [],
+                })  # fmt: skip
+            if entry["domain"] not in row["in_dns"]:
+                row["in_dns"].append(entry["domain"])
+    hosts += found.values()
+
+
+def _is(row: dict[str, Any], target: dict[str, Any]) -> bool:
+    if row.get("host_id") and row["host_id"] in target["host_ids"]:
+        return True
+    name = target["target"]
+    url_host = urllib.parse.urlsplit(row["url"]).hostname if row.get("url") else None
+    return name in (row.get("fqdn"), url_host)
 
 
 # --- HTML ------------------------------------------------------------------
@@ -601,12 +676,14 @@ def _alerts_html(obj: dict[str, Any]) -> str:
 
 def _fleet_html(obj: dict[str, Any]) -> str:
     parts = ["<table id=fleet><tr><th>host<th>state<th>activated<th>count<th>known clients"
-             "<th>renewals (7 days)<th>share<th>alerts<th>rebalance</tr>"]  # fmt: skip
+             "<th>renewals (7 days)<th>share<th>alerts<th>rebalance<th>in DNS</tr>"]  # fmt: skip
     for h in obj["hosts"]:
         name = _e(h["name"]) + (f"<br><small>{_e(h['url'])}</small>" if h["url"] else "")
+        in_dns = "—" if obj.get("dns") is None else (_e(", ".join(h["in_dns"])) or "no")
         if not h["answered"]:
-            parts.append(f"<tr class=silent><td>{name}<td class=bad>{_e(h['error'])}"
-                         "<td>—<td>—<td>—<td>—<td>—<td>—<td>—</tr>")  # fmt: skip
+            css = "warn" if h.get("discovered") else "bad"
+            parts.append(f"<tr class=silent><td>{name}<td class={css}>{_e(h['error'])}"
+                         f"<td>—<td>—<td>—<td>—<td>—<td>—<td>—<td>{in_dns}</tr>")  # fmt: skip
             continue
         share = "—" if h["renewal_share"] is None else f"{h['renewal_share']:.0%}"
         rebalance = h.get("rebalance")
@@ -615,10 +692,16 @@ def _fleet_html(obj: dict[str, Any]) -> str:
             f"<tr><td>{name}<td class=ok>answering<td>{'yes' if h['activated'] else 'no'}"
             f"<td>{_e(h['count'])}<td>{_e(h['known_clients'])}<td>{_e(h['renewals_last_7_days'])}"
             f"<td>{_e(share)}<td class={'bad' if h['critical'] else ''}>{_e(h['alerts'])}"
-            f"<td><small>{_e(shown)}</small></tr>"
+            f"<td><small>{_e(shown)}</small><td>{in_dns}</tr>"
         )
-    parts.append("</table><p><small>Other hosts come from <code>console-fleet.json</code> "
-                 "in this host's home; one that does not answer is shown as such.</small></p>")
+    parts.append("</table>")
+    for entry in obj.get("dns") or []:
+        if "error" in entry:
+            parts.append(f"<p class=bad>DNS: cannot read {_e(entry['owner'])}: "
+                         f"{_e(entry['error'])}</p>")  # fmt: skip
+    parts.append("<p><small>Other hosts come from <code>console-fleet.json</code> in this "
+                 "host's home; one that does not answer is shown as such. Hosts published "
+                 "in the DNS domains this host publishes into are listed too.</small></p>")
     return "".join(parts)
 
 

@@ -29,7 +29,7 @@ from volact.addresses import normalize_name
 from volact.errors import ConfigurationError, NameOwned
 from volact.host.dns.files import read_key_file
 from volact.host.dns.outcomes import FailureKind, Outcome
-from volact.host.dns.ownership import Marker
+from volact.host.dns.ownership import Marker, owners
 from volact.host.dns.plans import (
     Change,
     Ownership,
@@ -388,3 +388,29 @@ def unpublish_domain(
 
     owner = f"{label}.{target.domain}"
     return _run(target.domain, settings, make_plan, owner, timeout, host_id)
+
+
+def read_srv(
+    domain: str, settings: DnsSettings, *, label: str, timeout: float = QUERY_TIMEOUT
+) -> tuple[list[tuple[SrvValue, tuple[str, ...]]], str | None]:
+    """What ``label.domain`` holds now on the first DNS server that answers: each SRV
+    record with the host ids whose volact markers claim its target, or why nothing
+    could be read (never an exception). Reads only; for the console's fleet view."""
+    try:
+        key = read_key_file(settings.tsig_key_file) if settings.tsig_key_file else None
+    except ConfigurationError as exc:
+        return [], str(exc)
+    owner = f"{label}.{domain}"
+    error = "no DNS server is set (volact host dns --server)"
+    for server in settings.servers:
+        try:
+            _, markers = _existing_txt(owner, server, key, timeout)
+            srv = _existing_srv(owner, server, key, timeout)
+        except Exception as exc:  # every failure becomes a reason, never an exception
+            failed = classify(exc, key=key, timeout=timeout)
+            error = f"{server}: {failed.detail}"
+            if failed.kind in _RETRY_NEXT_SERVER:
+                continue
+            return [], error
+        return [(v, tuple(sorted(owners(markers, v.target)))) for v in srv], None
+    return [], error
