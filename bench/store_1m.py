@@ -55,7 +55,11 @@ def fill(home: Path, n: int, skus: list[bytes], now: int, span_days: int) -> Non
                  last + 180 * DAY if granted else 0)
             )  # fmt: skip
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO clients VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO clients (cmid, sku, workstation, address, vm, first_contact, "
+            "last_contact, last_result, valid_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         conn.executemany(
             "INSERT INTO events (time, kind, address, workstation, cmid, sku, vm, state, "
             "minutes_left, client_time, result, count) "

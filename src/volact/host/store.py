@@ -16,6 +16,7 @@ answers queries; it makes no decision. ``sqlite3`` errors become
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections import Counter
@@ -26,6 +27,7 @@ from typing import Any
 
 from volact.errors import StoreError
 from volact.files import LockHeld, release_lock, take_lock
+from volact.host.client_index import ClientColumns
 from volact.host.config import LOCK_FILE, STORE_FILE
 from volact.host.policy import NOT_COUNTED, RequestRecord
 from volact.wire import Result
@@ -102,6 +104,18 @@ _INSERT_REQUEST = """
 INSERT INTO events (time, kind, address, workstation, cmid, sku, vm, state, minutes_left,
                     client_time, result, count)
 VALUES (?, 'request', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+# The clients seen lately, each column aggregated into one value: the CMIDs
+# concatenated, and ``2 * last_contact + vm`` as a JSON array (null for a CMID that
+# is not 16 bytes). NOT INDEXED reads the table's own b-tree, which is in CMID order
+# whatever other index may exist (ClientIndex.from_columns checks the order); the
+# aggregates of one scan see the rows in the same order.
+_CLIENT_COLUMNS = """
+SELECT CAST(group_concat(cmid, '') AS BLOB),
+       json_group_array(CASE length(cmid) WHEN 16 THEN last_contact * 2 + (vm != 0) END)
+FROM clients NOT INDEXED WHERE last_contact > ?
 """
 
 
@@ -432,6 +446,28 @@ class HostStore:
                 yield from rows
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+
+    def clients_to_count(self, since: int) -> ClientColumns | Iterator[tuple[bytes, int, bool]]:
+        """The clients seen after ``since``, to build the count: as columns, else as rows."""
+        columns = self.recent_client_columns(since)
+        return self.recent_clients(since) if columns is None else columns
+
+    def recent_client_columns(self, since: int) -> ClientColumns | None:
+        """The clients seen after ``since`` as columns in CMID order: the count at start-up.
+
+        One query whose aggregates return each column as one value, so that a
+        million clients make a handful of Python objects rather than four million.
+        None when a CMID is not 16 bytes (a host never writes one): then read
+        :meth:`recent_clients`.
+        """
+        try:
+            row = self._conn.execute(_CLIENT_COLUMNS, (since,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+        cmids, seen = row[0] or b"", json.loads(row[1])
+        if len(cmids) != 16 * len(seen) or None in seen:
+            return None
+        return ClientColumns(cmids, seen)
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Run a read-only query; errors become StoreError. SQL stays in this module."""
