@@ -109,14 +109,20 @@ VALUES (?, 'request', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 # The clients seen lately, each column aggregated into one value: the CMIDs
 # concatenated, and ``2 * last_contact + vm`` as a JSON array (null for a CMID that
-# is not 16 bytes). NOT INDEXED reads the table's own b-tree, which is in CMID order
-# whatever other index may exist (ClientIndex.from_columns checks the order); the
-# aggregates of one scan see the rows in the same order.
+# is not 16 bytes). The aggregates of one scan see the rows in the same order, and
+# the scan must be in CMID order (ClientIndex.from_columns checks it): INDEXED BY
+# names the primary key's b-tree, which a WITHOUT ROWID table *is* (NOT INDEXED
+# would still take a covering index on last_contact, if one is ever added). Should
+# SQLite ever name that index otherwise, the ordered subquery (a third slower).
 _CLIENT_COLUMNS = """
 SELECT CAST(group_concat(cmid, '') AS BLOB),
        json_group_array(CASE length(cmid) WHEN 16 THEN last_contact * 2 + (vm != 0) END)
-FROM clients NOT INDEXED WHERE last_contact > ?
+FROM {}
 """
+_CLIENTS_BY_CMID = (
+    "clients INDEXED BY sqlite_autoindex_clients_1 WHERE last_contact > ?",
+    "(SELECT cmid, last_contact, vm FROM clients WHERE last_contact > ? ORDER BY cmid)",
+)
 
 
 @dataclass(frozen=True)
@@ -460,10 +466,14 @@ class HostStore:
         None when a CMID is not 16 bytes (a host never writes one): then read
         :meth:`recent_clients`.
         """
-        try:
-            row = self._conn.execute(_CLIENT_COLUMNS, (since,)).fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+        for source in _CLIENTS_BY_CMID:
+            try:
+                row = self._conn.execute(_CLIENT_COLUMNS.format(source), (since,)).fetchone()
+            except sqlite3.Error as exc:
+                if "no such index" in str(exc) and source != _CLIENTS_BY_CMID[-1]:
+                    continue
+                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+            break
         cmids, seen = row[0] or b"", json.loads(row[1])
         if len(cmids) != 16 * len(seen) or None in seen:
             return None
