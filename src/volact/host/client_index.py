@@ -31,6 +31,8 @@ _SLOT_MASK = (1 << _SLOT_BITS) - 1
 # which lets the loaded values become heap entries with a single C-level OR each.
 _TIME_SHIFT = _SLOT_BITS + 1
 _CMID = 16  # bytes: a CMID is a UUID; only these can sit in the loaded arrays
+_LOW_BYTE = 0 if sys.byteorder == "little" else 7  # of an int64 in memory
+_LOW_BIT = bytes(b & 1 for b in range(256))
 
 #: What :meth:`ClientIndex.touch` changed, to take it back: ``(cmid, last seen
 #: before or None for a machine new to the count, whether it was a VM)``. A plain
@@ -67,9 +69,9 @@ class ClientIndex:
       to build at start-up but its heap entry. A machine found there by binary
       search on its first touch moves to the dict.
 
-    Heap entries are plain ints ``time << 25 | flag << 24 | slot``: slots below
-    the number of loaded machines name an array position, the others a CMID in a
-    list. A renewal only updates the dict; when the stale entry reaches the top it
+    Heap entries are plain ints ``time << 25 | flag << 24 | slot``: the top
+    slots, one per loaded machine, name its array position, the others a CMID in
+    a list. A renewal only updates the dict; when the stale entry reaches the top it
     is pushed again with the newer time, so the heap never grows past the number
     of machines and expiry costs O(log n) per departing machine. Ints, not tuples:
     a third of the memory, and nothing for the garbage collector to walk.
@@ -81,7 +83,7 @@ class ClientIndex:
     """
 
     __slots__ = (
-        "_base_entries", "_base_hi", "_base_live", "_base_lo", "_base_n", "_base_seen",
+        "_base_entries", "_base_hi", "_base_live", "_base_lo", "_base_seen", "_base_start",
         "_base_state", "_base_vms", "_free", "_heap", "_last", "_slots", "_vms",
         "capacity", "window",
     )  # fmt: skip
@@ -92,11 +94,11 @@ class ClientIndex:
         self.capacity = min(capacity, _SLOT_MASK)
         self._last: dict[bytes, int] = {}
         self._heap: list[int] = []
-        self._slots: list[bytes] = []  # slot _base_n + i names _slots[i]
+        self._slots: list[bytes] = []  # the CMID of each slot below _base_start
         self._free: list[int] = []
         self._vms: set[bytes] = set()
         # The loaded machines (see the class docstring); position i is one machine.
-        self._base_n = 0  # how many were loaded: slots below this are positions
+        self._base_start = _SLOT_MASK + 1  # slot of position 0: the top slots are theirs
         self._base_hi: array[int] = array("Q")  # first 8 bytes of the CMID, big-endian
         self._base_lo: array[int] = array("Q")  # last 8 bytes
         self._base_seen: array[int] = array("q")  # 2 * last seen + VM flag
@@ -154,9 +156,13 @@ class ClientIndex:
             raise ValueError("a client's last seen time is not a 64-bit integer") from None
         index._base_hi, index._base_lo = hi, lo
         index._base_state = bytearray(b"\1") * n
-        index._base_n = index._base_live = index._base_entries = n
-        index._base_vms = sum(map(operator.and_, seen, repeat(1)))
-        heap = list(map(operator.or_, map(operator.lshift, seen, repeat(_SLOT_BITS)), range(n)))
+        index._base_live = index._base_entries = n
+        index._base_start = start = _SLOT_MASK + 1 - n
+        # The VM flags are the low bits of the low bytes.
+        low = memoryview(index._base_seen).cast("B")[_LOW_BYTE :: index._base_seen.itemsize]
+        index._base_vms = low.tobytes().translate(_LOW_BIT).count(1)
+        shifted = map(operator.lshift, seen, repeat(_SLOT_BITS))
+        heap = list(map(operator.or_, shifted, range(start, start + n)))
         heapq.heapify(heap)
         index._heap = heap
         index.expire(now)  # rows seen before the window, if the caller passed any
@@ -165,7 +171,7 @@ class ClientIndex:
     def can_add(self) -> bool:
         """Whether a machine new to the count can be added (below the capacity, a slot free)."""
         return len(self._last) + self._base_live < self.capacity and (
-            bool(self._free) or self._base_n + len(self._slots) <= _SLOT_MASK
+            bool(self._free) or len(self._slots) < self._base_start
         )
 
     def touch(self, cmid: bytes, now: int, vm: bool) -> Touch:
@@ -224,10 +230,10 @@ class ClientIndex:
         """A heap entry for ``cmid`` at ``time``; False (and nothing done) with no slot left."""
         if self._free:
             slot = self._free.pop()
-            self._slots[slot - self._base_n] = cmid
+            self._slots[slot] = cmid
         else:
-            slot = self._base_n + len(self._slots)
-            if slot > _SLOT_MASK:
+            slot = len(self._slots)
+            if slot >= self._base_start:
                 return False
             self._slots.append(cmid)
         heapq.heappush(self._heap, (time << _TIME_SHIFT) | slot)
@@ -236,19 +242,19 @@ class ClientIndex:
     def expire(self, now: int) -> None:
         """Drop machines not seen for the whole window before ``now``."""
         cutoff = now - self.window
-        heap, last, slots, base_n = self._heap, self._last, self._slots, self._base_n
+        heap, last, slots, start = self._heap, self._last, self._slots, self._base_start
         limit = (cutoff + 1) << _TIME_SHIFT  # entries below this have time <= cutoff
         while heap and heap[0] < limit:
             entry = heapq.heappop(heap)
             slot = entry & _SLOT_MASK
-            if slot < base_n:
-                if self._base_state[slot]:  # loaded, not touched since: it leaves
-                    self._leave_base(slot)
+            if slot >= start:
+                if self._base_state[slot - start]:  # loaded, not touched since: it leaves
+                    self._leave_base(slot - start)
                     self._base_entry_done()
                     continue
-                cmid = self._base_cmid(slot)
+                cmid = self._base_cmid(slot - start)
             else:
-                cmid = slots[slot - base_n]
+                cmid = slots[slot]
             seen = last.get(cmid)
             if seen is not None and seen > entry >> _TIME_SHIFT:
                 heapq.heappush(heap, (seen << _TIME_SHIFT) | slot)
@@ -257,7 +263,7 @@ class ClientIndex:
                 del last[cmid]
                 self._vms.discard(cmid)
             # else an undone machine, or a second entry (see undo()): the slot is free
-            if slot < base_n:
+            if slot >= start:
                 self._base_entry_done()
             else:
                 self._free.append(slot)
@@ -316,7 +322,7 @@ class ClientIndex:
         """One heap entry fewer names a position; with none left, free the arrays."""
         self._base_entries -= 1
         if not self._base_entries:
-            # _base_n stays: the slots above it keep their numbers.
+            # _base_start stays: those slots are never handed out again.
             self._base_hi, self._base_lo = array("Q"), array("Q")
             self._base_seen, self._base_state = array("q"), bytearray()
 
