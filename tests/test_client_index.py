@@ -26,7 +26,7 @@ from volact.host.policy import RequestRecord
 from volact.host.store import HostStore
 from volact.testing.hosts import make_host_home
 
-WINDOW = 50
+WINDOW = 100  # the loaded machines' heap entries come in steps of 3
 T0 = 1_000
 
 # CMIDs that share their first 8 bytes (the binary search's second half), a
@@ -73,7 +73,13 @@ class IndexAgainstModel(RuleBasedStateMachine):
 
     @initialize(
         rows=st.dictionaries(
-            cmids, st.tuples(st.integers(T0 - 2 * WINDOW, T0 + 5), st.booleans()), max_size=17
+            cmids,
+            st.tuples(
+                # many near the cutoff, to leave during the run a second at a time
+                st.integers(T0 - WINDOW - 3, T0 - WINDOW + 12) | st.integers(T0 - 2 * WINDOW, T0),
+                st.booleans(),
+            ),
+            max_size=17,
         ),
         capacity=st.integers(1, 20),
     )
@@ -86,7 +92,7 @@ class IndexAgainstModel(RuleBasedStateMachine):
         self.model = Model(rows, T0, capacity)
         self.batch: list[Touch] = []
 
-    @rule(dt=st.integers(-3, 3) | st.integers(-WINDOW, 2 * WINDOW))
+    @rule(dt=st.integers(-1, 2) | st.integers(-WINDOW, 2 * WINDOW))
     def clock_moves(self, dt: int) -> None:
         self.now += dt
 
@@ -143,6 +149,22 @@ def test_a_loaded_machine_moves_to_the_dict_on_its_first_touch_and_keeps_its_tim
     assert index.last_seen(a) == T0 and index.count(T0, count_vms=False) == 2
     assert index.count(T0 + 30 * 86_400 - 10) == 1  # b left at its own time, a is still in
     assert index.count(T0 + 30 * 86_400) == 0
+
+
+@pytest.mark.parametrize("window", [1, 31, 100, 30 * 86_400])
+def test_loaded_machines_leave_the_count_each_at_its_own_second(window: int) -> None:
+    # One machine last seen at each second of two windows, every third a VM; their
+    # heap entries are made a step at a time (see ClientIndex._add_base_entries).
+    n = 2 * min(window, 500)
+    cmids = [uuid.UUID(int=i).bytes for i in range(n)]
+    seen = [2 * (T0 - window + 1 + (i * 7919) % n) + (i % 3 == 0) for i in range(n)]
+    index = ClientIndex.from_columns(ClientColumns(b"".join(cmids), seen), now=T0, window=window)
+    times = sorted(s >> 1 for s in seen)
+    for now in range(T0, T0 + n + 2):
+        left = [s for s in seen if s >> 1 > now - window]
+        assert index.count(now) == len(left), now
+        assert index.count(now, count_vms=False) == sum(1 for s in left if not s & 1)
+    assert index.count(times[-1] + window) == 0
 
 
 def test_columns_are_checked() -> None:

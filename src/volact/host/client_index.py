@@ -14,7 +14,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import compress, repeat
 from typing import TypeAlias
 
 from volact.errors import CountFull
@@ -33,6 +33,8 @@ _TIME_SHIFT = _SLOT_BITS + 1
 _CMID = 16  # bytes: a CMID is a UUID; only these can sit in the loaded arrays
 _LOW_BYTE = 0 if sys.byteorder == "little" else 7  # of an int64 in memory
 _LOW_BIT = bytes(b & 1 for b in range(256))
+_STEPS = 32  # the loaded machines' heap entries are made in this many steps a window
+_DONE = 2**63 - 1  # in _base_todo: this position has its heap entry
 
 #: What :meth:`ClientIndex.touch` changed, to take it back: ``(cmid, last seen
 #: before or None for a machine new to the count, whether it was a VM)``. A plain
@@ -70,10 +72,11 @@ class ClientIndex:
       search on its first touch moves to the dict.
 
     Heap entries are plain ints ``time << 25 | flag << 24 | slot``: the top
-    slots, one per loaded machine, name its array position, the others a CMID in
-    a list. A renewal only updates the dict; when the stale entry reaches the top it
-    is pushed again with the newer time, so the heap never grows past the number
-    of machines and expiry costs O(log n) per departing machine. Ints, not tuples:
+    slots, one per loaded machine, name its array position (the very last is a
+    sentinel, see :meth:`_add_base_entries`), the others a CMID in a list. A
+    renewal only updates the dict; when the stale entry reaches the top it is
+    pushed again with the newer time, so the heap never grows past the number of
+    machines (plus the sentinel) and expiry costs O(log n) per departing machine. Ints, not tuples:
     a third of the memory, and nothing for the garbage collector to walk.
 
     At most ``capacity`` machines are counted: :meth:`touch` refuses a new one
@@ -83,9 +86,9 @@ class ClientIndex:
     """
 
     __slots__ = (
-        "_base_entries", "_base_hi", "_base_live", "_base_lo", "_base_seen", "_base_start",
-        "_base_state", "_base_vms", "_free", "_heap", "_last", "_slots", "_vms",
-        "capacity", "window",
+        "_base_entries", "_base_hi", "_base_live", "_base_lo", "_base_pending", "_base_seen",
+        "_base_start", "_base_state", "_base_step", "_base_todo", "_base_vms", "_free",
+        "_heap", "_last", "_slots", "_vms", "capacity", "window",
     )  # fmt: skip
 
     def __init__(self, window: int = COUNT_WINDOW, capacity: int = _SLOT_MASK) -> None:
@@ -105,7 +108,10 @@ class ClientIndex:
         self._base_state = bytearray()  # 1 while counted here (not touched, not expired)
         self._base_live = 0  # positions counted here: in the count, not in the dict
         self._base_vms = 0  # of which VMs
-        self._base_entries = 0  # heap entries naming a position; the arrays go at 0
+        self._base_entries = 0  # positions not yet out of the heap; the arrays go at 0
+        self._base_pending = 0  # positions without a heap entry yet
+        self._base_todo: array[int] = array("q")  # _base_seen, or _DONE once in the heap
+        self._base_step = 1  # seconds: see _add_base_entries()
 
     @classmethod
     def from_rows(
@@ -140,8 +146,8 @@ class ClientIndex:
         n = len(seen)
         if len(columns.cmids) != _CMID * n:
             raise ValueError(f"{len(columns.cmids)} bytes of CMIDs for {n} machines")
-        if n > _SLOT_MASK:
-            raise CountFull(f"a host counts at most {_SLOT_MASK} machines")
+        if n >= _SLOT_MASK:
+            raise CountFull(f"a host counts at most {_SLOT_MASK - 1} machines loaded")
         index = cls(window)
         words = array("Q", columns.cmids)
         if sys.byteorder == "little":
@@ -157,14 +163,15 @@ class ClientIndex:
         index._base_hi, index._base_lo = hi, lo
         index._base_state = bytearray(b"\1") * n
         index._base_live = index._base_entries = n
-        index._base_start = start = _SLOT_MASK + 1 - n
+        index._base_start = _SLOT_MASK - n  # the last slot is the sentinel's
         # The VM flags are the low bits of the low bytes.
         low = memoryview(index._base_seen).cast("B")[_LOW_BYTE :: index._base_seen.itemsize]
         index._base_vms = low.tobytes().translate(_LOW_BIT).count(1)
-        shifted = map(operator.lshift, seen, repeat(_SLOT_BITS))
-        heap = list(map(operator.or_, shifted, range(start, start + n)))
-        heapq.heapify(heap)
-        index._heap = heap
+        if n:
+            index._base_pending = n
+            index._base_todo = array("q", index._base_seen)
+            index._base_step = max(1, window // _STEPS)
+            index._add_base_entries(now - window)
         index.expire(now)  # rows seen before the window, if the caller passed any
         return index
 
@@ -248,6 +255,9 @@ class ClientIndex:
             entry = heapq.heappop(heap)
             slot = entry & _SLOT_MASK
             if slot >= start:
+                if slot == _SLOT_MASK:  # the sentinel: the next loaded machines' entries
+                    self._add_base_entries(cutoff)
+                    continue
                 if self._base_state[slot - start]:  # loaded, not touched since: it leaves
                     self._leave_base(slot - start)
                     self._base_entry_done()
@@ -317,6 +327,33 @@ class ClientIndex:
         self._base_live -= 1
         self._base_vms -= seen & 1
         return seen >> 1, bool(seen & 1)
+
+    def _add_base_entries(self, cutoff: int) -> None:
+        """Heap entries for the loaded machines last seen up to a step past ``cutoff``.
+
+        The loaded positions are in CMID order, not time order, and a heap entry
+        for each at start-up would cost a third of the start-up: they get theirs
+        a step (1/32 of the window) at a time, in one C-level pass over the
+        times, when the sentinel entry at the end of the last step comes out of
+        the heap. The sentinel stays below every position not yet in the heap.
+        """
+        upto = cutoff + self._base_step
+        todo, seen, start, heap = self._base_todo, self._base_seen, self._base_start, self._heap
+        new = []
+        for i in compress(range(len(todo)), map(operator.lt, todo, repeat(2 * upto + 2))):
+            todo[i] = _DONE
+            new.append((seen[i] << _SLOT_BITS) | (start + i))
+        if len(new) * 8 > len(heap):
+            heap += new
+            heapq.heapify(heap)
+        else:
+            for entry in new:
+                heapq.heappush(heap, entry)
+        self._base_pending -= len(new)
+        if self._base_pending:
+            heapq.heappush(heap, ((upto + 1) << _TIME_SHIFT) | _SLOT_MASK)
+        else:
+            self._base_todo = array("q")
 
     def _base_entry_done(self) -> None:
         """One heap entry fewer names a position; with none left, free the arrays."""
