@@ -59,7 +59,7 @@ class ClientColumns:
 class ClientIndex:
     """Distinct machines seen in the last 30 days, in memory: the host's count.
 
-    Two homes for a machine, and a min-heap with (at least) one entry per machine:
+    Two homes for a machine, and a min-heap of expiry entries:
 
     * A dict (CMID → last seen) and a set of VMs: every machine touched since the
       index was made. :meth:`touch` on a machine already there (a renewal, the hot
@@ -67,17 +67,18 @@ class ClientIndex:
     * Machines loaded by :meth:`from_columns` and not touched since stay in flat
       arrays sorted by CMID (the halves of each CMID as 64-bit numbers, the last
       seen time with the VM flag, a byte saying whether it still counts): 25 bytes
-      a machine instead of about 170 in the dict, and no Python object per machine
-      to build at start-up but its heap entry. A machine found there by binary
-      search on its first touch moves to the dict.
+      a machine (33 until all their heap entries are made) instead of about 170 in
+      the dict, and no Python object per machine to build at start-up. A machine
+      found there by binary search on its first touch moves to the dict.
 
-    Heap entries are plain ints ``time << 25 | flag << 24 | slot``: the top
-    slots, one per loaded machine, name its array position (the very last is a
-    sentinel, see :meth:`_add_base_entries`), the others a CMID in a list. A
-    renewal only updates the dict; when the stale entry reaches the top it is
-    pushed again with the newer time, so the heap never grows past the number of
-    machines (plus the sentinel) and expiry costs O(log n) per departing machine. Ints, not tuples:
-    a third of the memory, and nothing for the garbage collector to walk.
+    Heap entries are plain ints ``time << 25 | flag << 24 | slot``: the top slots,
+    one per loaded machine, name its array position (the very last is a sentinel,
+    see :meth:`_add_base_entries`), the others a CMID in a list. A renewal only
+    updates the dict; when the stale entry reaches the top it is pushed again with
+    the newer time, so the heap never holds more than one entry per machine (plus
+    the sentinel, and one per undone touch) and expiry costs O(log n) per departing
+    machine. Ints, not tuples: a third of the memory, and nothing for the garbage
+    collector to walk.
 
     At most ``capacity`` machines are counted: :meth:`touch` refuses a new one
     past that with :class:`CountFull` *before* changing anything (check
