@@ -17,7 +17,7 @@ from pathlib import Path
 from volact.errors import ConfigurationError, KeyFormatError, TransportError
 from volact.exchanges import HostActivationRequest, HostActivationResponse, authority_url
 from volact.files import write_atomic
-from volact.host.client_index import COUNT_WINDOW, ClientIndex
+from volact.host.client_index import COUNT_WINDOW, ClientColumns, ClientIndex
 from volact.host.config import (
     CONFIG_FILE,
     LICENSE_FILE,
@@ -168,12 +168,19 @@ def activate_online(home: Path, cfg: HostConfig, url: str, *, timeout: float = 3
 def load_core(
     home: Path,
     cfg: HostConfig,
-    rows: Iterable[tuple[bytes, int, bool]],
+    rows: Iterable[tuple[bytes, int, bool]] | ClientColumns,
     *,
     now: int,
 ) -> HostCore:
-    """The serving core: profile, key, license (if any) and the count from ``rows``."""
+    """The serving core: profile, key, license (if any) and the count from ``rows``.
+
+    ``rows`` are the store's clients, as rows or (faster) as columns.
+    """
     profile = load_profile(home)
+    if isinstance(rows, ClientColumns):
+        index = ClientIndex.from_columns(rows, now=now, window=COUNT_WINDOW)
+    else:
+        index = ClientIndex.from_rows(rows, now=now, window=COUNT_WINDOW)
     return HostCore(
         config=cfg,
         catalog=profile.catalog,
@@ -181,7 +188,7 @@ def load_core(
         host_license=load_license(home),
         vendor_public_key=profile.vendor_public_key,
         revocations=profile.revocation_list(),
-        index=ClientIndex.from_rows(rows, now=now, window=COUNT_WINDOW),
+        index=index,
     )
 
 

@@ -538,7 +538,7 @@ async def serve_async(
 
     try:
         now = clock()
-        core = load_core(home, cfg, store.recent_clients(now - COUNT_WINDOW), now=now)
+        core = load_core(home, cfg, store.clients_to_count(now - COUNT_WINDOW), now=now)
         server = HostServer(home, core, store, cfg, loop, clock)
         server.reload_settings(force=True)
         # The count index can hold millions of objects that live as long as the

@@ -16,6 +16,7 @@ answers queries; it makes no decision. ``sqlite3`` errors become
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections import Counter
@@ -26,6 +27,7 @@ from typing import Any
 
 from volact.errors import StoreError
 from volact.files import LockHeld, release_lock, take_lock
+from volact.host.client_index import ClientColumns
 from volact.host.config import LOCK_FILE, STORE_FILE
 from volact.host.policy import NOT_COUNTED, RequestRecord
 from volact.wire import Result
@@ -114,6 +116,24 @@ def _daily_kind(result: int, renewal: bool) -> str:
         return "renewal" if renewal else "activation"
     return REFUSED + Result(result).label
 
+
+
+# The clients seen lately, each column aggregated into one value: the CMIDs
+# concatenated, and ``2 * last_contact + vm`` as a JSON array (null for a CMID that
+# is not 16 bytes). The aggregates of one scan see the rows in the same order, and
+# the scan must be in CMID order (ClientIndex.from_columns checks it): INDEXED BY
+# names the primary key's b-tree, which a WITHOUT ROWID table *is* (NOT INDEXED
+# would still take a covering index on last_contact, if one is ever added). Should
+# SQLite ever name that index otherwise, the ordered subquery (a third slower).
+_CLIENT_COLUMNS = """
+SELECT CAST(group_concat(cmid, '') AS BLOB),
+       json_group_array(CASE length(cmid) WHEN 16 THEN last_contact * 2 + (vm != 0) END)
+FROM {}
+"""
+_CLIENTS_BY_CMID = (
+    "clients INDEXED BY sqlite_autoindex_clients_1 WHERE last_contact > ?",
+    "(SELECT cmid, last_contact, vm FROM clients WHERE last_contact > ? ORDER BY cmid)",
+)
 
 
 @dataclass(frozen=True)
@@ -446,6 +466,32 @@ class HostStore:
                 yield from rows
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+
+    def clients_to_count(self, since: int) -> ClientColumns | Iterator[tuple[bytes, int, bool]]:
+        """The clients seen after ``since``, to build the count: as columns, else as rows."""
+        columns = self.recent_client_columns(since)
+        return self.recent_clients(since) if columns is None else columns
+
+    def recent_client_columns(self, since: int) -> ClientColumns | None:
+        """The clients seen after ``since`` as columns in CMID order: the count at start-up.
+
+        One query whose aggregates return each column as one value, so that a
+        million clients make a handful of Python objects rather than four million.
+        None when a CMID is not 16 bytes (a host never writes one): then read
+        :meth:`recent_clients`.
+        """
+        for source in _CLIENTS_BY_CMID:
+            try:
+                row = self._conn.execute(_CLIENT_COLUMNS.format(source), (since,)).fetchone()
+            except sqlite3.Error as exc:
+                if "no such index" in str(exc) and source != _CLIENTS_BY_CMID[-1]:
+                    continue
+                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+            break
+        cmids, seen = row[0] or b"", json.loads(row[1])
+        if len(cmids) != 16 * len(seen) or None in seen:
+            return None
+        return ClientColumns(cmids, seen)
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Run a read-only query; errors become StoreError. SQL stays in this module."""
