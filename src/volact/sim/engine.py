@@ -203,6 +203,7 @@ class _Pop:
         "spec",
         "v4",
         "v6",
+        "view",
         "ws",
     )  # fmt: skip
 
@@ -225,6 +226,13 @@ class _Pop:
         self.gone = False
         self.first = 0
         self.last = 0
+        #: everything of the population that a planner path, a host decision or a
+        #: transition's schedule depends on (with whether it is cut off at the time):
+        #: populations that agree on it share planner trees
+        self.view = (
+            self.sku_bytes, self.domain, spec.caching, self.latency, self.loss, self.v4,
+            self.v6, self.office,
+        )  # fmt: skip
 
     def reaches(self, h: _Host, t: int) -> bool:
         if self.cut_until is not None and t < self.cut_until:
@@ -242,8 +250,8 @@ class _Node:
     answer leads. A leaf (``step`` is Finished) holds the machines' new states."""
 
     __slots__ = (
-        "after", "bytes", "cached", "children", "failed", "host", "known", "log", "mono",
-        "planner", "settled", "step",
+        "after", "bytes", "cached", "children", "failed", "host", "known_after", "log",
+        "mono", "new", "planner", "settled", "step",
     )  # fmt: skip
 
     def __init__(self, log: tuple[Any, ...], step: Step, mono: float, host: int, nbytes: int):
@@ -258,7 +266,10 @@ class _Node:
         self.children: dict[Any, _Node] = {}
         self.settled = False  #: a leaf whose cached host and licenses are worked out
         self.cached = -1
-        self.known = 0
+        #: hosts whose license the attempt fetched (added to each machine's known set)
+        self.new: frozenset[int] = frozenset()
+        #: known-set id before -> after, for the cohorts that reached this leaf
+        self.known_after: dict[int, int] = {}
         #: id(machine before) -> (machine after, next tick), for machines that ended here
         self.after: dict[int, tuple[Machine, int]] = {}
 
@@ -324,8 +335,12 @@ class Simulation:
         cost_us: float | None = None,
         trace: bool = False,
         progress: Callable[[float], None] | None = None,
+        share_trees: bool = True,
     ) -> None:
         self.s = scenario
+        #: cohorts renewing with the same cached host share a planner tree whatever
+        #: else they know (exact; False only to test that it is)
+        self.share_trees = share_trees
         self.catalog = catalog or demo_catalog()
         self.rng = random.Random(scenario.seed)
         self.progress = progress
@@ -622,8 +637,9 @@ class Simulation:
             else:
                 same.append(c)
         records: dict[str, list[SrvRecord]] = {}
+        trees = _Trees()
         for (cached, known, p, moving), by_machine in groups.items():
-            self._cohort(tick, t, cached, known, pops[p], by_machine, records, moving)
+            self._cohort(tick, t, cached, known, pops[p], by_machine, records, trees, moving)
         tph = self.ticks_per_hour
         hour = tick // tph
         for h in self.hosts:
@@ -661,25 +677,41 @@ class Simulation:
     def _cohort(
         self, tick: int, t: int, cached: int, known: int, pop: _Pop,
         by_machine: dict[int, list[int]], records: dict[str, list[SrvRecord]],
-        moving: str | None = None,
+        trees: _Trees, moving: str | None = None,
     ) -> None:  # fmt: skip
         c0 = next(iter(by_machine.values()))[0]
         m0 = self.c_machine[c0]
         assert m0 is not None
-        tree = _Tree(self, t, m0, cached, known, pop, self.c_vm[c0], self.c_cmid[c0], moving)
+        # Drawn whether or not this cohort builds a tree, so that sharing trees changes
+        # no other draw of the run (a test compares runs with and without).
+        nonce = self.rng.randbytes(16)
+        vm0, cmid0 = self.c_vm[c0], self.c_cmid[c0]
+        view = (pop.view, pop.cut_until is not None and t < pop.cut_until)
+        # Cohorts of populations with the same view and the same cached host, known
+        # licenses and move see the same planner: they share a tree. And a cohort whose
+        # first step is a question to its reachable cached host (a renewal) shares the
+        # tree of an earlier one with the same cached host and view whatever other host
+        # licenses it knows: on a path where that host answers usefully the planner
+        # looks up no license but that host's (``AttemptPlanner._on_reply``), and the
+        # leaf adds the licenses fetched to each machine's own set. Machines the cached
+        # host does not settle go on in the tree of their full key (``own``).
+        fkey = (cached, known, view, moving)
+        skey = (cached, cached in self._known_sets[known], view, moving)
+        share = self.share_trees
+        own = trees.full.get(fkey) if share else None
+        got = trees.hot.get(skey) if share else None
+        hot: _Host | None
+        if got is not None:
+            tree, hot = got
+        else:
+            if own is None:
+                own = _Tree(self, t, m0, cached, known, pop, vm0, cmid0, nonce, moving)
+                trees.full[fkey] = own
+            tree = own
+            hot = self._hot(tree, pop, t)
+            if hot is not None:
+                trees.hot[skey] = (tree, hot)
         root = tree.root
-        step = root.step
-        hot: _Host | None = None
-        if (
-            isinstance(step, Exchange)
-            and step.purpose == "activate"
-            and not pop.loss
-            and not pop.exchange_fail
-            and self.trace is None
-        ):
-            h = self.by_address[step.address]
-            if pop.reaches(h, t):
-                hot = h
         # Machines that reach no host at all (cut off by a firewall, or a link slower
         # than the exchange timeout) try every host in some order and fail: the order
         # changes nothing but which host misses a SYN, so the first machine's walk
@@ -689,6 +721,7 @@ class Simulation:
             m = self.c_machine[cids[0]]
             assert m is not None
             if blind:
+                assert hot is None and own is tree
                 path: list[_Node] = []
                 leaf = self._walk(tree, root, cids[0], t, m, pop, records, path)
                 for node in path:
@@ -698,24 +731,43 @@ class Simulation:
                         self.c_flags[c] |= _SAW_FAILED_EXCHANGE
                 self._land(leaf, cids, m, tick, t, pop, cached, known)
                 continue
-            walkers: list[tuple[_Node, list[int]]] = [(root, cids)]
-            if hot is not None:
-                # The hot case (a renewal with the cached host): every machine asks the
-                # same host; only the host's answer can split them.
-                walkers = []
-                for result, group in self._decide_many(hot, cids, t, m, pop).items():
-                    child = root.children.get(result)
-                    if child is None:
-                        child = tree.grow(root, result)
-                    self._account(child, len(group))
-                    if isinstance(child.step, Finished):
-                        self._land(child, group, m, tick, t, pop, cached, known)
-                    else:
-                        walkers.append((child, group))
-            for start, group in walkers:
-                for c in group:
-                    leaf = self._walk(tree, start, c, t, m, pop, records)
+            if hot is None:
+                assert own is not None
+                for c in cids:
+                    leaf = self._walk(own, own.root, c, t, m, pop, records)
                     self._land(leaf, [c], m, tick, t, pop, cached, known)
+                continue
+            # The hot case (a renewal with the cached host): every machine asks the
+            # same host; only the host's answer can split them.
+            for result, group in self._decide_many(hot, cids, t, m, pop).items():
+                child = root.children.get(result)
+                if child is None:
+                    child = tree.grow(root, result)
+                self._account(child, len(group))
+                if isinstance(child.step, Finished):
+                    self._land(child, group, m, tick, t, pop, cached, known)
+                    continue
+                # The cached host did not settle them: the rest of the attempt may ask
+                # other hosts, whose licenses this cohort knows or not.
+                if own is None:
+                    own = _Tree(self, t, m0, cached, known, pop, vm0, cmid0, nonce, moving)
+                    trees.full[fkey] = own
+                start = own.root.children.get(result)
+                if start is None:
+                    start = own.grow(own.root, result)
+                for c in group:
+                    leaf = self._walk(own, start, c, t, m, pop, records)
+                    self._land(leaf, [c], m, tick, t, pop, cached, known)
+
+    def _hot(self, tree: _Tree, pop: _Pop, t: int) -> _Host | None:
+        """The host every machine of the tree asks first, when it surely answers."""
+        step = tree.root.step
+        if not isinstance(step, Exchange) or step.purpose != "activate":
+            return None
+        if pop.loss or pop.exchange_fail:
+            return None
+        h = self.by_address[step.address]
+        return h if pop.reaches(h, t) else None
 
     def _account(self, child: _Node, n: int) -> None:
         if child.host >= 0:
@@ -844,10 +896,15 @@ class Simulation:
                 self.hosts[cached].clients -= n
             if leaf.cached >= 0:
                 self.hosts[leaf.cached].clients += n
-        if leaf.known != known:
-            c_known = self.c_known
-            for c in group:
-                c_known[c] = leaf.known
+        if leaf.new:
+            now_known = leaf.known_after.get(known)
+            if now_known is None:
+                now_known = self._known_id(self._known_sets[known] | leaf.new)
+                leaf.known_after[known] = now_known
+            if now_known != known:
+                c_known = self.c_known
+                for c in group:
+                    c_known[c] = now_known
         if nt < self.n_ticks:
             b = self.buckets.get(nt)
             if b is None:
@@ -865,11 +922,9 @@ class Simulation:
         if pop.spec.caching and out.answered and out.host is not None:
             cached = self.by_address[out.host].i
         leaf.cached = cached
-        known = self._known_sets[tree.known]
         if out.new_licenses:
             ids = {h.host_id: h.i for h in self.hosts}
-            known = known | {ids[k] for k in out.new_licenses}
-        leaf.known = self._known_id(known)
+            leaf.new = frozenset(ids[k] for k in out.new_licenses)
         leaf.settled = True
         self.r.distinct_paths += 1
 
@@ -986,6 +1041,16 @@ class Simulation:
         )  # fmt: skip
 
 
+class _Trees:
+    """The planner trees of one tick: by full key, and the renewal trees by cached host."""
+
+    def __init__(self) -> None:
+        #: (cached host, known licenses, population view, moving from) -> tree
+        self.full: dict[tuple[Any, ...], _Tree] = {}
+        #: (cached host, its license known, view, moving from) -> tree, its cached host
+        self.hot: dict[tuple[Any, ...], tuple[_Tree, _Host]] = {}
+
+
 class _Tree:
     """The planner paths of one cohort in one tick, grown as machines take new ones.
 
@@ -995,7 +1060,7 @@ class _Tree:
 
     def __init__(
         self, sim: Simulation, t: int, m: Machine, cached: int, known: int, pop: _Pop,
-        vm: bool, cmid: bytes, avoid: str | None = None,
+        vm: bool, cmid: bytes, nonce: bytes, avoid: str | None = None,
     ) -> None:  # fmt: skip
         self.sim = sim
         #: the SRV target of the host whose ticket asked these machines to move
@@ -1006,7 +1071,7 @@ class _Tree:
         self.known = known
         self.pop = pop
         self.request = ActivateRequest(
-            pop.sku, uuid.UUID(bytes=cmid), sim.rng.randbytes(16), t, m.state(t),
+            pop.sku, uuid.UUID(bytes=cmid), nonce, t, m.state(t),
             m.minutes_left(t), vm, pop.ws, PROTOCOL_VERSION_MOVE,
         )  # fmt: skip
         hosts = sim.hosts
