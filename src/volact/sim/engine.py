@@ -285,6 +285,25 @@ def transition(m: Machine, outcome: Outcome, now: int) -> Machine:
     return apply_outcome(replace(_STATE, machine=m), outcome, now).machine
 
 
+def transition_key(outcome: Outcome) -> tuple[Any, ...]:
+    """What :func:`transition` reads of an outcome (``apply_outcome``'s machine part,
+    for a client found through DNS): a verified ticket's validity, intervals and move
+    hint (and the host, for a move: the machine remembers whom it leaves), the retry
+    interval of an unsigned "count too low", or nothing for a failure. Outcomes with
+    equal keys take a machine to the same state, whatever host or request they
+    came from."""
+    tk = outcome.ticket
+    if tk is not None and outcome.reply is not None:
+        host = str(outcome.host) if tk.move and outcome.host is not None else None
+        return (
+            "granted", tk.valid_until, outcome.valid_until, tk.activation_interval,
+            tk.renewal_interval, tk.move, host,
+        )  # fmt: skip
+    if outcome.reply is not None:
+        return ("counting", outcome.reply.activation_interval)
+    return ("failed",)
+
+
 @dataclass
 class SimResult:
     """What a run recorded: daily samples, hourly requests, totals."""
@@ -394,6 +413,11 @@ class Simulation:
         )
         self.r.cost_us = cost_us if cost_us is not None else self._measure_cost()
         self._tick_req = [0] * len(self.hosts)
+        #: per population, which hosts it reaches in the current tick
+        self._reach: dict[int, list[bool]] = {}
+        #: (id of the machine state, transition_key, office hours) -> the state after, its
+        #: next tick: the transitions of the current tick
+        self._transitions: dict[tuple[Any, ...], tuple[Machine, int]] = {}
         self._tick_bytes = 0
         self._tick_conn = 0
 
@@ -637,6 +661,8 @@ class Simulation:
             else:
                 same.append(c)
         records: dict[str, list[SrvRecord]] = {}
+        self._reach.clear()
+        self._transitions.clear()
         trees = _Trees()
         for (cached, known, p, moving), by_machine in groups.items():
             self._cohort(tick, t, cached, known, pops[p], by_machine, records, trees, moving)
@@ -767,7 +793,14 @@ class Simulation:
         if pop.loss or pop.exchange_fail:
             return None
         h = self.by_address[step.address]
-        return h if pop.reaches(h, t) else None
+        return h if self._reachable(pop, t)[h.i] else None
+
+    def _reachable(self, pop: _Pop, t: int) -> list[bool]:
+        """Which hosts ``pop`` reaches at ``t``, by host index (fixed within a tick)."""
+        got = self._reach.get(pop.i)
+        if got is None:
+            got = self._reach[pop.i] = [pop.reaches(h, t) for h in self.hosts]
+        return got
 
     def _account(self, child: _Node, n: int) -> None:
         if child.host >= 0:
@@ -784,6 +817,7 @@ class Simulation:
     ) -> _Node:  # fmt: skip
         """One machine's way from ``node`` to a leaf: its own draws, its own host decisions."""
         rng = self.rng
+        reach = self._reachable(pop, t)
         fed: tuple[SrvRecord, ...] = ()
         decided: tuple[_Host, int] | None = None
         while True:
@@ -806,7 +840,7 @@ class Simulation:
                 elif (
                     pop.exchange_fail
                     or (pop.loss and rng.random() < pop.loss)
-                    or not pop.reaches(h, t)
+                    or not reach[h.i]
                 ):
                     edge = _FAIL
                 else:
@@ -848,12 +882,13 @@ class Simulation:
         if pop.loss or pop.exchange_fail:
             return order, order, None
         waited = mono + DNS_SECONDS
+        reach = self._reachable(pop, t)
         k = 0
         while True:
             if k == len(order):
                 return order, order, None
             h = self.by_target[order[k].target]
-            if pop.reaches(h, t):
+            if reach[h.i]:
                 break
             waited += DEFAULT_EXCHANGE_SECONDS  # a host that does not answer times out
             k += 1
@@ -929,13 +964,23 @@ class Simulation:
         self.r.distinct_paths += 1
 
     def _after(self, leaf: _Node, m: Machine, tick: int, t: int, pop: _Pop) -> tuple[Machine, int]:
-        """The real transition of ``m`` by the leaf's outcome, and its next tick."""
+        """The real transition of ``m`` by the leaf's outcome, and its next tick.
+
+        Leaves of other trees in this tick whose outcomes agree in what the transition
+        reads (:func:`transition_key`) give the same: one transition serves them all.
+        """
         step = leaf.step
         assert isinstance(step, Finished)
-        new = self._canon(transition(m, step.outcome, t))
-        at = new.next_action_at(t)
-        nt = self.n_ticks if at is None else max(tick + 1, math.ceil((at - self.t0) / self.tick_s))
-        return new, self._defer(pop, nt)  # an office machine that was off: the morning
+        key = (id(m), transition_key(step.outcome), pop.office)
+        got = self._transitions.get(key) if self.share_trees else None
+        if got is None:
+            new = self._canon(transition(m, step.outcome, t))
+            at = new.next_action_at(t)
+            nt = self.n_ticks
+            if at is not None:
+                nt = max(tick + 1, math.ceil((at - self.t0) / self.tick_s))
+            got = self._transitions[key] = (new, self._defer(pop, nt))  # office: the morning
+        return got
 
     def _srv(self, domain: str, t: int) -> list[SrvRecord]:
         """The SRV answer for ``domain`` at ``t``: every running host that publishes
@@ -973,7 +1018,11 @@ class Simulation:
         rb = h.core.rebalance
         host_id = h.host_id
         frame_at = h.frame_at
-        for c in cids:
+        fast = trace is None and (rb is None or result != Result.OK)
+        i, n = 0, len(cids)
+        while i < n:
+            c = cids[i]
+            i += 1
             cmid = c_cmid[c]
             vm = c_vm[c]
             if same:
@@ -992,29 +1041,29 @@ class Simulation:
                     shortcut += 1
                     if trace is not None:
                         self._trace(h, t, cmid, m, pop, vm, result, edge == _MOVE)
-                    continue
-            req = ActivateRequest(
-                pop.sku, uuid.UUID(bytes=cmid), self.rng.randbytes(16), t, m.state(t),
-                m.minutes_left(t), vm, pop.ws, PROTOCOL_VERSION_MOVE,
-            )  # fmt: skip
-            d = h.core.decide_frame(encode(req), now=t, address="sim")
-            assert d.record is not None
-            result = d.record.result
-            count = d.record.host_count
-            moved = d.record.moved
-            edge = _MOVE if moved else result
-            h.last[sku] = (t, count, result)
-            h.count_now = (t, count)
-            h.frames[sku, edge] = d.frame
-            frame_at[sku, edge] = t
+                    if not fast:
+                        continue
+                    # The renewals' common case: while the next machines are counted
+                    # ones too, each is one touch (same result, same frame, no move).
+                    start = i
+                    while i < n:
+                        c = cids[i]
+                        vm = c_vm[c]
+                        _, old, was_vm = touch(c_cmid[c], t, vm)
+                        if old is None or was_vm is not vm:
+                            break
+                        i += 1
+                    group.extend(cids[start:i])
+                    shortcut += i - start
+                    if i == n:
+                        break
+                    c = cids[i]  # touched already: it is decided in full below
+                    i += 1
+                    cmid = c_cmid[c]
+            result = self._full_decision(h, c, cmid, vm, t, m, pop, out)
             same = True
-            self.r.full_decisions += 1
-            out.setdefault(edge, []).append(c)
             group = out.setdefault(result, [])
-            if moved:
-                h.told.add(c)
-            if trace is not None:
-                self._trace(h, t, cmid, m, pop, vm, result, moved)
+            fast = trace is None and (rb is None or result != Result.OK)
         self.r.shortcut_decisions += shortcut
         counts = self.r.result_counts
         for res, g in list(out.items()):
@@ -1029,6 +1078,34 @@ class Simulation:
             else:
                 del out[res]
         return out
+
+    def _full_decision(
+        self, h: _Host, c: int, cmid: bytes, vm: bool, t: int, m: Machine, pop: _Pop,
+        out: dict[int, list[int]],
+    ) -> int:  # fmt: skip
+        """Machine ``c``'s request through the real ``HostCore``; its result."""
+        sku = pop.sku_bytes
+        req = ActivateRequest(
+            pop.sku, uuid.UUID(bytes=cmid), self.rng.randbytes(16), t, m.state(t),
+            m.minutes_left(t), vm, pop.ws, PROTOCOL_VERSION_MOVE,
+        )  # fmt: skip
+        d = h.core.decide_frame(encode(req), now=t, address="sim")
+        assert d.record is not None
+        result = d.record.result
+        count = d.record.host_count
+        moved = d.record.moved
+        edge = _MOVE if moved else result
+        h.last[sku] = (t, count, result)
+        h.count_now = (t, count)
+        h.frames[sku, edge] = d.frame
+        h.frame_at[sku, edge] = t
+        self.r.full_decisions += 1
+        out.setdefault(edge, []).append(c)
+        if moved:
+            h.told.add(c)
+        if self.trace is not None:
+            self._trace(h, t, cmid, m, pop, vm, result, moved)
+        return result
 
     def _trace(
         self, h: _Host, t: int, cmid: bytes, m: Machine, pop: _Pop, vm: bool, result: int,
