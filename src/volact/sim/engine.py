@@ -12,15 +12,19 @@ How 90,000 machines over months fit in seconds (``docs/simulator.md`` says it in
 full):
 
 * **Planner paths.** Machines due in the same tick that the planner cannot tell
-  apart (the same cached host, known host licenses and population) share one tree
-  of planner paths. A path is what happens in one attempt: which hosts are asked
-  and what each answers. The real planner is driven once per distinct path (the
-  tree grows when a machine takes a new one); what differs between machines is
-  drawn per machine: the RFC 2782 order (:func:`~volact.client.planner.rfc2782_order`
-  with the scenario's seeded generator), lost exchanges, and the host's decision.
-  At the end of a path the real ``Machine`` transition runs once per distinct
-  machine state, and every machine in that state that took the path gets the
-  (equal) result.
+  apart (the same cached host, known host licenses and population view: what of
+  the population a path depends on) share one tree of planner paths; machines
+  renewing with their reachable cached host share it whatever other host licenses
+  they know, as long as that answer ends the attempt (the planner then looks up no
+  license but that host's). A path is what happens in one attempt: which hosts
+  are asked and what each answers. The real planner is driven once per distinct
+  path (the tree grows when a machine takes a new one); what differs between
+  machines is drawn per machine: the RFC 2782 order
+  (:func:`~volact.client.planner.rfc2782_order` with the scenario's seeded
+  generator), lost exchanges, and the host's decision. At the end of a path the
+  real ``Machine`` transition runs once per distinct machine state and, within a
+  tick, per distinct :func:`transition_key` of the outcome, and every machine in
+  that state that took such a path gets the (equal) result.
 * **Host decisions** are made per machine, by the real ``HostCore`` on the
   machine's own encoded request, except one exact shortcut: when a machine the
   host already counts (with the same VM flag) asks at an instant when a full
