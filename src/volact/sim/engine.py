@@ -361,8 +361,9 @@ class Simulation:
         share_trees: bool = True,
     ) -> None:
         self.s = scenario
-        #: cohorts renewing with the same cached host share a planner tree whatever
-        #: else they know (exact; False only to test that it is)
+        #: cohorts share planner trees (alike populations; renewals with the same cached
+        #: host whatever other licenses they know) and transitions across leaves (see
+        #: _cohort and _after): exact, False only to test that it is
         self.share_trees = share_trees
         self.catalog = catalog or demo_catalog()
         self.rng = random.Random(scenario.seed)
