@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -14,6 +15,7 @@ from volact.cli import main
 from volact.errors import ConfigurationError, UsageError
 from volact.host.policy import HostCore
 from volact.sim import (
+    Action,
     HostSpec,
     Population,
     Scenario,
@@ -75,6 +77,49 @@ def test_the_simulators_host_decisions_equal_a_real_hostcore_fed_the_same_reques
     assert {Result.OK, Result.COUNT_TOO_LOW} <= seen
     for h in sim.hosts:
         assert fresh[h.name].count(sim.t0 + 40 * 86400) == h.core.count(sim.t0 + 40 * 86400)
+
+
+def test_sharing_planner_trees_changes_nothing_but_the_number_of_paths() -> None:
+    """Cohorts that differ only in host licenses their planner does not look at, or
+    in populations that look alike, share planner trees: the run must not change.
+
+    Host ``b`` starts late with a 15-minute renewal interval: its first machines
+    hear "count too low" (it is their cached host, its license unknown to them) and
+    retry in the ticks when the machines it licensed renew. Machines of ``c`` learn
+    other hosts' licenses when it stops; ``early`` and ``late`` look alike, ``office``
+    differs from them only in its hours; ``b`` has an outage; ``a`` rebalances.
+    """
+    sc = Scenario(
+        "sharing",
+        14,
+        (
+            HostSpec("a", weight=100),
+            HostSpec("b", 1, weight=100, renewal_interval=15, outages=((5.0, 1.5),)),
+            HostSpec("c", weight=50, stop_day=7),
+            HostSpec("d", 4, weight=100, family="ipv6"),
+        ),
+        (
+            Population("early", 150, ramp_days=2, vm_share=0.2),
+            Population("late", 150, arrive_day=3, ramp_days=2, vm_share=0.2),
+            Population("old", 60, arrive_day=1, ramp_days=1, family="ipv4"),
+            Population("servers", 20, sku_group="server", ramp_days=1),
+            Population("office", 60, arrive_day=1, ramp_days=1, hours="office"),
+        ),
+        (
+            Action(4, "set_intervals", "b", renewal_interval=10080),
+            Action(9, "rebalance", "a", days=3, share=30),
+        ),
+    )
+    shared = Simulation(sc, cost_us=80.0, trace=True)
+    alone = Simulation(sc, cost_us=80.0, trace=True, share_trees=False)
+    a, b = shared.run(), alone.run()
+    assert a.distinct_paths < b.distinct_paths
+    for f in dataclasses.fields(a):
+        if f.name not in ("distinct_paths", "wall_s"):
+            assert getattr(a, f.name) == getattr(b, f.name), f.name
+    assert shared.trace == alone.trace
+    assert a.moves_told > 0 and a.failed > 0 and a.by_state["licensed"][-1] == 440
+    assert len({m for m in shared.c_known}) > len(shared.hosts)  # several known sets
 
 
 def test_the_simulator_loads_no_io_and_host_and_client_never_import_it() -> None:

@@ -12,15 +12,19 @@ How 90,000 machines over months fit in seconds (``docs/simulator.md`` says it in
 full):
 
 * **Planner paths.** Machines due in the same tick that the planner cannot tell
-  apart (the same cached host, known host licenses and population) share one tree
-  of planner paths. A path is what happens in one attempt: which hosts are asked
-  and what each answers. The real planner is driven once per distinct path (the
-  tree grows when a machine takes a new one); what differs between machines is
-  drawn per machine: the RFC 2782 order (:func:`~volact.client.planner.rfc2782_order`
-  with the scenario's seeded generator), lost exchanges, and the host's decision.
-  At the end of a path the real ``Machine`` transition runs once per distinct
-  machine state, and every machine in that state that took the path gets the
-  (equal) result.
+  apart (the same cached host, known host licenses and population view: what of
+  the population a path depends on) share one tree of planner paths; machines
+  renewing with their reachable cached host share it whatever other host licenses
+  they know, as long as that answer ends the attempt (the planner then looks up no
+  license but that host's). A path is what happens in one attempt: which hosts
+  are asked and what each answers. The real planner is driven once per distinct
+  path (the tree grows when a machine takes a new one); what differs between
+  machines is drawn per machine: the RFC 2782 order
+  (:func:`~volact.client.planner.rfc2782_order` with the scenario's seeded
+  generator), lost exchanges, and the host's decision. At the end of a path the
+  real ``Machine`` transition runs once per distinct machine state and, within a
+  tick, per distinct :func:`transition_key` of the outcome, and every machine in
+  that state that took such a path gets the (equal) result.
 * **Host decisions** are made per machine, by the real ``HostCore`` on the
   machine's own encoded request, except one exact shortcut: when a machine the
   host already counts (with the same VM flag) asks at an instant when a full
@@ -203,6 +207,7 @@ class _Pop:
         "spec",
         "v4",
         "v6",
+        "view",
         "ws",
     )  # fmt: skip
 
@@ -225,6 +230,13 @@ class _Pop:
         self.gone = False
         self.first = 0
         self.last = 0
+        #: everything of the population that a planner path, a host decision or a
+        #: transition's schedule depends on (with whether it is cut off at the time):
+        #: populations that agree on it share planner trees
+        self.view = (
+            self.sku_bytes, self.domain, spec.caching, self.latency, self.loss, self.v4,
+            self.v6, self.office,
+        )  # fmt: skip
 
     def reaches(self, h: _Host, t: int) -> bool:
         if self.cut_until is not None and t < self.cut_until:
@@ -242,8 +254,8 @@ class _Node:
     answer leads. A leaf (``step`` is Finished) holds the machines' new states."""
 
     __slots__ = (
-        "after", "bytes", "cached", "children", "failed", "host", "known", "log", "mono",
-        "planner", "settled", "step",
+        "after", "bytes", "cached", "children", "failed", "host", "known_after", "log",
+        "mono", "new", "planner", "settled", "step",
     )  # fmt: skip
 
     def __init__(self, log: tuple[Any, ...], step: Step, mono: float, host: int, nbytes: int):
@@ -258,7 +270,10 @@ class _Node:
         self.children: dict[Any, _Node] = {}
         self.settled = False  #: a leaf whose cached host and licenses are worked out
         self.cached = -1
-        self.known = 0
+        #: hosts whose license the attempt fetched (added to each machine's known set)
+        self.new: frozenset[int] = frozenset()
+        #: known-set id before -> after, for the cohorts that reached this leaf
+        self.known_after: dict[int, int] = {}
         #: id(machine before) -> (machine after, next tick), for machines that ended here
         self.after: dict[int, tuple[Machine, int]] = {}
 
@@ -272,6 +287,25 @@ def transition(m: Machine, outcome: Outcome, now: int) -> Machine:
     """A machine after an attempt's outcome: the client's own ``apply_outcome`` (a
     verified ticket, an unsigned "count too low", or a failure)."""
     return apply_outcome(replace(_STATE, machine=m), outcome, now).machine
+
+
+def transition_key(outcome: Outcome) -> tuple[Any, ...]:
+    """What :func:`transition` reads of an outcome (``apply_outcome``'s machine part,
+    for a client found through DNS): a verified ticket's validity, intervals and move
+    hint (and the host, for a move: the machine remembers whom it leaves), the retry
+    interval of an unsigned "count too low", or nothing for a failure. Outcomes with
+    equal keys take a machine to the same state, whatever host or request they
+    came from."""
+    tk = outcome.ticket
+    if tk is not None and outcome.reply is not None:
+        host = str(outcome.host) if tk.move and outcome.host is not None else None
+        return (
+            "granted", tk.valid_until, outcome.valid_until, tk.activation_interval,
+            tk.renewal_interval, tk.move, host,
+        )  # fmt: skip
+    if outcome.reply is not None:
+        return ("counting", outcome.reply.activation_interval)
+    return ("failed",)
 
 
 @dataclass
@@ -324,8 +358,13 @@ class Simulation:
         cost_us: float | None = None,
         trace: bool = False,
         progress: Callable[[float], None] | None = None,
+        share_trees: bool = True,
     ) -> None:
         self.s = scenario
+        #: cohorts share planner trees (alike populations; renewals with the same cached
+        #: host whatever other licenses they know) and transitions across leaves (see
+        #: _cohort and _after): exact, False only to test that it is
+        self.share_trees = share_trees
         self.catalog = catalog or demo_catalog()
         self.rng = random.Random(scenario.seed)
         self.progress = progress
@@ -379,6 +418,11 @@ class Simulation:
         )
         self.r.cost_us = cost_us if cost_us is not None else self._measure_cost()
         self._tick_req = [0] * len(self.hosts)
+        #: per population, which hosts it reaches in the current tick
+        self._reach: dict[int, list[bool]] = {}
+        #: (id of the machine state, transition_key, office hours) -> the state after, its
+        #: next tick: the transitions of the current tick
+        self._transitions: dict[tuple[Any, ...], tuple[Machine, int]] = {}
         self._tick_bytes = 0
         self._tick_conn = 0
 
@@ -622,8 +666,11 @@ class Simulation:
             else:
                 same.append(c)
         records: dict[str, list[SrvRecord]] = {}
+        self._reach.clear()
+        self._transitions.clear()
+        trees = _Trees()
         for (cached, known, p, moving), by_machine in groups.items():
-            self._cohort(tick, t, cached, known, pops[p], by_machine, records, moving)
+            self._cohort(tick, t, cached, known, pops[p], by_machine, records, trees, moving)
         tph = self.ticks_per_hour
         hour = tick // tph
         for h in self.hosts:
@@ -661,25 +708,41 @@ class Simulation:
     def _cohort(
         self, tick: int, t: int, cached: int, known: int, pop: _Pop,
         by_machine: dict[int, list[int]], records: dict[str, list[SrvRecord]],
-        moving: str | None = None,
+        trees: _Trees, moving: str | None = None,
     ) -> None:  # fmt: skip
         c0 = next(iter(by_machine.values()))[0]
         m0 = self.c_machine[c0]
         assert m0 is not None
-        tree = _Tree(self, t, m0, cached, known, pop, self.c_vm[c0], self.c_cmid[c0], moving)
+        # Drawn whether or not this cohort builds a tree, so that sharing trees changes
+        # no other draw of the run (a test compares runs with and without).
+        nonce = self.rng.randbytes(16)
+        vm0, cmid0 = self.c_vm[c0], self.c_cmid[c0]
+        view = (pop.view, pop.cut_until is not None and t < pop.cut_until)
+        # Cohorts of populations with the same view and the same cached host, known
+        # licenses and move see the same planner: they share a tree. And a cohort whose
+        # first step is a question to its reachable cached host (a renewal) shares the
+        # tree of an earlier one with the same cached host and view whatever other host
+        # licenses it knows: on a path where that host answers usefully the planner
+        # looks up no license but that host's (``AttemptPlanner._on_reply``), and the
+        # leaf adds the licenses fetched to each machine's own set. Machines the cached
+        # host does not settle go on in the tree of their full key (``own``).
+        fkey = (cached, known, view, moving)
+        skey = (cached, cached in self._known_sets[known], view, moving)
+        share = self.share_trees
+        own = trees.full.get(fkey) if share else None
+        got = trees.hot.get(skey) if share else None
+        hot: _Host | None
+        if got is not None:
+            tree, hot = got
+        else:
+            if own is None:
+                own = _Tree(self, t, m0, cached, known, pop, vm0, cmid0, nonce, moving)
+                trees.full[fkey] = own
+            tree = own
+            hot = self._hot(tree, pop, t)
+            if hot is not None:
+                trees.hot[skey] = (tree, hot)
         root = tree.root
-        step = root.step
-        hot: _Host | None = None
-        if (
-            isinstance(step, Exchange)
-            and step.purpose == "activate"
-            and not pop.loss
-            and not pop.exchange_fail
-            and self.trace is None
-        ):
-            h = self.by_address[step.address]
-            if pop.reaches(h, t):
-                hot = h
         # Machines that reach no host at all (cut off by a firewall, or a link slower
         # than the exchange timeout) try every host in some order and fail: the order
         # changes nothing but which host misses a SYN, so the first machine's walk
@@ -689,6 +752,7 @@ class Simulation:
             m = self.c_machine[cids[0]]
             assert m is not None
             if blind:
+                assert hot is None and own is tree
                 path: list[_Node] = []
                 leaf = self._walk(tree, root, cids[0], t, m, pop, records, path)
                 for node in path:
@@ -698,24 +762,50 @@ class Simulation:
                         self.c_flags[c] |= _SAW_FAILED_EXCHANGE
                 self._land(leaf, cids, m, tick, t, pop, cached, known)
                 continue
-            walkers: list[tuple[_Node, list[int]]] = [(root, cids)]
-            if hot is not None:
-                # The hot case (a renewal with the cached host): every machine asks the
-                # same host; only the host's answer can split them.
-                walkers = []
-                for result, group in self._decide_many(hot, cids, t, m, pop).items():
-                    child = root.children.get(result)
-                    if child is None:
-                        child = tree.grow(root, result)
-                    self._account(child, len(group))
-                    if isinstance(child.step, Finished):
-                        self._land(child, group, m, tick, t, pop, cached, known)
-                    else:
-                        walkers.append((child, group))
-            for start, group in walkers:
-                for c in group:
-                    leaf = self._walk(tree, start, c, t, m, pop, records)
+            if hot is None:
+                assert own is not None
+                for c in cids:
+                    leaf = self._walk(own, own.root, c, t, m, pop, records)
                     self._land(leaf, [c], m, tick, t, pop, cached, known)
+                continue
+            # The hot case (a renewal with the cached host): every machine asks the
+            # same host; only the host's answer can split them.
+            for result, group in self._decide_many(hot, cids, t, m, pop).items():
+                child = root.children.get(result)
+                if child is None:
+                    child = tree.grow(root, result)
+                self._account(child, len(group))
+                if isinstance(child.step, Finished):
+                    self._land(child, group, m, tick, t, pop, cached, known)
+                    continue
+                # The cached host did not settle them: the rest of the attempt may ask
+                # other hosts, whose licenses this cohort knows or not.
+                if own is None:
+                    own = _Tree(self, t, m0, cached, known, pop, vm0, cmid0, nonce, moving)
+                    trees.full[fkey] = own
+                start = own.root.children.get(result)
+                if start is None:
+                    start = own.grow(own.root, result)
+                for c in group:
+                    leaf = self._walk(own, start, c, t, m, pop, records)
+                    self._land(leaf, [c], m, tick, t, pop, cached, known)
+
+    def _hot(self, tree: _Tree, pop: _Pop, t: int) -> _Host | None:
+        """The host every machine of the tree asks first, when it surely answers."""
+        step = tree.root.step
+        if not isinstance(step, Exchange) or step.purpose != "activate":
+            return None
+        if pop.loss or pop.exchange_fail:
+            return None
+        h = self.by_address[step.address]
+        return h if self._reachable(pop, t)[h.i] else None
+
+    def _reachable(self, pop: _Pop, t: int) -> list[bool]:
+        """Which hosts ``pop`` reaches at ``t``, by host index (fixed within a tick)."""
+        got = self._reach.get(pop.i)
+        if got is None:
+            got = self._reach[pop.i] = [pop.reaches(h, t) for h in self.hosts]
+        return got
 
     def _account(self, child: _Node, n: int) -> None:
         if child.host >= 0:
@@ -732,6 +822,7 @@ class Simulation:
     ) -> _Node:  # fmt: skip
         """One machine's way from ``node`` to a leaf: its own draws, its own host decisions."""
         rng = self.rng
+        reach = self._reachable(pop, t)
         fed: tuple[SrvRecord, ...] = ()
         decided: tuple[_Host, int] | None = None
         while True:
@@ -754,7 +845,7 @@ class Simulation:
                 elif (
                     pop.exchange_fail
                     or (pop.loss and rng.random() < pop.loss)
-                    or not pop.reaches(h, t)
+                    or not reach[h.i]
                 ):
                     edge = _FAIL
                 else:
@@ -796,12 +887,13 @@ class Simulation:
         if pop.loss or pop.exchange_fail:
             return order, order, None
         waited = mono + DNS_SECONDS
+        reach = self._reachable(pop, t)
         k = 0
         while True:
             if k == len(order):
                 return order, order, None
             h = self.by_target[order[k].target]
-            if pop.reaches(h, t):
+            if reach[h.i]:
                 break
             waited += DEFAULT_EXCHANGE_SECONDS  # a host that does not answer times out
             k += 1
@@ -844,10 +936,15 @@ class Simulation:
                 self.hosts[cached].clients -= n
             if leaf.cached >= 0:
                 self.hosts[leaf.cached].clients += n
-        if leaf.known != known:
-            c_known = self.c_known
-            for c in group:
-                c_known[c] = leaf.known
+        if leaf.new:
+            now_known = leaf.known_after.get(known)
+            if now_known is None:
+                now_known = self._known_id(self._known_sets[known] | leaf.new)
+                leaf.known_after[known] = now_known
+            if now_known != known:
+                c_known = self.c_known
+                for c in group:
+                    c_known[c] = now_known
         if nt < self.n_ticks:
             b = self.buckets.get(nt)
             if b is None:
@@ -865,22 +962,30 @@ class Simulation:
         if pop.spec.caching and out.answered and out.host is not None:
             cached = self.by_address[out.host].i
         leaf.cached = cached
-        known = self._known_sets[tree.known]
         if out.new_licenses:
             ids = {h.host_id: h.i for h in self.hosts}
-            known = known | {ids[k] for k in out.new_licenses}
-        leaf.known = self._known_id(known)
+            leaf.new = frozenset(ids[k] for k in out.new_licenses)
         leaf.settled = True
         self.r.distinct_paths += 1
 
     def _after(self, leaf: _Node, m: Machine, tick: int, t: int, pop: _Pop) -> tuple[Machine, int]:
-        """The real transition of ``m`` by the leaf's outcome, and its next tick."""
+        """The real transition of ``m`` by the leaf's outcome, and its next tick.
+
+        Leaves of other trees in this tick whose outcomes agree in what the transition
+        reads (:func:`transition_key`) give the same: one transition serves them all.
+        """
         step = leaf.step
         assert isinstance(step, Finished)
-        new = self._canon(transition(m, step.outcome, t))
-        at = new.next_action_at(t)
-        nt = self.n_ticks if at is None else max(tick + 1, math.ceil((at - self.t0) / self.tick_s))
-        return new, self._defer(pop, nt)  # an office machine that was off: the morning
+        key = (id(m), transition_key(step.outcome), pop.office)
+        got = self._transitions.get(key) if self.share_trees else None
+        if got is None:
+            new = self._canon(transition(m, step.outcome, t))
+            at = new.next_action_at(t)
+            nt = self.n_ticks
+            if at is not None:
+                nt = max(tick + 1, math.ceil((at - self.t0) / self.tick_s))
+            got = self._transitions[key] = (new, self._defer(pop, nt))  # office: the morning
+        return got
 
     def _srv(self, domain: str, t: int) -> list[SrvRecord]:
         """The SRV answer for ``domain`` at ``t``: every running host that publishes
@@ -918,7 +1023,11 @@ class Simulation:
         rb = h.core.rebalance
         host_id = h.host_id
         frame_at = h.frame_at
-        for c in cids:
+        fast = trace is None and (rb is None or result != Result.OK)
+        i, n = 0, len(cids)
+        while i < n:
+            c = cids[i]
+            i += 1
             cmid = c_cmid[c]
             vm = c_vm[c]
             if same:
@@ -937,29 +1046,29 @@ class Simulation:
                     shortcut += 1
                     if trace is not None:
                         self._trace(h, t, cmid, m, pop, vm, result, edge == _MOVE)
-                    continue
-            req = ActivateRequest(
-                pop.sku, uuid.UUID(bytes=cmid), self.rng.randbytes(16), t, m.state(t),
-                m.minutes_left(t), vm, pop.ws, PROTOCOL_VERSION_MOVE,
-            )  # fmt: skip
-            d = h.core.decide_frame(encode(req), now=t, address="sim")
-            assert d.record is not None
-            result = d.record.result
-            count = d.record.host_count
-            moved = d.record.moved
-            edge = _MOVE if moved else result
-            h.last[sku] = (t, count, result)
-            h.count_now = (t, count)
-            h.frames[sku, edge] = d.frame
-            frame_at[sku, edge] = t
+                    if not fast:
+                        continue
+                    # The renewals' common case: while the next machines are counted
+                    # ones too, each is one touch (same result, same frame, no move).
+                    start = i
+                    while i < n:
+                        c = cids[i]
+                        vm = c_vm[c]
+                        _, old, was_vm = touch(c_cmid[c], t, vm)
+                        if old is None or was_vm is not vm:
+                            break
+                        i += 1
+                    group.extend(cids[start:i])
+                    shortcut += i - start
+                    if i == n:
+                        break
+                    c = cids[i]  # touched already: it is decided in full below
+                    i += 1
+                    cmid = c_cmid[c]
+            result = self._full_decision(h, c, cmid, vm, t, m, pop, out)
             same = True
-            self.r.full_decisions += 1
-            out.setdefault(edge, []).append(c)
             group = out.setdefault(result, [])
-            if moved:
-                h.told.add(c)
-            if trace is not None:
-                self._trace(h, t, cmid, m, pop, vm, result, moved)
+            fast = trace is None and (rb is None or result != Result.OK)
         self.r.shortcut_decisions += shortcut
         counts = self.r.result_counts
         for res, g in list(out.items()):
@@ -975,6 +1084,34 @@ class Simulation:
                 del out[res]
         return out
 
+    def _full_decision(
+        self, h: _Host, c: int, cmid: bytes, vm: bool, t: int, m: Machine, pop: _Pop,
+        out: dict[int, list[int]],
+    ) -> int:  # fmt: skip
+        """Machine ``c``'s request through the real ``HostCore``; its result."""
+        sku = pop.sku_bytes
+        req = ActivateRequest(
+            pop.sku, uuid.UUID(bytes=cmid), self.rng.randbytes(16), t, m.state(t),
+            m.minutes_left(t), vm, pop.ws, PROTOCOL_VERSION_MOVE,
+        )  # fmt: skip
+        d = h.core.decide_frame(encode(req), now=t, address="sim")
+        assert d.record is not None
+        result = d.record.result
+        count = d.record.host_count
+        moved = d.record.moved
+        edge = _MOVE if moved else result
+        h.last[sku] = (t, count, result)
+        h.count_now = (t, count)
+        h.frames[sku, edge] = d.frame
+        h.frame_at[sku, edge] = t
+        self.r.full_decisions += 1
+        out.setdefault(edge, []).append(c)
+        if moved:
+            h.told.add(c)
+        if self.trace is not None:
+            self._trace(h, t, cmid, m, pop, vm, result, moved)
+        return result
+
     def _trace(
         self, h: _Host, t: int, cmid: bytes, m: Machine, pop: _Pop, vm: bool, result: int,
         moved: bool = False,
@@ -986,6 +1123,16 @@ class Simulation:
         )  # fmt: skip
 
 
+class _Trees:
+    """The planner trees of one tick: by full key, and the renewal trees by cached host."""
+
+    def __init__(self) -> None:
+        #: (cached host, known licenses, population view, moving from) -> tree
+        self.full: dict[tuple[Any, ...], _Tree] = {}
+        #: (cached host, its license known, view, moving from) -> tree, its cached host
+        self.hot: dict[tuple[Any, ...], tuple[_Tree, _Host]] = {}
+
+
 class _Tree:
     """The planner paths of one cohort in one tick, grown as machines take new ones.
 
@@ -995,7 +1142,7 @@ class _Tree:
 
     def __init__(
         self, sim: Simulation, t: int, m: Machine, cached: int, known: int, pop: _Pop,
-        vm: bool, cmid: bytes, avoid: str | None = None,
+        vm: bool, cmid: bytes, nonce: bytes, avoid: str | None = None,
     ) -> None:  # fmt: skip
         self.sim = sim
         #: the SRV target of the host whose ticket asked these machines to move
@@ -1006,7 +1153,7 @@ class _Tree:
         self.known = known
         self.pop = pop
         self.request = ActivateRequest(
-            pop.sku, uuid.UUID(bytes=cmid), sim.rng.randbytes(16), t, m.state(t),
+            pop.sku, uuid.UUID(bytes=cmid), nonce, t, m.state(t),
             m.minutes_left(t), vm, pop.ws, PROTOCOL_VERSION_MOVE,
         )  # fmt: skip
         hosts = sim.hosts
