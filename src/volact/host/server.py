@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from volact.addresses import format_hostport
 from volact.errors import ConfigurationError, DecodeError, VolactError
@@ -50,6 +50,7 @@ from volact.host.reload import RELOAD_SIGNAL, Reloader
 from volact.host.store import HostStore
 from volact.wire import MAX_REQUEST_FRAME, FrameReader, Result, encode_reply
 
+_OK = int(Result.OK)
 #: Done callbacks get True when the batch is durable, False when the write failed.
 _Done = Callable[[bool], None]
 #: The read timeout of idle connections while three quarters of the slots are taken
@@ -184,7 +185,8 @@ class HostProtocol(asyncio.Protocol):
 
     def __init__(self, server: HostServer) -> None:
         self._server = server
-        self._frames = FrameReader(MAX_REQUEST_FRAME, peer="client")
+        #: made only when a request arrives in pieces (see data_received)
+        self._frames: FrameReader | None = None
         self._done = False
         self._transport: asyncio.Transport | None = None
         self._started = 0.0
@@ -192,7 +194,7 @@ class HostProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
-        self._transport = cast(asyncio.Transport, transport)
+        self._transport = transport  # type: ignore[assignment]
         s = self._server
         s.stats.connections += 1
         if s.stopping:
@@ -252,8 +254,17 @@ class HostProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._done:
             return
+        reader = self._frames
+        if reader is None:
+            if FrameReader.is_one_frame(data, MAX_REQUEST_FRAME):  # the usual case
+                self._done = True
+                s = self._server
+                s.slots.busy(self)
+                s.exchange(self, data)
+                return
+            reader = self._frames = FrameReader(MAX_REQUEST_FRAME, peer="client")
         try:
-            frames = self._frames.feed(data)
+            frames = reader.feed(data)
         except DecodeError as exc:
             self._bad(str(exc))
             return
@@ -261,7 +272,7 @@ class HostProtocol(asyncio.Protocol):
             return
         self._done = True
         self._server.slots.busy(self)
-        if len(frames) > 1 or self._frames.buffered:
+        if len(frames) > 1 or reader.buffered:
             self._bad("data after the request frame")
             return
         self._server.exchange(self, frames[0])
@@ -360,28 +371,27 @@ class HostServer:
         self.committer.add_malformed(rows, 1)
 
     def exchange(self, conn: HostProtocol, frame: bytes) -> None:
-        now = self.now()
-        address = conn.peer()
         try:
-            decision = self.core.decide_frame(frame, now=now, address=address)
+            reply, rec, touched = self.core.decide_frame(
+                frame, now=self.clock(), address=conn.peer()
+            )
         except DecodeError as exc:
             conn._bad(str(exc))
             return
-        rec = decision.record
-        if rec is not None and rec.moved:
-            self.stats.moves_told += 1
         if rec is None:
-            conn.send(decision.frame)
-        elif decision.must_commit:
+            conn.send(reply)
+        elif rec.result == _OK:  # a grant: answered once its record is durable
+            if rec.moved:
+                self.stats.moves_told += 1
 
             def done(ok: bool) -> None:
                 # The refusal is built only when a commit fails: grants pay nothing for it.
-                conn.send(decision.frame if ok else self._busy_frame(rec))
+                conn.send(reply if ok else self._busy_frame(rec))
 
-            self.committer.add(rec, done, decision.touched)
+            self.committer.add(rec, done, touched)
         else:
-            conn.send(decision.frame)
-            self.committer.add(rec, None, decision.touched)
+            conn.send(reply)
+            self.committer.add(rec, None, touched)
 
     def _busy_frame(self, rec: RequestRecord) -> bytes:
         cfg = self.config
