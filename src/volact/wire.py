@@ -256,7 +256,7 @@ def decode_request(frame: bytes) -> RawRequest:
     except UnicodeDecodeError as exc:
         raise DecodeError("activation request: text is not UTF-8") from exc
     # tuple.__new__: the NamedTuple without its Python-level constructor (one call less).
-    return _new_tuple(  # type: ignore[no-any-return]
+    return _new_tuple(
         RawRequest, (sku, cmid, nonce, t, state, minutes, flags == 1, name, version)
     )
 

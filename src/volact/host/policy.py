@@ -279,7 +279,7 @@ class HostCore:
             now, address, cmid, sku, workstation, vm, state, minutes_left, client_time, _OK,
             count, valid_until, bool(move),
         ))  # fmt: skip
-        return _new_tuple(Decision, (frame, record, touched))  # type: ignore[no-any-return]
+        return _new_tuple(Decision, (frame, record, touched))
 
     def forget(self, touched: Sequence[Touch]) -> None:
         """Take decided requests back out of the count: their records were not persisted.
