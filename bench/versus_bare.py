@@ -11,7 +11,7 @@ same at a fixed offered load (``--rate`` exchanges/s) against saturation.
 
     .venv/bin/python bench/versus_bare.py [--rounds 5] [--requests 6000]
         [--clients 20000] [--concurrency 32] [--processes 1] [--rate 1000]
-        [--rate-seconds 6] [--baseline [NAME=]OTHER_TREE/src ...] [--json]
+        [--rate-seconds 6] [--rate-concurrency 256] [--baseline [NAME=]OTHER_TREE/src ...] [--json]
 
 Bounded: ``rounds × servers`` runs of ``--requests`` exchanges each (every run also
 stops after 120 s), loopback only.
@@ -95,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=1000.0, help="fixed offered load (0: skip)")
     ap.add_argument("--rate-seconds", type=float, default=6.0)
     ap.add_argument(
+        "--rate-concurrency", type=int, default=256,
+        help="exchanges in flight allowed in the paced runs (enough that the offered rate "
+        "is sent whatever a server's latency: rate × latency must fit)",
+    )  # fmt: skip
+    ap.add_argument(
         "--baseline", action="append", default=[], metavar="[NAME=]SRC",
         help="also serve the code under SRC (repeatable; NAME: baseline, baseline2, ...)",
     )
@@ -129,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             assert sku is not None
 
             def spec(port: int, **kw: Any) -> BenchSpec:
+                kw.setdefault("concurrency", args.concurrency)
                 return BenchSpec("127.0.0.1", port, sku, clients=args.clients,
-                                 concurrency=args.concurrency, processes=args.processes,
-                                 **kw)  # fmt: skip
+                                 processes=args.processes, **kw)  # fmt: skip
 
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
             for i in range(args.rounds):
@@ -173,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                 fixed: dict[str, Any] = {}
                 for name, (proc, port) in servers.items():
                     paced = measure(proc.pid, spec(port, duration=args.rate_seconds,
-                                                   rate=args.rate))  # fmt: skip
+                                                   rate=args.rate,
+                                                   concurrency=args.rate_concurrency))  # fmt: skip
                     sat = table[name]["median"]
                     fixed[name] = {**paced, "ratio_to_saturation": round(
                         paced["cpu_us_per_exchange"] / sat, 2)}  # fmt: skip
