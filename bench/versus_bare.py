@@ -1,7 +1,7 @@
 """The host next to the floor: volact's CPU per exchange against a bare uvloop server.
 
 Starts a throw-away activated volact host (this tree; with ``--baseline SRC`` also one
-running the code under SRC) and ``bench/bare_server.py`` (accept, read the frame,
+running the code under SRC; repeatable) and ``bench/bare_server.py`` (accept, read the frame,
 Ed25519-sign 86 bytes, write 179 bytes, close), drives each in turn with the same
 load from :mod:`volact.bench.loadgen` (one exchange per new TCP connection), in
 interleaved rounds, and reports the CPU each server's process tree spent per
@@ -11,7 +11,7 @@ same at a fixed offered load (``--rate`` exchanges/s) against saturation.
 
     .venv/bin/python bench/versus_bare.py [--rounds 5] [--requests 6000]
         [--clients 20000] [--concurrency 32] [--processes 1] [--rate 1000]
-        [--rate-seconds 6] [--baseline OTHER_TREE/src] [--json]
+        [--rate-seconds 6] [--rate-concurrency 256] [--baseline [NAME=]OTHER_TREE/src ...] [--json]
 
 Bounded: ``rounds × servers`` runs of ``--requests`` exchanges each (every run also
 stops after 120 s), loopback only.
@@ -94,7 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", type=int, default=1)
     ap.add_argument("--rate", type=float, default=1000.0, help="fixed offered load (0: skip)")
     ap.add_argument("--rate-seconds", type=float, default=6.0)
-    ap.add_argument("--baseline", type=Path, metavar="SRC", help="also serve the code under SRC")
+    ap.add_argument(
+        "--rate-concurrency", type=int, default=256,
+        help="exchanges in flight allowed in the paced runs (enough that the offered rate "
+        "is sent whatever a server's latency: rate × latency must fit)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--baseline", action="append", default=[], metavar="[NAME=]SRC",
+        help="also serve the code under SRC (repeatable; NAME: baseline, baseline2, ...)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if not (1 <= args.rounds <= 50 and 1 <= args.requests <= 200_000):
@@ -106,9 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="volact-versus-") as tmp:
         try:
             sku = None
-            hosts: list[tuple[str, Path | None]] = [("volact", None)]
-            if args.baseline is not None:
-                hosts.insert(0, ("baseline", args.baseline.resolve()))
+            hosts: list[tuple[str, Path | None]] = []
+            for i, spec_text in enumerate(args.baseline):
+                name, sep, src_text = spec_text.rpartition("=")
+                if not sep:
+                    name = "baseline" if i == 0 else f"baseline{i + 1}"
+                hosts.append((name, Path(src_text).resolve()))
+            hosts.append(("volact", None))
             for name, src in hosts:
                 profile = make_host(Path(tmp) / name)
                 sku = profile.catalog.skus[2].id  # a desktop SKU: threshold 25
@@ -122,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             assert sku is not None
 
             def spec(port: int, **kw: Any) -> BenchSpec:
+                kw.setdefault("concurrency", args.concurrency)
                 return BenchSpec("127.0.0.1", port, sku, clients=args.clients,
-                                 concurrency=args.concurrency, processes=args.processes,
-                                 **kw)  # fmt: skip
+                                 processes=args.processes, **kw)  # fmt: skip
 
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
             for i in range(args.rounds):
@@ -147,14 +159,27 @@ def main(argv: list[str] | None = None) -> int:
                 for n in runs
                 if n != "bare"
             }
+            # This tree against each baseline, per round (A/B of a change).
+            versus = {
+                n: stats(
+                    [
+                        a["cpu_us_per_exchange"] / b["cpu_us_per_exchange"]
+                        for a, b in zip(runs["volact"], runs[n], strict=True)
+                    ]
+                )
+                for n in runs
+                if n not in ("bare", "volact")
+            }
             out = {"cpu_us_per_exchange": table, "ratio_to_bare": ratios,
+                   "volact_to_baseline": versus,
                    "errors": sum(r["errors"] for rs in runs.values() for r in rs),
                    "runs": runs}  # fmt: skip
             if args.rate > 0:
                 fixed: dict[str, Any] = {}
                 for name, (proc, port) in servers.items():
                     paced = measure(proc.pid, spec(port, duration=args.rate_seconds,
-                                                   rate=args.rate))  # fmt: skip
+                                                   rate=args.rate,
+                                                   concurrency=args.rate_concurrency))  # fmt: skip
                     sat = table[name]["median"]
                     fixed[name] = {**paced, "ratio_to_saturation": round(
                         paced["cpu_us_per_exchange"] / sat, 2)}  # fmt: skip
@@ -181,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                 else ""
             )
             print(f"{n:8} {s['median']:7.1f} µs/exchange ({s['min']:.1f}-{s['max']:.1f}){rtxt}")
+        for n, v in out["volact_to_baseline"].items():
+            print(f"volact ÷ {n}: {v['median']:.3f} ({v['min']:.3f}-{v['max']:.3f}) per round")
         if "fixed_rate" in out:
             for n, f in out["fixed_rate"].items():
                 if isinstance(f, dict):

@@ -207,6 +207,12 @@ _REPLY = struct.Struct(">HBBBIIII8s")
 _HEADER = struct.Struct(">HBB")
 _STATES = frozenset(int(s) for s in LicenseState)
 _RESULTS = {int(r): r for r in Result}
+# Plain ints and sizes for the hot path (an enum member is a slower lookup).
+_ACTIVATE = int(MsgType.ACTIVATE)
+_ACTIVATE_REPLY = int(MsgType.ACTIVATE_REPLY)
+_REQUEST_SIZE = _REQUEST.size
+_REPLY_SIZE = _REPLY.size
+_new_tuple = tuple.__new__
 
 
 class RawRequest(NamedTuple):
@@ -229,11 +235,36 @@ class RawRequest(NamedTuple):
 def decode_request(frame: bytes) -> RawRequest:
     """One whole ACTIVATE frame → :class:`RawRequest`; :class:`DecodeError` otherwise."""
     n = len(frame)
-    if n < _REQUEST.size:
+    if n < _REQUEST_SIZE:
         raise DecodeError(f"activation request is truncated ({n} bytes)")
     length, version, kind, sku, cmid, nonce, t, state, minutes, flags, name_len = (
         _REQUEST.unpack_from(frame)
     )
+    # One test for a well-formed request; the error, if any, is found below.
+    if not (
+        length == n - LENGTH_BYTES
+        and version in ACTIVATE_VERSIONS
+        and kind == _ACTIVATE
+        and name_len <= MAX_WORKSTATION_BYTES
+        and n == _REQUEST_SIZE + name_len
+        and state in _STATES
+        and flags <= 1
+    ):
+        _request_error(n, length, version, kind, name_len, state, flags)
+    try:
+        name = frame[_REQUEST_SIZE:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError("activation request: text is not UTF-8") from exc
+    # tuple.__new__: the NamedTuple without its Python-level constructor (one call less).
+    return _new_tuple(
+        RawRequest, (sku, cmid, nonce, t, state, minutes, flags == 1, name, version)
+    )
+
+
+def _request_error(
+    n: int, length: int, version: int, kind: int, name_len: int, state: int, flags: int
+) -> None:
+    """Raise the :class:`DecodeError` that says what is wrong with an activation request."""
     if length != n - LENGTH_BYTES:
         raise DecodeError(f"frame says {length} bytes follow, {n - LENGTH_BYTES} do")
     if version not in ACTIVATE_VERSIONS:
@@ -242,17 +273,11 @@ def decode_request(frame: bytes) -> RawRequest:
         raise DecodeError(f"message type {kind} is not an activation request")
     if name_len > MAX_WORKSTATION_BYTES:
         raise DecodeError(f"workstation name of {name_len} bytes exceeds {MAX_WORKSTATION_BYTES}")
-    if n != _REQUEST.size + name_len:
+    if n != _REQUEST_SIZE + name_len:
         raise DecodeError("activation request length does not match its contents")
     if state not in _STATES:
         raise DecodeError(f"unknown license state {state}")
-    if flags & ~1:
-        raise DecodeError(f"unknown request flags 0x{flags:02x}")
-    try:
-        name = frame[_REQUEST.size :].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DecodeError("activation request: text is not UTF-8") from exc
-    return RawRequest(sku, cmid, nonce, t, state, minutes, flags == 1, name, version)
+    raise DecodeError(f"unknown request flags 0x{flags:02x}")
 
 
 def encode_reply(
@@ -272,11 +297,12 @@ def encode_reply(
     """
     if len(host_id) != HOST_ID_BYTES:
         raise UsageError(f"host id must be {HOST_ID_BYTES} bytes")
-    if ticket and len(ticket) != ticket_bytes(version):
+    n = len(ticket)
+    if n and n != (TICKET_BYTES if version == PROTOCOL_VERSION else TICKET_BYTES_V2):
         raise UsageError(f"a ticket in a version-{version} reply is {ticket_bytes(version)} bytes")
     try:
         head = _REPLY.pack(
-            _REPLY.size - LENGTH_BYTES + len(ticket), version, MsgType.ACTIVATE_REPLY,
+            _REPLY_SIZE - LENGTH_BYTES + n, version, _ACTIVATE_REPLY,
             result, count, required, activation_interval, renewal_interval, host_id,
         )  # fmt: skip
     except struct.error as exc:
@@ -398,6 +424,20 @@ class FrameReader:
         self.peer = peer
         self._buf = b""
         self._error: DecodeError | None = None
+
+    @staticmethod
+    def is_one_frame(data: bytes, max_frame: int) -> bool:
+        """Whether ``data`` is exactly one whole frame of at most ``max_frame`` bytes.
+
+        The usual first read of a connection: a server that gets it needs no reader
+        for that connection (:meth:`feed` would return ``[data]``).
+        """
+        n = len(data)
+        return (
+            HEADER_BYTES <= n <= max_frame
+            and type(data) is bytes
+            and LENGTH_BYTES + ((data[0] << 8) | data[1]) == n
+        )
 
     @property
     def buffered(self) -> int:

@@ -19,7 +19,6 @@ SKU's product group, with the requesting machine already counted.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from volact.catalog import Catalog
@@ -63,6 +62,8 @@ FLOOD_EVENT_NETWORKS = 5
 _MAX_FLOOD_NETWORKS = 1000
 VALIDITY = VALIDITY_SECONDS
 _NO_HOST_ID = bytes(8)
+_OK = int(Result.OK)  # records and frames hold plain ints (SQLite binds them fastest)
+_new_tuple = tuple.__new__
 
 
 class RequestRecord(NamedTuple):
@@ -88,9 +89,11 @@ class RequestRecord(NamedTuple):
         return self.result == Result.OK and self.state == LicenseState.LICENSED
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The outcome of one exchange: the frame to send and what to persist."""
+class Decision(NamedTuple):
+    """The outcome of one exchange: the frame to send and what to persist.
+
+    A tuple (immutable, and one is made per request: cheaper than a dataclass).
+    """
 
     frame: bytes  #: the whole reply frame
     record: RequestRecord | None  #: the request to persist, None for license fetches
@@ -141,7 +144,7 @@ class HostCore:
         validity: int = VALIDITY,
         rebalance: Rebalance | None = None,
     ) -> None:
-        self.config = config
+        self.config = config  # a property: see its setter
         #: the standing request that a share of clients move (None: nobody is asked);
         #: a server replaces it when the setting changes
         self.rebalance = rebalance
@@ -172,6 +175,25 @@ class HostCore:
         self._license_frame = encode(LicenseReply(self.license_bytes))
         self._thresholds = {s.id.bytes: catalog.group(s.group).threshold for s in catalog.skus}
         self._groups = {s.id.bytes: s.group for s in catalog.skus}
+        #: the SKUs a grant may be given for if the license has not expired: what
+        #: :meth:`status_for` says, without the expiry, computed once
+        self._grantable = frozenset(
+            sku for sku in self._groups if self._status(sku) is Result.OK
+        )
+        self._expires_at = self.license.expires_at if self.license is not None else None
+
+    @property
+    def config(self) -> HostConfig:
+        """The host's settings; a server replaces them on reload (SIGHUP)."""
+        return self._config
+
+    @config.setter
+    def config(self, config: HostConfig) -> None:
+        self._config = config
+        # What every grant reads, taken out of the settings once per change.
+        self._count_vms = config.count_vms
+        self._host_id = config.host_id
+        self._intervals = (config.activation_interval, config.renewal_interval)
 
     # -- the two entry points -------------------------------------------------
 
@@ -206,50 +228,58 @@ class HostCore:
         return self._decide(raw, now, address)
 
     def _decide(self, req: RawRequest, now: int, address: str) -> Decision:
-        sku = req.sku
+        # The hot path of every exchange: locals, plain tuples, no helper calls that
+        # a grant does not need.
+        sku, cmid, nonce, client_time, state, minutes_left, vm, workstation, version = req
         required = self._thresholds.get(sku)
-        skewed = abs(req.client_time - now) > self.max_skew
+        skewed = abs(client_time - now) > self.max_skew
         if skewed or required is None:
             # Refused before counting: the count is the host's without this machine.
-            count = self.index.count(now, count_vms=self.config.count_vms)
+            count = self.index.count(now, count_vms=self._count_vms)
             result = Result.CLOCK_SKEW if skewed else Result.UNKNOWN_SKU
             return self._refuse(req, now, address, result, count, required or 0)
-        if req.cmid not in self.index:
+        index = self.index
+        if cmid not in index:
             reason = (
-                "full" if not self.index.can_add()
+                "full" if not index.can_add()
                 else None if self.new_machines.allow(address, now)
                 else "rate"
             )  # fmt: skip
             if reason is not None:
                 return self._refuse_new(reason, address, now, required)
-        touched = self.index.touch(req.cmid, now, req.vm)
-        count = self.index.count(now, count_vms=self.config.count_vms)
-        result = self.status_for(sku, now)
-        if result is Result.OK and count < required:
-            result = Result.COUNT_TOO_LOW
+        touched = index.touch(cmid, now, vm)
+        count = index.count(now, count_vms=self._count_vms)
+        expires = self._expires_at
+        if sku in self._grantable and (expires is None or now < expires):
+            result = Result.OK if count >= required else Result.COUNT_TOO_LOW
+        else:
+            result = self.status_for(sku, now)
         if result is not Result.OK:
-            frame = self._reply(result, count, required, req.version)
+            frame = self._reply(result, count, required, version)
             return Decision(frame, _record(req, now, address, result, count, 0), touched)
         key = self.signing_key
         assert key is not None
         valid_until = now + self.validity
-        cfg = self.config
+        host_id = self._host_id
+        act, ren = self._intervals
         # A version-2 client gets a version-2 ticket, whose signed flags may ask it
         # to move; a version-1 client cannot be asked (it would not read the ticket).
         move: bool | None = None
-        if req.version >= PROTOCOL_VERSION_MOVE:
+        if version >= PROTOCOL_VERSION_MOVE:
             rb = self.rebalance
-            move = rb is not None and rb.selects(req.cmid, cfg.host_id)
+            move = rb is not None and rb.selects(cmid, host_id)
         body = ticket_body(
-            req.cmid, sku, req.nonce, cfg.host_id, now, valid_until,
-            cfg.activation_interval, cfg.renewal_interval, count, move,
+            cmid, sku, nonce, host_id, now, valid_until, act, ren, count, move,
         )  # fmt: skip
         frame = encode_reply(
-            Result.OK, count, required, cfg.activation_interval, cfg.renewal_interval,
-            cfg.host_id, body + key.sign(body), req.version,
+            _OK, count, required, act, ren, host_id, body + key.sign(body), version,
         )  # fmt: skip
-        record = _record(req, now, address, Result.OK, count, valid_until, bool(move))
-        return Decision(frame, record, touched)
+        # tuple.__new__: the NamedTuple without its Python-level constructor.
+        record = _new_tuple(RequestRecord, (
+            now, address, cmid, sku, workstation, vm, state, minutes_left, client_time, _OK,
+            count, valid_until, bool(move),
+        ))  # fmt: skip
+        return _new_tuple(Decision, (frame, record, touched))
 
     def forget(self, touched: Sequence[Touch]) -> None:
         """Take decided requests back out of the count: their records were not persisted.
@@ -303,12 +333,18 @@ class HostCore:
     def status_for(self, sku: bytes, now: int) -> Result:
         """Whether this host may activate ``sku`` at all, ignoring the count."""
         lic = self.license
+        expired = lic is not None and lic.expires_at is not None and now >= lic.expires_at
+        if expired and self.signing_key is not None and not self.revoked:
+            return Result.HOST_LICENSE_EXPIRED
+        return self._status(sku)
+
+    def _status(self, sku: bytes) -> Result:
+        """:meth:`status_for`, leaving out the license's expiry."""
+        lic = self.license
         if lic is None or self.signing_key is None:
             return Result.HOST_NOT_ACTIVATED
         if self.revoked:
             return Result.HOST_REVOKED
-        if lic.expires_at is not None and now >= lic.expires_at:
-            return Result.HOST_LICENSE_EXPIRED
         if self._groups[sku] not in lic.groups:
             return Result.SKU_NOT_COVERED
         return Result.OK
