@@ -63,7 +63,7 @@ PRESSURE_READ_TIMEOUT = 1.0
 
 
 class GroupCommitter:
-    """Group commit: the requests of a few milliseconds go to the store in one transaction.
+    """Group commit: the requests of up to 15 ms go to the store in one transaction.
 
     Records wait in a list; at most ``interval`` seconds after the first one
     arrives (or as soon as ``max_batch`` wait), the whole list is written and
