@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -284,7 +284,7 @@ class _MakItem:
     now: int  #: Unix seconds, for the machine's record
     result: MakResult | None = None  #: set once its transaction committed
     failure: BaseException | None = None  #: set if its transaction failed
-    done: bool = field(default=False)  #: answered (result or failure)
+    done: bool = False  #: answered (result or failure)
 
 
 def _sqlite_immediate(engine: Engine) -> None:
