@@ -93,10 +93,11 @@ async def direct(url: str, bodies: list[dict[str, Any]], concurrency: int) -> fl
 
     Each of ``concurrency`` kept-alive connections sends one request at a time,
     pre-encoded, and reads its answer with a minimal HTTP/1.1 reader (about
-    0.3 ms of CPU a request). httpx's client (:func:`direct_httpx`) took 6-11 ms,
-    more than the service, on the same two cores: its pool (httpcore) checks
-    every connection for every waiting request, 1.7 million ``is_idle`` calls for
-    600 requests at 32 in flight, and more when answers come back together.
+    0.3 ms of CPU a request). httpx's client (:func:`direct_httpx`) takes 6-9 ms,
+    more than the service, on the same two cores: at 32 in flight its pool
+    (httpcore) checks about 150 connections for expiry per request, each check a
+    ``getpeername`` and a ``poll``, and the client, not the service, set the
+    figure (docs/authority.md, "Throughput").
     """
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80

@@ -6,6 +6,8 @@ transaction that first takes the key's row: ``SELECT ... FOR UPDATE`` on
 PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite (which serialises writers). Inside it
 :mod:`volact.authority.rules` decides; this module only reads and applies, so the
 key limits hold exactly under any number of concurrent requests and workers.
+Direct MAK activations that arrive together share one such transaction
+(:meth:`Store.activate_mak`), as a proxy's batch does.
 
 The schema is versioned in ``volact_schema``; :func:`Store.migrate` applies the
 missing steps of :data:`MIGRATIONS` in place, under a lock, so an existing store
@@ -575,9 +577,12 @@ class Store:
         request, and whichever thread gets the turn applies every queued request
         in one transaction, decided one by one in queue order exactly as a batch
         is, and commits before any of them returns. Under load one commit (and on
-        PostgreSQL one key-row lock and five round trips) then serves many
-        machines instead of one, and waiting threads sleep on a lock instead of in
-        the database's lock queue (or SQLite's busy-retry sleeps).
+        PostgreSQL one key-row lock and its six round trips) then serves many
+        machines instead of one, and waiting threads sleep on a lock instead of
+        each running its own transaction into the database's queue (PostgreSQL's
+        row lock, SQLite's busy-retry sleeps), waking for every statement. A
+        failed transaction fails every request in it, as it would have failed
+        each alone; nothing of it is committed.
         """
         item = _MakItem(req, key, catalog, now)
         with self._mak_queue_lock:
