@@ -285,7 +285,7 @@ class _MakItem:
     catalog: Catalog  #: the vendor's catalog
     now: int  #: Unix seconds, for the machine's record
     result: MakResult | None = None  #: set once its transaction committed
-    failure: BaseException | None = None  #: set if its transaction failed
+    failure: Exception | None = None  #: set if its transaction failed
     done: bool = False  #: answered (result or failure)
 
 
