@@ -25,7 +25,7 @@ import schemathesis
 from schemathesis.generation.modes import GenerationMode
 
 from volact.authority.activation import Authority, hash_token, issue_key, new_token
-from volact.authority.api import ApiConfig, create_app
+from volact.authority.api import ApiConfig, HostActivationResult, MakResult, create_app
 from volact.authority.db import Store
 from volact.authority.ratelimit import RateLimit
 from volact.authority.vault import AuthorityHome
@@ -145,6 +145,21 @@ def test_host_activation(api: Api) -> None:
     )
     rec = api.auth.store.get_key(ProductKey.parse(key).serial)
     assert rec is not None and rec.used == 1
+
+
+def test_activation_answers_are_what_their_response_models_send(api: Api) -> None:
+    # The activation routes return their answers already rendered (api.answer), not
+    # through FastAPI's response validation: the bytes must be what it would send.
+    host = api.client.post(
+        "/v1/hosts/activate", json=host_body(api.key("host", "server"), b"\x05" * 8)
+    )
+    mak = api.client.post("/v1/mak/activate", json=mak_body(api.key("mak", "desktop")))
+    for r, model in ((host, HostActivationResult), (mak, MakResult)):
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        assert r.content == model.model_validate_json(r.content).model_dump_json(
+            exclude_none=True
+        ).encode()
+    assert set(mak.json()) == {"format", "version", "cmid", "confirmation"}
 
 
 def test_host_key_exhausted_and_wrong_kind(api: Api) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from volact.authority import rules
 from volact.authority.db import SCHEMA_VERSION, Store
 from volact.catalog import demo_catalog
 from volact.documents import RevocationList, installation_id
-from volact.errors import UnknownKeyError, VolactError
+from volact.errors import StoreError, UnknownKeyError, VolactError
 from volact.exchanges import HostActivationRequest, MakRequest
 from volact.keys import KeyKind, ProductKey
 from volact.signing import SigningKey
@@ -397,3 +398,71 @@ def test_batch_with_several_keys_and_repeats_in_one_call(store: Store) -> None:
     machines = store.key_details(k1.serial)["machines"]
     assert len(machines) == 4  # known, fresh x2 SKUs, the third
     assert store.activate_mak_many([], CATALOG, now=NOW) == []
+
+
+def _queue_behind_a_held_turn(store: Store, calls: list[object]) -> list[object]:
+    """Run each call on its own thread while the store's MAK turn is held, so they all
+    queue; release the turn once every one is queued; return each call's outcome."""
+    outcomes: list[object] = [None] * len(calls)
+
+    def one(i: int) -> None:
+        try:
+            outcomes[i] = calls[i]()  # type: ignore[operator]
+        except Exception as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(calls))]
+    with store._mak_turn:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while len(store._mak_queue) < len(calls) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(store._mak_queue) == len(calls)
+    for t in threads:
+        t.join(60)
+    return outcomes
+
+
+def test_direct_activations_waiting_together_share_one_commit(store: Store) -> None:
+    key = new_key(store, KeyKind.MAK, "desktop", 3)
+    known = mak_req(key)
+    store.activate_mak(known, key, CATALOG, now=NOW)
+    stranger = ProductKey.generate(KeyKind.MAK, secrets.token_bytes(12))
+    fresh = [mak_req(key) for _ in range(3)]
+    commits: list[int] = []
+    sa.event.listen(store.engine, "commit", lambda _conn: commits.append(1))
+    calls = [
+        lambda: store.activate_mak(known, key, CATALOG, now=NOW),  # repeat
+        lambda: store.activate_mak(fresh[0], key, CATALOG, now=NOW),
+        lambda: store.activate_mak(fresh[0], key, CATALOG, now=NOW),  # the same machine again
+        lambda: store.activate_mak(mak_req(key, sku=SERVER.id), key, CATALOG, now=NOW),
+        lambda: store.activate_mak(mak_req(stranger), stranger, CATALOG, now=NOW),
+        lambda: store.activate_mak(fresh[1], key, CATALOG, now=NOW),  # the last one left
+        lambda: store.activate_mak(fresh[2], key, CATALOG, now=NOW),
+    ]
+    outcomes = _queue_behind_a_held_turn(store, calls)
+    assert len(commits) == 1  # one transaction answered all seven
+    names = [type(o).__name__ if isinstance(o, Exception) else o[1].name for o in outcomes]  # type: ignore[index]
+    # Decided one by one in the order they queued (unknown here), each exactly:
+    assert names.count("NEW_MACHINE") == 2 and names.count("ExhaustedKey") == 1
+    assert names[0] == "REPEAT" and "NEW_MACHINE" in names[1:3] and "REPEAT" in names[1:3]
+    assert names[3] == "SkuNotCovered" and names[4] == "UnknownKeyError"
+    rec = store.get_key(key.serial)
+    assert rec is not None and rec.used == 3
+    assert len(store.key_details(key.serial)["machines"]) == 3
+
+
+def test_a_failed_shared_commit_fails_every_request_in_it(store: Store) -> None:
+    key = new_key(store, KeyKind.MAK, "desktop", 10)
+    with store.engine.begin() as conn:  # the machines' table is gone: the transaction fails
+        conn.execute(sa.text("DROP TABLE mak_activations"))
+    reqs = [mak_req(key) for _ in range(5)]
+    outcomes = _queue_behind_a_held_turn(
+        store, [lambda r=r: store.activate_mak(r, key, CATALOG, now=NOW) for r in reqs]
+    )
+    assert all(isinstance(o, StoreError) for o in outcomes)
+    assert len({id(o) for o in outcomes}) == 5  # each thread raised its own copy
+    assert all("mak_activations" in str(o) for o in outcomes)
+    rec = store.get_key(key.serial)
+    assert rec is not None and rec.used == 0

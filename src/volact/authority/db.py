@@ -6,6 +6,8 @@ transaction that first takes the key's row: ``SELECT ... FOR UPDATE`` on
 PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite (which serialises writers). Inside it
 :mod:`volact.authority.rules` decides; this module only reads and applies, so the
 key limits hold exactly under any number of concurrent requests and workers.
+Direct MAK activations that arrive together share one such transaction
+(:meth:`Store.activate_mak`), as a proxy's batch does.
 
 The schema is versioned in ``volact_schema``; :func:`Store.migrate` applies the
 missing steps of :data:`MIGRATIONS` in place, under a lock, so an existing store
@@ -14,10 +16,12 @@ upgrades without losing a row. Database errors become :class:`StoreError`.
 
 from __future__ import annotations
 
+import copy
 import re
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -268,6 +272,23 @@ def _ping_when_idle(engine: Engine) -> None:
             raise sa.exc.DisconnectionError(str(exc)) from exc
 
 
+#: What one MAK activation decides: its record and outcome, or the refusal.
+MakResult = tuple[KeyRecord, MakOutcome] | VolactError
+
+
+@dataclass(eq=False)
+class _MakItem:
+    """One MAK activation waiting for, or answered by, a shared transaction."""
+
+    req: MakRequest  #: the request
+    key: ProductKey  #: its key, parsed
+    catalog: Catalog  #: the vendor's catalog
+    now: int  #: Unix seconds, for the machine's record
+    result: MakResult | None = None  #: set once its transaction committed
+    failure: Exception | None = None  #: set if its transaction failed
+    done: bool = False  #: answered (result or failure)
+
+
 def _sqlite_immediate(engine: Engine) -> None:
     # pysqlite's own BEGIN is deferred, which lets two transactions read the same
     # counter and then both write it. Take the write lock at BEGIN instead.
@@ -292,6 +313,11 @@ class Store:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        # Direct MAK activations waiting for a transaction, and the lock whose
+        # holder runs one transaction for all of them (see activate_mak).
+        self._mak_queue: list[_MakItem] = []
+        self._mak_queue_lock = threading.Lock()
+        self._mak_turn = threading.Lock()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -545,16 +571,60 @@ class Store:
     def activate_mak(
         self, req: MakRequest, key: ProductKey, catalog: Catalog, *, now: int
     ) -> tuple[KeyRecord, MakOutcome]:
-        """Apply one MAK activation atomically; raise a :class:`Refusal` if refused."""
-        with self._tx() as conn:
-            (result,) = self._activate_maks(conn, [(req, key)], catalog, now)
-        if isinstance(result, VolactError):
-            raise result
-        return result
+        """Apply one MAK activation atomically; raise a :class:`Refusal` if refused.
+
+        Concurrent calls share transactions (group commit): each call queues its
+        request, and whichever thread gets the turn applies every queued request
+        in one transaction, decided one by one in queue order exactly as a batch
+        is, and commits before any of them returns. Under load one commit (and on
+        PostgreSQL one key-row lock and its six round trips) then serves many
+        machines instead of one, and waiting threads sleep on a lock instead of
+        each running its own transaction into the database's queue (PostgreSQL's
+        row lock, SQLite's busy-retry sleeps), waking for every statement. A
+        failed transaction fails every request in it, as it would have failed
+        each alone; nothing of it is committed.
+        """
+        item = _MakItem(req, key, catalog, now)
+        with self._mak_queue_lock:
+            self._mak_queue.append(item)
+        while not item.done:
+            with self._mak_turn:
+                if item.done:  # another thread's transaction answered it
+                    break
+                with self._mak_queue_lock:
+                    group = self._mak_queue[: rules.BATCH_LIMIT]
+                    del self._mak_queue[: rules.BATCH_LIMIT]
+                self._apply_group(group, item)
+        if item.failure is not None:
+            # The transaction another thread ran for this one failed: the same error,
+            # as a copy (one exception object raised in two threads shares a traceback).
+            raise copy.copy(item.failure) from item.failure.__cause__
+        assert item.result is not None
+        if isinstance(item.result, VolactError):
+            raise item.result
+        return item.result
+
+    def _apply_group(self, group: list[_MakItem], own: _MakItem) -> None:
+        """One transaction for ``group``; raises only what concerns ``own``."""
+        try:
+            with self._tx() as conn:
+                results = self._activate_maks(conn, group)
+        except Exception as exc:
+            for it in group:
+                if it is not own:
+                    it.failure, it.done = exc, True
+            raise
+        except BaseException:
+            # Interrupted (rolled back): the others go back to the queue for the next turn.
+            with self._mak_queue_lock:
+                self._mak_queue[:0] = [it for it in group if it is not own]
+            raise
+        for it, result in zip(group, results, strict=True):
+            it.result, it.done = result, True
 
     def activate_mak_many(
         self, items: list[tuple[MakRequest, ProductKey]], catalog: Catalog, *, now: int
-    ) -> list[tuple[KeyRecord, MakOutcome] | VolactError]:
+    ) -> list[MakResult]:
         """Apply many MAK activations in one transaction (one commit for a proxy batch).
 
         Each item is decided on its own; a refusal is returned in its place and
@@ -563,7 +633,9 @@ class Store:
         if not items:
             return []
         with self._tx() as conn:
-            return self._activate_maks(conn, items, catalog, now)
+            return self._activate_maks(
+                conn, [_MakItem(req, key, catalog, now) for req, key in items]
+            )
 
     # Built once: the MAK path runs per request, and building an expression costs
     # more Python than running it on SQLite.
@@ -611,33 +683,27 @@ class Store:
         " CAST(:t AS bigint[]))"
     )
 
-    def _activate_maks(
-        self,
-        conn: Connection,
-        items: list[tuple[MakRequest, ProductKey]],
-        catalog: Catalog,
-        now: int,
-    ) -> list[tuple[KeyRecord, MakOutcome] | VolactError]:
+    def _activate_maks(self, conn: Connection, items: Sequence[_MakItem]) -> list[MakResult]:
         # A fixed number of statements whatever the batch size (each a round trip
         # on PostgreSQL): lock the batch's keys, read the machines they already
         # know, decide every item in memory in request order, then one UPDATE of
         # the counters and one multi-row INSERT of the new machines.
-        serials = sorted({key.serial for _, key in items})
+        serials = sorted({it.key.serial for it in items})
         # Locked in serial order, so two batches sharing keys cannot deadlock.
         rows = conn.execute(self._LOCK_KEYS, {"serials": serials}).mappings()
         recs = {bytes(r["serial"]): _key_record(r) for r in rows}
         found = conn.execute(self._KNOWN_PG if self.is_postgres else self._KNOWN, {
             "serials": serials,
-            "cmids": sorted({str(req.cmid) for req, _ in items}),
-            "iids": sorted({req.installation_id for req, _ in items}),
+            "cmids": sorted({str(it.req.cmid) for it in items}),
+            "iids": sorted({it.req.installation_id for it in items}),
         }).all()  # fmt: skip
         known_cmids = {(bytes(s), c) for s, c, _ in found if c is not None}
         known_iids = {(bytes(s), bytes(i)) for s, _, i in found if i is not None}
         used = {serial: rec.used for serial, rec in recs.items()}
         inserts: list[dict[str, Any]] = []
-        out: list[tuple[KeyRecord, MakOutcome] | VolactError] = []
-        for req, key in items:
-            serial = key.serial
+        out: list[MakResult] = []
+        for it in items:
+            req, serial = it.req, it.key.serial
             rec = recs.get(serial)
             if rec is None:
                 out.append(UnknownKeyError("this MAK was not issued by this vendor"))
@@ -645,7 +711,7 @@ class Store:
             cmid = str(req.cmid)
             try:
                 outcome = rules.decide_mak(
-                    rec, catalog, req.sku, machine_known=(serial, cmid) in known_cmids,
+                    rec, it.catalog, req.sku, machine_known=(serial, cmid) in known_cmids,
                     used=used[serial],
                 )  # fmt: skip
             except rules.Refusal as exc:
@@ -660,7 +726,7 @@ class Store:
                 inserts.append({
                     "key_serial": serial, "installation_id": req.installation_id,
                     "cmid": cmid, "sku": str(req.sku), "workstation": req.workstation,
-                    "activated_at": now,
+                    "activated_at": it.now,
                 })  # fmt: skip
             out.append((rec, outcome))
         changed = [{"s": s, "u": n} for s, n in used.items() if n != recs[s].used]
