@@ -84,12 +84,26 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         driver.quit()
 
 
+def _submit(driver: Any, button_id: str) -> None:
+    """Click a button that loads a new page, and wait for that page: reading right after
+    the click can find the old page's elements, which then go stale (seen in CI)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.ID, button_id).click()
+    wait = WebDriverWait(driver, 30)
+    wait.until(expected_conditions.staleness_of(old))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def _log_in(driver: Any, console: ConsoleHost, token: str) -> None:
     from selenium.webdriver.common.by import By
 
     driver.get(console.url + "/login")
     driver.find_element(By.ID, "token").send_keys(token)
-    driver.find_element(By.ID, "login").click()
+    _submit(driver, "login")
 
 
 def _errors(driver: Any) -> list[dict[str, Any]]:
@@ -134,12 +148,12 @@ def test_log_in_and_read_every_page(console: ConsoleHost, browser: Any) -> None:
     # Search by result, then page back.
     browser.get(console.url + "/events?limit=5")
     browser.find_element(By.ID, "f-result").send_keys("ok")
-    browser.find_element(By.ID, "search").click()
+    _submit(browser, "search")
     results = {r.find_elements(By.TAG_NAME, "td")[5].text
                for r in browser.find_elements(By.CSS_SELECTOR, "#events tr")[1:]}  # fmt: skip
     assert results == {"ok"}
     browser.get(console.url + "/events?limit=5")
-    browser.find_element(By.ID, "older").click()
+    _submit(browser, "older")
     assert "before=" in browser.current_url
     assert len(browser.find_elements(By.CSS_SELECTOR, "#events tr")) == 6
     assert _errors(browser) == []
