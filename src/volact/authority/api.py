@@ -383,11 +383,20 @@ def create_app(config: ApiConfig) -> FastAPI:
 
     activation_errors = _responses(400, 403, 404, 408, 409, 413, 422, 429, 503)
 
-    def parse_one(text: str, kind: KeyKind, parser: rules.KeyParser) -> ProductKey:
-        key = parser.parse(text)
-        if isinstance(key, VolactError):
-            raise key
-        return rules.expect_kind(key, kind)
+    def checked_key(text: str, kind: KeyKind, request: Request) -> ProductKey:
+        """The key of one activation, within its sender's and then its own rate."""
+        address = client(request)
+        limit((address, 1.0))
+        parser = rules.KeyParser()
+        try:
+            parsed = parser.parse(text)
+        finally:
+            charge(address, parser)
+        if isinstance(parsed, VolactError):
+            raise parsed
+        key = rules.expect_kind(parsed, kind)
+        limit(("key:" + key.serial.hex(), 1.0))
+        return key
 
     @app.post(
         "/v1/hosts/activate",
@@ -397,14 +406,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         tags=["activation"],
     )
     def activate_host(body: HostActivationBody, request: Request) -> Response:
-        address = client(request)
-        limit((address, 1.0))
-        parser = rules.KeyParser()
-        try:
-            key = parse_one(body.host_key, KeyKind.HOST, parser)
-        finally:
-            charge(address, parser)
-        limit(("key:" + key.serial.hex(), 1.0))
+        key = checked_key(body.host_key, KeyKind.HOST, request)
         req = HostActivationRequest.from_json(body.model_dump())
         return answer(auth.activate_host(req, now=config.clock(), key=key).to_json())
 
@@ -417,14 +419,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         tags=["activation"],
     )
     def activate_mak(body: MakBody, request: Request) -> Response:
-        address = client(request)
-        limit((address, 1.0))
-        parser = rules.KeyParser()
-        try:
-            key = parse_one(body.mak, KeyKind.MAK, parser)
-        finally:
-            charge(address, parser)
-        limit(("key:" + key.serial.hex(), 1.0))
+        key = checked_key(body.mak, KeyKind.MAK, request)
         req = MakRequest.from_json(body.model_dump())
         return answer(auth.activate_mak(req, now=config.clock(), key=key).to_json())
 
