@@ -38,7 +38,6 @@ from volact.addresses import format_hostport
 from volact.errors import ConfigurationError, UsageError, VolactError
 from volact.host import admin, tokens
 from volact.host.config import parse_listen
-from volact.host.home import load_config
 
 DEFAULT_PORT = 8688
 COOKIE = "volact_session"
@@ -363,10 +362,11 @@ def fleet(home: Path, now: int) -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor
 
     peers = load_fleet(home)
-    own = _summary(admin.status(home, now=now), admin.alerts(home, now=now),
+    status = admin.status(home, now=now)
+    own = _summary(status, admin.alerts(home, now=now),
                    admin.activity(home, days=7, now=now))  # fmt: skip
     with ThreadPoolExecutor(max_workers=8) as pool:
-        in_dns = pool.submit(_published, home)
+        in_dns = pool.submit(_published, home, status["dns"])
         answers = list(pool.map(_peer, peers))
         dns_view = in_dns.result()
     hosts = [{"name": "this host", "url": None, **own}]
@@ -382,23 +382,22 @@ def fleet(home: Path, now: int) -> dict[str, Any]:
     return {"hosts": hosts, "dns": dns_view}
 
 
-def _published(home: Path) -> list[dict[str, Any]] | None:
-    """Per publish domain of this host: the SRV targets there (with the host ids that
-    claim them) or the reason they could not be read; None without DNS settings."""
-    from volact.host.dns.files import load_settings, service_label
+def _published(home: Path, dns_status: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Per publish domain of this host (``dns_status``: the ``dns`` object of ``host
+    status``): the SRV targets there (with the host ids that claim them) or the reason
+    they could not be read; None without DNS servers to ask."""
+    from volact.host.dns.files import load_settings
     from volact.host.dns.updates import read_srv
 
+    if not dns_status.get("servers"):
+        return None
     try:
-        settings = load_settings(home)
-        fqdn = load_config(home).fqdn or "localhost"
-        domains = [t.domain for t in settings.targets(fqdn)]
-        label = service_label(home, settings)
+        settings = load_settings(home)  # the servers and the TSIG key file to ask with
     except ConfigurationError:
         return None
-    if not settings.servers:
-        return None
+    label = dns_status["label"]
     out: list[dict[str, Any]] = []
-    for domain in domains[:MAX_DNS_DOMAINS]:
+    for domain in [d["domain"] for d in dns_status["domains"]][:MAX_DNS_DOMAINS]:
         records, error = read_srv(domain, settings, label=label, timeout=PEER_TIMEOUT)
         entry: dict[str, Any] = {"domain": domain, "owner": f"{label}.{domain}"}
         if error is not None:
