@@ -92,10 +92,17 @@ def write_plots(r: SimResult, out: Path) -> list[str]:
         fig.savefig(out / name, dpi=90)
         plt.close(fig)
 
+    # Matplotlib's default cycle has 10 colours: with more hosts (the case study has
+    # 12) two hosts would share one; tab20 keeps each host's colour its own.
+    palette = plt.get_cmap("tab10" if len(r.host_names) <= 10 else "tab20")
+
+    def host_color(i: int) -> Any:
+        return palette(i % palette.N)
+
     fig, ax = plt.subplots(figsize=(9, 4.2))
     for i, name in enumerate(r.host_names):
-        (line,) = ax.plot(days, r.host_clients[i], label=f"{name} clients")
-        ax.plot(days, r.host_count[i], linestyle="--", color=line.get_color(), alpha=0.7)
+        ax.plot(days, r.host_clients[i], label=f"{name} clients", color=host_color(i))
+        ax.plot(days, r.host_count[i], linestyle="--", color=host_color(i), alpha=0.7)
     ax.set_xlabel("day")
     ax.set_ylabel("machines")
     ax.set_title("Clients per host (solid: cached host) and the host's count (dashed)")
@@ -144,7 +151,7 @@ def write_plots(r: SimResult, out: Path) -> list[str]:
     for i, name in enumerate(r.host_names):
         cpu = [n * r.cost_us / 1e6 / 3600 * 100 for n in r.hourly[i]]
         if any(cpu):
-            ax.plot(hours_x, cpu, linewidth=0.6, label=name)
+            ax.plot(hours_x, cpu, linewidth=0.6, label=name, color=host_color(i))
     ax.set_xlabel("day")
     ax.set_ylabel("% of one core (hourly mean)")
     ax.set_title(f"Host CPU estimate ({r.cost_us:.0f} µs per exchange, measured)")
