@@ -212,9 +212,10 @@ def licensing(home: Path, *, now: int, limit: int = 100) -> dict[str, Any]:
     """
     warn = now + EXPIRY_WARNING_DAYS * DAY
     with HostStore.open(home, create=False) as store:
-        summary = _validity_summary(store, now=now, warn=warn)
+        summary, histogram = store.validity_and_days_left(
+            now=now, warn=warn, counted_since=now - COUNT_WINDOW
+        )
         rows = [astuple(r) for r in store.clients_by_expiry(now, limit)]
-        histogram = store.days_left_histogram(now)
     total, valid, expiring, expired, never, active = astuple(summary)
     profile = load_profile(home)
     names = {s.id.bytes: s.name for s in profile.catalog.skus}

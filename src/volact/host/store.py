@@ -155,6 +155,17 @@ _CLIENTS_BY_CMID = (
 )
 
 
+# ValiditySummary's counts in one scan of the clients; {} takes more columns.
+# Parameters: now, the expiry warning time, the start of the counting window.
+_VALIDITY = (
+    "SELECT count(*), sum(valid_until > ?1), sum(valid_until > ?1 AND valid_until <= ?2), "
+    "sum(valid_until > 0 AND valid_until <= ?1), sum(valid_until = 0), "
+    "sum(last_contact > ?3){} FROM clients"
+)
+# The whole days left of every client still valid, as one JSON array.
+_DAYS_LEFT = f", json_group_array((valid_until - ?1) / {DAY}) FILTER (WHERE valid_until > ?1)"
+
+
 @dataclass(frozen=True)
 class Event:
     """One row of the event log."""
@@ -647,14 +658,22 @@ class HostStore:
     def validity_summary(self, *, now: int, warn: int, counted_since: int) -> ValiditySummary:
         """How many known clients are licensed, expiring before ``warn``, expired, never
         activated, and seen after ``counted_since``: one scan."""
-        row = self._read(
-            "SELECT count(*), "
-            "sum(valid_until > ?), sum(valid_until > ? AND valid_until <= ?), "
-            "sum(valid_until > 0 AND valid_until <= ?), sum(valid_until = 0), "
-            "sum(last_contact > ?) FROM clients",
-            (now, now, warn, now, counted_since),
-        )[0]
+        row = self._read(_VALIDITY.format(""), (now, warn, counted_since))[0]
         return ValiditySummary(*(int(x or 0) for x in row))
+
+    def validity_and_days_left(
+        self, *, now: int, warn: int, counted_since: int
+    ) -> tuple[ValiditySummary, list[tuple[int, int]]]:
+        """:meth:`validity_summary` and ``(whole days left, clients)`` over every client
+        still valid at ``now``, in the same scan.
+
+        The days come back as one JSON array and are counted here: a GROUP BY would
+        sort every valid client first (at a million clients, that sort cost more than
+        the scan).
+        """
+        row = self._read(_VALIDITY.format(_DAYS_LEFT), (now, warn, counted_since))[0]
+        days = Counter(json.loads(row[6] or "[]"))
+        return ValiditySummary(*(int(x or 0) for x in row[:6])), sorted(days.items())
 
     def last_event_since(self, kind: str, since: int) -> tuple[int, str] | None:
         """(time, message) of the newest ``kind`` event at or after ``since``, if any.
@@ -667,15 +686,6 @@ class HostStore:
             (self._first_event_at(since), kind),
         )
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
-
-    def days_left_histogram(self, now: int) -> list[tuple[int, int]]:
-        """(whole days left, clients) over every client still valid at ``now``."""
-        rows = self._read(
-            "SELECT (valid_until - ?) / ? AS d, count(*) FROM clients WHERE valid_until > ? "
-            "GROUP BY d ORDER BY d",
-            (now, DAY, now),
-        )
-        return [(int(d), int(n)) for d, n in rows]
 
     def last_request_time(self) -> int | None:
         """When the newest ``request`` event happened, None if none is kept."""
