@@ -43,7 +43,6 @@ from volact.host.config import SERVE_FILE, HostConfig, parse_listen
 from volact.host.dns.publisher import publish_loop
 from volact.host.home import load_config
 from volact.host.malformed import EventRow, MalformedLog
-from volact.host.metrics import serve_metrics
 from volact.host.policy import HostCore, RequestRecord
 from volact.host.rebalance_file import REBALANCE_FILE, FileWatch, load_rebalance
 from volact.host.reload import RELOAD_SIGNAL, Reloader
@@ -593,6 +592,8 @@ async def serve_async(
         metrics_server: asyncio.Server | None = None
         metrics_address: str | None = None
         if metrics is not None:
+            from volact.host.metrics import serve_metrics  # prometheus_client: only if asked
+
             m_host, m_port = parse_listen(metrics, 9188)
             try:
                 metrics_server = await serve_metrics(server, m_host, m_port)

@@ -21,10 +21,14 @@ from volact.errors import ConfigurationError, UsageError, VolactError
 from volact.host.dns.files import host_id_of, load_settings, service_label
 from volact.host.dns.outcomes import Outcome
 from volact.host.dns.schedule import Backoff, PublishSchedule
+from volact.host.dns.servers import QUERY_TIMEOUT
 from volact.host.dns.settings import DnsSettings
 from volact.host.dns.state import load_published, published_after, record_outcome, save_state
-from volact.host.dns.updates import QUERY_TIMEOUT, publish_domain, unpublish_domain
 from volact.host.rebalance_file import load_rebalance
+
+# volact.host.dns.updates is imported where it is used: it brings dnspython, a
+# quarter of a second of start-up that only publishing needs (not every `volact
+# host` command, nor a host's time to its listening line).
 
 EventSink = Callable[[str, str], None]
 
@@ -67,6 +71,8 @@ def run_once(
     publishes a name another host id owns (a replacement host), removing that
     host's marker and addresses; nothing else ever does.
     """
+    from volact.host.dns.updates import publish_domain, unpublish_domain
+
     if action not in ("publish", "unpublish"):
         raise UsageError(f"action must be publish or unpublish, not {action!r}")
     settings, name, label, me = _configured(home, fqdn)
@@ -125,6 +131,8 @@ def withdraw_srv(
     is, so a later ``unpublish`` still removes the addresses published before,
     and a later ``publish`` puts the SRV back.
     """
+    from volact.host.dns.updates import unpublish_domain
+
     settings, name, label, me = _configured(home, fqdn)
     outcomes: list[Outcome] = []
     for target in settings.targets(name):
@@ -170,6 +178,8 @@ async def publish_loop(
     Returns at once when DNS publishing is not configured or is disabled. Settings are
     read once, at start: a change takes effect when the service restarts.
     """
+    from volact.host.dns.updates import publish_domain
+
     try:
         settings = load_settings(home)
         if not settings.enabled or not settings.configured:

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from volact.addresses import format_hostport, parse_hostport
 from volact.errors import AddressError
 
+#: Seconds to wait for one DNS server to answer one message.
+QUERY_TIMEOUT = 5.0
+
 #: Port a DNS server listens on unless ``ADDR:PORT`` says otherwise.
 DNS_PORT = 53
 

@@ -39,13 +39,11 @@ from volact.host.dns.plans import (
     plan_publish,
     plan_unpublish,
 )
-from volact.host.dns.servers import ServerAddress
+from volact.host.dns.servers import QUERY_TIMEOUT, ServerAddress
 from volact.host.dns.settings import DnsSettings, PublishDomain
 from volact.host.dns.tsig import TsigKey
 from volact.resolving import connect_ip
 
-#: Seconds to wait for one DNS server to answer one message.
-QUERY_TIMEOUT = 5.0
 #: Most SRV rdatas read back from the zone (a hostile answer is not trusted blindly).
 MAX_EXISTING = 1024
 
