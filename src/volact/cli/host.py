@@ -23,6 +23,7 @@ from volact.cli.common import (
     error,
     output,
     read_bytes,
+    require,
     wall_clock,
 )
 from volact.errors import ConfigurationError, UsageError, VolactError
@@ -276,6 +277,9 @@ def _activate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # The server imports prometheus_client only for --metrics: a host install that
+    # lacks it is still named at once, not when metrics are first asked for.
+    require("prometheus_client", "uvloop")
     from volact.host.server import serve
 
     stats = serve(
