@@ -136,7 +136,6 @@ def _daily_kind(result: int, renewal: bool) -> str:
     return REFUSED + Result(result).label
 
 
-
 # The clients seen lately, each column aggregated into one value: the CMIDs
 # concatenated, and ``2 * last_contact + vm`` as a JSON array (null for a CMID that
 # is not 16 bytes). The aggregates of one scan see the rows in the same order, and
@@ -444,10 +443,8 @@ class HostStore:
                         if r.moved
                     ],
                 )  # fmt: skip
-            daily = Counter(
-                (r.time // DAY, r.sku, _daily_kind(r.result, r.state == _LICENSED))
-                for r in records
-            )
+            # Counted by result and state; the kind's label is made once per group.
+            daily = Counter((r.time // DAY, r.sku, r.result, r.state == _LICENSED) for r in records)
             c.executemany(
                 "INSERT INTO result_totals VALUES (?, ?) "
                 "ON CONFLICT (result) DO UPDATE SET n = n + excluded.n",
@@ -456,7 +453,7 @@ class HostStore:
             c.executemany(
                 "INSERT INTO daily VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (day, sku, kind) DO UPDATE SET n = n + excluded.n",
-                [(d, s, k, n) for (d, s, k), n in daily.items()],
+                [(d, s, _daily_kind(res, renewal), n) for (d, s, res, renewal), n in daily.items()],
             )
         if malformed:
             c.executemany(
