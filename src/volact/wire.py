@@ -298,7 +298,7 @@ def encode_reply(
     if len(host_id) != HOST_ID_BYTES:
         raise UsageError(f"host id must be {HOST_ID_BYTES} bytes")
     n = len(ticket)
-    if n and n != (TICKET_BYTES if version == PROTOCOL_VERSION else TICKET_BYTES_V2):
+    if n and n != ticket_bytes(version):
         raise UsageError(f"a ticket in a version-{version} reply is {ticket_bytes(version)} bytes")
     try:
         head = _REPLY.pack(
